@@ -1,0 +1,2 @@
+"""Models, training and runtimes for 3D pose: the part of mocap that knows no Qt."""
+from engines.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, BONES  # noqa: F401

@@ -1,0 +1,131 @@
+"""Pinhole camera model (OpenCV convention: X right, Y down, Z forward; millimetres).
+
+Intrinsics ``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``. A camera-frame point
+``P = (X, Y, Z)`` projects to ``p = (fx X / Z + cx, fy Y / Z + cy)``, and a pixel
+back-projects to the ray ``r = K^-1 (u, v, 1)^T``; ``P = Z r``.
+
+Focal length from a field of view: ``f = (w / 2) / tan(fov_h / 2)``; from a 35 mm
+equivalent focal length ``f_35`` (full-frame sensor, 36 x 24 mm, diagonal 43.27 mm):
+``f_px = f_35 * diag_px / 43.27``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+MIN_FOCAL_PX = 50.0       # below this a "camera" would see > 170 deg across a 1080p frame
+MAX_FOCAL_PX = 50000.0
+
+
+class InvalidIntrinsicsError(ValueError):
+    """Focal length or principal point that no real camera has."""
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole intrinsics of one camera at one image size."""
+    width_px: int
+    height_px: int
+    fx_px: float
+    fy_px: float
+    cx_px: float
+    cy_px: float
+    dist_coeffs: tuple[float, ...] = field(default=())
+
+    def __post_init__(self):
+        for name in ("fx_px", "fy_px"):
+            f = getattr(self, name)
+            if not (isinstance(f, (int, float, np.floating)) and math.isfinite(f)) or f <= 0:
+                raise InvalidIntrinsicsError(f"focal length {name}={f!r} must be a positive number of pixels")
+            if not MIN_FOCAL_PX <= f <= MAX_FOCAL_PX:
+                raise InvalidIntrinsicsError(
+                    f"focal length {name}={f:.1f} px is outside the plausible range "
+                    f"[{MIN_FOCAL_PX:.0f}, {MAX_FOCAL_PX:.0f}] px")
+        if self.width_px <= 0 or self.height_px <= 0:
+            raise InvalidIntrinsicsError(f"image size {self.width_px}x{self.height_px} must be positive")
+
+    # -- constructors -----------------------------------------------------------------
+    @classmethod
+    def from_focal(cls, focal_px: float, width_px: int, height_px: int, **kw) -> "CameraIntrinsics":
+        """Square pixels, principal point at the image centre."""
+        return cls(int(width_px), int(height_px), float(focal_px), float(focal_px),
+                   (width_px - 1) / 2.0, (height_px - 1) / 2.0, **kw)
+
+    @classmethod
+    def from_fov(cls, fov_deg: float, width_px: int, height_px: int, axis: str = "horizontal") -> "CameraIntrinsics":
+        """From a field of view across ``axis`` ('horizontal', 'vertical' or 'diagonal')."""
+        if not (0.0 < fov_deg < 180.0):
+            raise InvalidIntrinsicsError(f"field of view {fov_deg!r} deg must be in (0, 180)")
+        extent = {"horizontal": width_px, "vertical": height_px,
+                  "diagonal": math.hypot(width_px, height_px)}[axis]
+        return cls.from_focal(extent / 2.0 / math.tan(math.radians(fov_deg) / 2.0), width_px, height_px)
+
+    @classmethod
+    def from_35mm(cls, focal_35mm: float, width_px: int, height_px: int) -> "CameraIntrinsics":
+        """From a 35 mm-equivalent focal length (matched on the diagonal, as phone makers quote it)."""
+        if not focal_35mm > 0:
+            raise InvalidIntrinsicsError(f"35 mm-equivalent focal length {focal_35mm!r} must be positive")
+        diag = math.hypot(width_px, height_px)
+        return cls.from_focal(focal_35mm * diag / FULL_FRAME_DIAGONAL_MM, width_px, height_px)
+
+    @classmethod
+    def from_matrix(cls, K, width_px: int, height_px: int, dist_coeffs=()) -> "CameraIntrinsics":
+        K = np.asarray(K, dtype=float)
+        return cls(int(width_px), int(height_px), float(K[0, 0]), float(K[1, 1]),
+                   float(K[0, 2]), float(K[1, 2]), tuple(float(d) for d in dist_coeffs))
+
+    # -- derived --------------------------------------------------------------------
+    @property
+    def K(self) -> np.ndarray:
+        return np.array([[self.fx_px, 0.0, self.cx_px], [0.0, self.fy_px, self.cy_px], [0.0, 0.0, 1.0]])
+
+    @property
+    def fov_deg(self) -> tuple[float, float]:
+        """(horizontal, vertical) field of view in degrees."""
+        return (math.degrees(2 * math.atan(self.width_px / 2 / self.fx_px)),
+                math.degrees(2 * math.atan(self.height_px / 2 / self.fy_px)))
+
+    def to_dict(self) -> dict:
+        return {"width_px": self.width_px, "height_px": self.height_px, "fx_px": self.fx_px,
+                "fy_px": self.fy_px, "cx_px": self.cx_px, "cy_px": self.cy_px,
+                "dist_coeffs": list(self.dist_coeffs)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CameraIntrinsics":
+        return cls(int(d["width_px"]), int(d["height_px"]), float(d["fx_px"]), float(d["fy_px"]),
+                   float(d["cx_px"]), float(d["cy_px"]), tuple(d.get("dist_coeffs", ())))
+
+
+def project(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixels ``[..., J, 2]`` of camera-frame points ``[..., J, 3]``: ``p ~ K P`` (no distortion).
+
+    ``K`` is ``[3, 3]`` or batched ``[..., 3, 3]`` matching the points' leading dims.
+    """
+    ph = np.matmul(points_cam, np.swapaxes(np.asarray(K), -1, -2))
+    return ph[..., :2] / ph[..., 2:3]
+
+
+def rays(pixels: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Rays ``r = K^-1 (u, v, 1)^T`` (unit depth) for pixels ``[..., J, 2]`` -> ``[..., J, 3]``."""
+    ph = np.concatenate([pixels, np.ones(pixels.shape[:-1] + (1,))], axis=-1)
+    return np.matmul(ph, np.swapaxes(np.linalg.inv(np.asarray(K, dtype=float)), -1, -2))
+
+
+def back_project(pixels: np.ndarray, depth: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Camera-frame points ``Z r`` at depth ``Z`` (``[..., J]``) on the rays of ``pixels``."""
+    return rays(pixels, K) * np.asarray(depth)[..., None]
+
+
+def crop_intrinsics(K: np.ndarray, box_xywh, out_size: tuple[int, int]) -> np.ndarray:
+    """Intrinsics of a crop resized to ``out_size`` (PersPose Eq. 3-4): ``K_crop = A K``.
+
+    ``A = [[s_x, 0, -s_x x0], [0, s_y, -s_y y0], [0, 0, 1]]`` with ``s = out / box``
+    maps original pixels into the resized crop whose top-left corner is ``(x0, y0)``.
+    """
+    x0, y0, w, h = box_xywh
+    sx, sy = out_size[0] / w, out_size[1] / h
+    A = np.array([[sx, 0.0, -sx * x0], [0.0, sy, -sy * y0], [0.0, 0.0, 1.0]])
+    return A @ np.asarray(K, dtype=float)

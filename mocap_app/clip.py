@@ -1,0 +1,155 @@
+"""A processed clip and its versioned JSON file format.
+
+Schema ``mocap-clip`` version 1 (all lengths in millimetres, pixels in the
+source video's pixel grid, camera frame = OpenCV axes: X right, Y down, Z forward)::
+
+    {
+      "schema": "mocap-clip", "version": 1,
+      "joint_names": ["pelvis", ...17 names...],
+      "source": {"path": str, "fps": float, "frame_count": int, "width_px": int, "height_px": int},
+      "intrinsics": {"width_px", "height_px", "fx_px", "fy_px", "cx_px", "cy_px", "dist_coeffs",
+                     "source": "cli focal" | "cli fov" | "profile" | "default fov" | ...},
+      "engine": {"name": str, "backend": str, "refine": str | null},
+      "world": null | {"R_cam_to_world": 3x3, "t_cam_to_world_mm": [3], ...},
+      "frames": [
+        {"index": int, "timestamp_s": float, "person": bool,
+         "keypoints_px": [[x, y] * 17] | null, "confidence": [c * 17] | null,
+         "joints_cam_mm": [[x, y, z] * 17] | null,
+         "joints_world_mm": [[x, y, z] * 17] | null   (only when "world" is set)}
+      ]
+    }
+
+Frames in which no person was found are kept, with ``"person": false`` and
+null arrays, so timing is never lost.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engines.camera import CameraIntrinsics
+from engines.skeleton import JOINT_NAMES, NUM_JOINTS
+
+SCHEMA = "mocap-clip"
+VERSION = 1
+
+
+class ClipFormatError(ValueError):
+    """A file that is not a clip this version can read."""
+
+
+@dataclass
+class Clip:
+    timestamps_s: np.ndarray          # [N]
+    person: np.ndarray                # [N] bool
+    keypoints_px: np.ndarray          # [N, 17, 2], NaN where no person
+    confidence: np.ndarray            # [N, 17]
+    joints_cam_mm: np.ndarray         # [N, 17, 3], NaN where no person
+    intrinsics: CameraIntrinsics
+    intrinsics_source: str = "unknown"
+    source: dict = field(default_factory=dict)
+    engine: dict = field(default_factory=dict)
+    world: dict | None = None
+    joints_world_mm: np.ndarray | None = None   # [N, 17, 3] Y up, floor at y = 0
+
+    def __len__(self) -> int:
+        return len(self.timestamps_s)
+
+    @property
+    def fps(self) -> float:
+        """Mean frame rate from the timestamps (falls back to the source's rate)."""
+        if len(self) > 1 and self.timestamps_s[-1] > self.timestamps_s[0]:
+            return (len(self) - 1) / float(self.timestamps_s[-1] - self.timestamps_s[0])
+        return float(self.source.get("fps", 30.0))
+
+    # -- JSON ----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        def arr(a, i):
+            return None if not self.person[i] else np.round(a[i].astype(float), 3).tolist()
+
+        frames = []
+        for i in range(len(self)):
+            f = {"index": i, "timestamp_s": round(float(self.timestamps_s[i]), 6),
+                 "person": bool(self.person[i]),
+                 "keypoints_px": arr(self.keypoints_px, i), "confidence": arr(self.confidence, i),
+                 "joints_cam_mm": arr(self.joints_cam_mm, i)}
+            if self.joints_world_mm is not None:
+                f["joints_world_mm"] = arr(self.joints_world_mm, i)
+            frames.append(f)
+        intr = self.intrinsics.to_dict() | {"source": self.intrinsics_source}
+        return {"schema": SCHEMA, "version": VERSION, "joint_names": list(JOINT_NAMES),
+                "source": self.source, "intrinsics": intr, "engine": self.engine,
+                "world": self.world, "frames": frames}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Clip":
+        if d.get("schema") != SCHEMA:
+            raise ClipFormatError(f"not a mocap clip (schema={d.get('schema')!r})")
+        if d.get("version") != VERSION:
+            raise ClipFormatError(f"clip version {d.get('version')!r} is not supported (expected {VERSION})")
+        if list(d["joint_names"]) != list(JOINT_NAMES):
+            raise ClipFormatError("clip joint set differs from this version's 17 joints")
+        fr = d["frames"]
+        n = len(fr)
+
+        def stack(key, shape):
+            out = np.full((n,) + shape, np.nan, np.float64)
+            for i, f in enumerate(fr):
+                if f.get(key) is not None:
+                    out[i] = np.asarray(f[key], dtype=np.float64).reshape(shape)
+            return out
+
+        has_world = d.get("world") is not None
+        intr = dict(d["intrinsics"])
+        return cls(
+            timestamps_s=np.array([f["timestamp_s"] for f in fr], np.float64),
+            person=np.array([bool(f["person"]) for f in fr]),
+            keypoints_px=stack("keypoints_px", (NUM_JOINTS, 2)),
+            confidence=np.nan_to_num(stack("confidence", (NUM_JOINTS,))),
+            joints_cam_mm=stack("joints_cam_mm", (NUM_JOINTS, 3)),
+            intrinsics=CameraIntrinsics.from_dict(intr),
+            intrinsics_source=intr.get("source", "unknown"),
+            source=d.get("source", {}), engine=d.get("engine", {}), world=d.get("world"),
+            joints_world_mm=stack("joints_world_mm", (NUM_JOINTS, 3)) if has_world else None)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Clip":
+        try:
+            d = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ClipFormatError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(d)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write to a temporary file in the target folder, then rename: never a half-written file."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OSError(f"cannot write {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
