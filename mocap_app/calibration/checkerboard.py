@@ -1,0 +1,252 @@
+"""Checkerboard / ChArUco calibration with OpenCV, plus guidance on which views are still missing.
+
+Zhang's method (``cv2.calibrateCamera``) needs the board seen at several tilts and
+spread over the image: a fronto-parallel board at the centre only constrains the
+focal length weakly (it trades off against the board's distance), and corners
+never seen near the image borders leave distortion unconstrained. So besides the
+RMS reprojection error we report a 3x3 coverage grid and the range of board
+tilts, and say in words what to add.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from engines.camera import CameraIntrinsics, InvalidIntrinsicsError
+from mocap_app.calibration.profile import CalibrationError, CameraProfile
+
+log = logging.getLogger(__name__)
+
+MIN_VIEWS = 3
+GOOD_TILT_DEG = 20.0      # want views tilted at least this much about each image axis
+OUTLIER_FACTOR = 3.0      # a view whose error is > 3x the median (and > 1 px) is dropped and calibration redone
+
+
+class BoardNotFoundError(CalibrationError):
+    """Too few images in which the calibration board was found."""
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """A printed calibration target.
+
+    ``cols x rows`` counts *inner corners* for a chessboard (OpenCV's pattern size)
+    and *squares* for a ChArUco board (OpenCV's CharucoBoard size).
+    """
+    cols: int
+    rows: int
+    square_mm: float
+    kind: str = "chessboard"          # or "charuco"
+    marker_mm: float | None = None    # ChArUco marker side (default 0.75 x square)
+    dictionary: str = "DICT_5X5_100"
+
+    def __post_init__(self):
+        if self.kind not in ("chessboard", "charuco"):
+            raise CalibrationError(f"board kind must be 'chessboard' or 'charuco' (got {self.kind!r})")
+        if self.cols < 2 or self.rows < 2:
+            raise CalibrationError(f"board pattern {self.cols}x{self.rows} is too small (need at least 2x2)")
+        if not (math.isfinite(self.square_mm) and 1.0 <= self.square_mm <= 1000.0):
+            raise CalibrationError(f"square size {self.square_mm!r} mm is not plausible (1..1000 mm)")
+        if self.kind == "charuco" and not hasattr(cv2, "aruco"):
+            raise CalibrationError("ChArUco needs OpenCV's aruco module (install opencv-contrib-python)")
+
+    @classmethod
+    def parse(cls, pattern: str, square_mm: float, kind: str = "chessboard", **kw) -> "BoardSpec":
+        try:
+            c, r = (int(v) for v in pattern.lower().split("x"))
+        except ValueError:
+            raise CalibrationError(f"board pattern {pattern!r} must look like 4x7 (columns x rows)") from None
+        return cls(c, r, float(square_mm), kind, **kw)
+
+    def object_points(self) -> np.ndarray:
+        """Chessboard inner corners on the board plane (z = 0), mm, in OpenCV's detection order."""
+        g = np.zeros((self.cols * self.rows, 3), np.float32)
+        g[:, :2] = np.mgrid[0:self.cols, 0:self.rows].T.reshape(-1, 2) * self.square_mm
+        return g
+
+    def charuco_board(self):
+        d = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary))
+        marker = self.marker_mm or 0.75 * self.square_mm
+        return cv2.aruco.CharucoBoard((self.cols, self.rows), self.square_mm, marker, d)
+
+
+@dataclass
+class ViewDetection:
+    name: str
+    image_points: np.ndarray   # [K, 1, 2] float32
+    object_points: np.ndarray  # [K, 3] float32
+
+
+@dataclass
+class Coverage:
+    """Where in the image corners were seen, and how tilted the board was."""
+    grid_counts: np.ndarray            # [3, 3] number of views with corners in each cell (row-major, top-left first)
+    tilt_x_deg: tuple[float, float]    # min/max board tilt about the image x axis (looking up/down)
+    tilt_y_deg: tuple[float, float]    # min/max tilt about the image y axis (turned left/right)
+    advice: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.advice
+
+
+@dataclass
+class CheckerboardResult:
+    intrinsics: CameraIntrinsics
+    rms_px: float
+    per_view_rms_px: dict[str, float]
+    used: list[str]
+    rejected: dict[str, str]           # image name -> why
+    coverage: Coverage
+
+    def profile(self, name: str) -> CameraProfile:
+        spec = f"checkerboard, {len(self.used)} views, RMS {self.rms_px:.2f} px"
+        return CameraProfile.from_intrinsics(name, self.intrinsics, spec, reprojection_error_px=float(self.rms_px),
+                                             notes="; ".join(self.coverage.advice))
+
+
+_REGION_NAMES = (("top-left", "top", "top-right"), ("left", "centre", "right"),
+                 ("bottom-left", "bottom", "bottom-right"))
+
+
+def _as_gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return image
+
+
+def detect_board(image: np.ndarray, spec: BoardSpec) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sub-pixel corners ``[K,1,2]`` and their board points ``[K,3]``, or None if the board is not found."""
+    gray = _as_gray(image)
+    if spec.kind == "charuco":
+        board = spec.charuco_board()
+        det = cv2.aruco.CharucoDetector(board)
+        ch_corners, ch_ids, _, _ = det.detectBoard(gray)
+        if ch_ids is None or len(ch_ids) < 6:
+            return None
+        obj, img = board.matchImagePoints(ch_corners, ch_ids)
+        return img.astype(np.float32).reshape(-1, 1, 2), obj.astype(np.float32).reshape(-1, 3)
+    size = (spec.cols, spec.rows)
+    ok, corners = cv2.findChessboardCorners(gray, size, cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE)
+    if ok:
+        # window ~ a third of the smallest corner spacing, at least 3 px, at most 11
+        c = corners.reshape(-1, 2)
+        spacing = np.median(np.linalg.norm(np.diff(c.reshape(spec.rows, spec.cols, 2), axis=1), axis=-1))
+        win = int(np.clip(spacing / 3, 3, 11))
+        corners = cv2.cornerSubPix(gray, corners, (win, win), (-1, -1),
+                                   (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3))
+    else:  # the sector-based detector copes with blur and strong perspective; it is already sub-pixel
+        ok, corners = cv2.findChessboardCornersSB(gray, size, cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_ACCURACY)
+        if not ok:
+            return None
+    return corners.astype(np.float32), spec.object_points()
+
+
+def _coverage(views: Sequence[ViewDetection], rvecs, size_wh: tuple[int, int]) -> Coverage:
+    w, h = size_wh
+    grid = np.zeros((3, 3), int)
+    for v in views:
+        p = v.image_points.reshape(-1, 2)
+        cells = set(zip(np.clip((p[:, 1] * 3 // h).astype(int), 0, 2), np.clip((p[:, 0] * 3 // w).astype(int), 0, 2)))
+        for r, c in cells:
+            grid[r, c] += 1
+    tx, ty = [], []
+    for rv in rvecs:
+        n = cv2.Rodrigues(np.asarray(rv, float))[0][:, 2]          # board normal in the camera frame
+        n = n if n[2] < 0 else -n                                   # point it towards the camera
+        tx.append(math.degrees(math.atan2(n[1], -n[2])))            # tilt about image x (up/down)
+        ty.append(math.degrees(math.atan2(n[0], -n[2])))            # tilt about image y (left/right)
+    advice = []
+    missing = [_REGION_NAMES[r][c] for r in range(3) for c in range(3) if grid[r, c] == 0]
+    if missing:
+        advice.append("no corners seen in the " + ", ".join(missing) + " part of the image: hold the board there")
+    if tx and max(abs(min(tx)), abs(max(tx))) < GOOD_TILT_DEG or tx and (max(tx) - min(tx)) < GOOD_TILT_DEG:
+        advice.append(f"add views with the board tilted forward/back by {GOOD_TILT_DEG:.0f}-45 deg")
+    if ty and max(abs(min(ty)), abs(max(ty))) < GOOD_TILT_DEG or ty and (max(ty) - min(ty)) < GOOD_TILT_DEG:
+        advice.append(f"add views with the board turned left/right by {GOOD_TILT_DEG:.0f}-45 deg")
+    if len(views) < 10:
+        advice.append(f"{len(views)} usable views; 10-20 give a more reliable calibration")
+    return Coverage(grid, (min(tx, default=0.0), max(tx, default=0.0)), (min(ty, default=0.0), max(ty, default=0.0)),
+                    advice)
+
+
+def _load(item) -> tuple[str, np.ndarray]:
+    if isinstance(item, (str, os.PathLike)):
+        img = cv2.imread(str(item), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise CalibrationError(f"cannot read image {item}")
+        return Path(item).name, img
+    name, img = item
+    return str(name), _as_gray(np.asarray(img))
+
+
+def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
+              progress: Callable[[int, int, str], None] | None = None) -> CheckerboardResult:
+    """Calibrate from image paths or ``(name, array)`` pairs of one camera at one size.
+
+    Views whose reprojection error is an outlier (blur, a mis-ordered detection)
+    are dropped once and the calibration is redone.
+    """
+    items = list(images)
+    if not items:
+        raise CalibrationError("no calibration images given")
+    views: list[ViewDetection] = []
+    rejected: dict[str, str] = {}
+    size = None
+    for i, item in enumerate(items):
+        name, gray = _load(item)
+        if progress:
+            progress(i, len(items), name)
+        if size is None:
+            size = gray.shape[::-1]
+        elif gray.shape[::-1] != size:
+            rejected[name] = f"size {gray.shape[1]}x{gray.shape[0]} differs from the first image's {size[0]}x{size[1]}"
+            continue
+        det = detect_board(gray, spec)
+        if det is None:
+            rejected[name] = f"{spec.kind} {spec.cols}x{spec.rows} not found"
+            continue
+        views.append(ViewDetection(name, det[0], det[1]))
+    if progress:
+        progress(len(items), len(items), "calibrating")
+    if len(views) < MIN_VIEWS:
+        raise BoardNotFoundError(
+            f"the {spec.kind} ({spec.cols}x{spec.rows}) was found in {len(views)} of {len(items)} images; at least "
+            f"{MIN_VIEWS} are needed. Check the pattern size (inner corners for a chessboard) and lighting.")
+
+    flags = cv2.CALIB_FIX_ASPECT_RATIO if fix_aspect else 0
+
+    def run(vs):
+        K0 = np.eye(3)
+        if fix_aspect:
+            K0[0, 0] = K0[1, 1] = max(size)
+        rms, K, d, rv, tv = cv2.calibrateCamera([v.object_points for v in vs], [v.image_points for v in vs],
+                                                size, K0 if fix_aspect else None, None, flags=flags)
+        per = {}
+        for v, r, t in zip(vs, rv, tv):
+            proj, _ = cv2.projectPoints(v.object_points, r, t, K, d)
+            per[v.name] = float(np.sqrt(np.mean(np.sum((proj - v.image_points) ** 2, axis=-1))))
+        return rms, K, d, rv, per
+
+    rms, K, d, rvecs, per = run(views)
+    med = float(np.median(list(per.values())))
+    bad = [v for v in views if per[v.name] > max(OUTLIER_FACTOR * med, 1.0)]
+    if bad and len(views) - len(bad) >= MIN_VIEWS:
+        for v in bad:
+            rejected[v.name] = f"reprojection error {per[v.name]:.2f} px is an outlier (median {med:.2f} px)"
+        views = [v for v in views if v not in bad]
+        rms, K, d, rvecs, per = run(views)
+    try:
+        intr = CameraIntrinsics.from_matrix(K, size[0], size[1], d.ravel()[:5])
+    except InvalidIntrinsicsError as e:
+        raise CalibrationError(f"calibration gave implausible intrinsics ({e}); add more, better-spread views") from None
+    cov = _coverage(views, rvecs, size)
+    log.info("checkerboard calibration: %d views, RMS %.3f px, fx=%.1f fy=%.1f", len(views), rms, K[0, 0], K[1, 1])
+    return CheckerboardResult(intr, float(rms), per, [v.name for v in views], rejected, cov)

@@ -1,0 +1,106 @@
+"""Checkerboard calibration against the Pose2Sim demo's reference (Qualisys) intrinsics, and ChArUco on
+rendered views of a known camera."""
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mocap_app.calibration.checkerboard import BoardNotFoundError, BoardSpec, calibrate
+from mocap_app.calibration.profile import CalibrationError
+
+DATA = Path("/work/shared/data/video/pose2sim_demo_singleperson/calibration")
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} not present")
+
+
+@needs_data
+@pytest.mark.parametrize("cam", ["cam01", "cam02", "cam03", "cam04"])
+def test_recovers_reference_focal_within_2_percent(cam):
+    ref = json.loads((DATA / "calib_opencv_from_qca.json").read_text())["cameras"][cam]
+    K_ref = np.array(ref["K"])
+    images = sorted((DATA / "intrinsics" / f"int_{cam}_img").glob("*.jpg"))
+    res = calibrate(images, BoardSpec.parse("4x7", 60.0))
+    intr = res.intrinsics
+    assert (intr.width_px, intr.height_px) == (1088, 1920)
+    assert abs(intr.fx_px / K_ref[0, 0] - 1) < 0.02, (intr.fx_px, K_ref[0, 0])
+    assert abs(intr.fy_px / K_ref[1, 1] - 1) < 0.02, (intr.fy_px, K_ref[1, 1])
+    assert res.rms_px < 1.0
+    assert len(res.used) >= 5
+    # 7 views of a small board cannot cover a portrait frame: the guidance must say so
+    assert not res.coverage.complete and any("views" in a for a in res.coverage.advice)
+    prof = res.profile(cam)
+    assert prof.reprojection_error_px == pytest.approx(res.rms_px) and "checkerboard" in prof.source
+
+
+def _render_views(board_img, px_per_mm, K, poses, size):
+    """Perspective renderings of a flat board image through a pinhole camera (homography K [r1 r2 t] S)."""
+    S = np.diag([1 / px_per_mm, 1 / px_per_mm, 1.0])
+    out = []
+    for i, (rvec, tvec) in enumerate(poses):
+        R = cv2.Rodrigues(np.asarray(rvec, float))[0]
+        H = K @ np.column_stack([R[:, 0], R[:, 1], tvec]) @ S
+        img = cv2.warpPerspective(board_img, H, size, flags=cv2.INTER_AREA, borderValue=180)
+        out.append((f"view{i}", img))
+    return out
+
+
+def _poses():
+    rng = np.random.default_rng(3)
+    poses = []
+    for ax, ay in [(0, 0), (30, 0), (-30, 0), (0, 30), (0, -30), (20, 20), (-25, 15), (15, -25)]:
+        rvec = cv2.Rodrigues(cv2.Rodrigues(np.radians([ax, 0, 0]))[0] @ cv2.Rodrigues(np.radians([0, ay, 0]))[0])[0]
+        tvec = np.array([-100 + rng.uniform(-60, 60), -70 + rng.uniform(-40, 40), 600 + rng.uniform(-50, 100)])
+        poses.append((rvec.ravel(), tvec))
+    return poses
+
+
+def test_charuco_recovers_known_camera():
+    spec = BoardSpec(7, 5, 30.0, kind="charuco", marker_mm=22.0)
+    px_per_mm = 4.0
+    board_img = spec.charuco_board().generateImage((int(7 * 30 * px_per_mm), int(5 * 30 * px_per_mm)), marginSize=0)
+    K = np.array([[900.0, 0, 640], [0, 900.0, 360], [0, 0, 1]])
+    views = _render_views(board_img, px_per_mm, K, _poses(), (1280, 720))
+    res = calibrate(views, spec)
+    assert res.intrinsics.fx_px == pytest.approx(900.0, rel=0.01)
+    assert res.intrinsics.cx_px == pytest.approx(640.0, abs=10)
+    assert res.rms_px < 0.5
+
+
+def test_chessboard_rendered_views_and_coverage():
+    spec = BoardSpec(6, 4, 25.0)        # 6x4 inner corners -> 7x5 squares
+    px_per_mm = 4.0
+    sq = int(25 * px_per_mm)
+    board = np.full((7 * sq, 9 * sq), 255, np.uint8)
+    for r in range(5):
+        for c in range(7):
+            if (r + c) % 2 == 0:
+                board[(r + 1) * sq:(r + 2) * sq, (c + 1) * sq:(c + 2) * sq] = 0
+    # object points start at the first inner corner: shift the board image so that corner is (0, 0) mm
+    shift = np.array([[1, 0, 2 * sq], [0, 1, 2 * sq], [0, 0, 1]], float)
+    K = np.array([[1100.0, 0, 640], [0, 1100.0, 360], [0, 0, 1]])
+    S_views = []
+    for i, (rvec, tvec) in enumerate(_poses()):
+        name = f"view{i}"
+        R = cv2.Rodrigues(rvec)[0]
+        H = K @ np.column_stack([R[:, 0], R[:, 1], tvec]) @ np.diag([1 / px_per_mm, 1 / px_per_mm, 1]) @ np.linalg.inv(shift)
+        S_views.append((name, cv2.warpPerspective(board, H, (1280, 720), borderValue=180)))
+    res = calibrate(S_views, spec)
+    assert res.intrinsics.fx_px == pytest.approx(1100.0, rel=0.01)
+    # every rendered view sits around the image centre: corners and right edge are reported missing
+    assert any("top-left" in a or "bottom-right" in a for a in res.coverage.advice)
+
+
+def test_errors_are_clear(tmp_path):
+    blank = [(f"b{i}", np.full((480, 640), 128, np.uint8)) for i in range(4)]
+    with pytest.raises(BoardNotFoundError, match="found in 0 of 4"):
+        calibrate(blank, BoardSpec.parse("4x7", 60))
+    with pytest.raises(CalibrationError, match="4x7"):
+        BoardSpec.parse("four by seven", 60)
+    with pytest.raises(CalibrationError, match="square size"):
+        BoardSpec.parse("4x7", 0)
+    with pytest.raises(CalibrationError, match="cannot read"):
+        calibrate([tmp_path / "missing.jpg"], BoardSpec.parse("4x7", 60))
+    with pytest.raises(CalibrationError, match="no calibration images"):
+        calibrate([], BoardSpec.parse("4x7", 60))
