@@ -1,0 +1,102 @@
+"""Synthetic camera views of CMU mocap, with known focal length, pitch, roll and height.
+
+Used by the calibration / world-alignment tests and benchmarks: a mocap clip (BVH
+world frame, Y up, floor at y = 0) is watched by a virtual pinhole camera, giving
+camera-frame joints and their pixels with every true parameter known. The camera
+is built here from explicit rotations (not with ``mocap_app.world``'s helpers) so
+that a convention bug there cannot hide in its own test data.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engines.camera import CameraIntrinsics, project
+from engines.skeleton import J
+
+MOCAP_DIR = Path("/work/shared/data/mocap/cmu")
+VAL_SUBJECTS = ("06", "08", "90", "104")
+TRAIN_SUBJECTS = ("01", "02", "03", "05", "07", "09", "105", "120", "124", "137", "144")
+
+
+def subject_files(subjects=VAL_SUBJECTS, folder: Path = MOCAP_DIR) -> list[Path]:
+    return sorted(p for p in Path(folder).glob("*.bvh") if p.stem.split("_")[0] in subjects)
+
+
+def load_segment(path: Path, seconds: float = 4.0, fps: float = 30.0, start_s: float = 0.0) -> np.ndarray:
+    """``[T, 17, 3]`` mm in the BVH world frame (Y up), resampled from 120 to ``fps``."""
+    from engines.bvh import load_joints17   # the lead's BVH reader
+    step = max(1, int(round(120.0 / fps)))
+    joints, _ = load_joints17(path, step=step)
+    a = int(start_s * fps)
+    return joints[a:a + int(seconds * fps)]
+
+
+def camera_rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+    """``R_world_to_cam`` (OpenCV camera axes) for a camera in a Y-up world.
+
+    Yaw turns the level viewing direction about world Y (0 = looking along world -Z),
+    pitch > 0 looks up, roll > 0 turns the camera clockwise as seen from behind.
+    """
+    Y = np.array([0.0, 1.0, 0.0])
+    a = math.radians(yaw_deg)
+    f = np.array([-math.sin(a), 0.0, -math.cos(a)])        # level forward
+    x0 = np.cross(-Y, f)                                   # right
+    p, r = math.radians(pitch_deg), math.radians(roll_deg)
+    z = math.cos(p) * f + math.sin(p) * Y
+    y1 = -math.cos(p) * Y + math.sin(p) * f
+    x = math.cos(r) * x0 + math.sin(r) * y1
+    y = -math.sin(r) * x0 + math.cos(r) * y1
+    return np.stack([x, y, z])                             # rows: camera axes in world coordinates
+
+
+@dataclass
+class SyntheticView:
+    joints_cam_mm: np.ndarray       # [T, 17, 3]
+    keypoints_px: np.ndarray        # [T, 17, 2]
+    intrinsics: CameraIntrinsics
+    R_world_to_cam: np.ndarray
+    camera_center_mm: np.ndarray    # world (BVH) frame
+    pitch_deg: float
+    roll_deg: float
+    camera_height_mm: float
+
+
+def make_view(joints_world: np.ndarray, *, focal_px: float, size=(1280, 720), distance_mm: float = 4000.0,
+              height_mm: float = 1300.0, pitch_deg: float = 0.0, roll_deg: float = 0.0,
+              yaw_deg: float | None = None, aim: bool = False, rng: np.random.Generator | None = None
+              ) -> SyntheticView:
+    """Place a camera ``distance_mm`` (horizontally) from the clip's mean pelvis, at ``height_mm``.
+
+    With ``aim`` the pitch is chosen so the person's mean pelvis is at the image centre
+    (``pitch_deg`` then is ignored); the person stays in front of the camera either way.
+    """
+    rng = rng or np.random.default_rng(0)
+    yaw = float(rng.uniform(-180, 180)) if yaw_deg is None else yaw_deg
+    centre = joints_world[:, J["pelvis"]].mean(0)
+    a = math.radians(yaw)
+    f = np.array([-math.sin(a), 0.0, -math.cos(a)])
+    C = np.array([centre[0], height_mm, centre[2]]) - distance_mm * f
+    if aim:
+        d = centre - C
+        pitch_deg = math.degrees(math.atan2(d[1], math.hypot(d[0], d[2])))
+    R = camera_rotation(yaw, pitch_deg, roll_deg)
+    cam = (joints_world - C) @ R.T
+    intr = CameraIntrinsics.from_focal(focal_px, *size)
+    return SyntheticView(cam, project(cam, intr.K), intr, R, C, pitch_deg, roll_deg, height_mm)
+
+
+def lifter_like_noise(joints_cam_mm: np.ndarray, rng: np.random.Generator, joint_mm: float = 25.0,
+                      depth_frac: float = 0.03, smooth: int = 9) -> np.ndarray:
+    """Errors like a monocular lifter's: iid joint noise plus a slowly varying error of the whole body's
+    depth along the viewing ray (a few % of the distance)."""
+    T = len(joints_cam_mm)
+    k = np.ones(smooth) / smooth
+    e = np.convolve(rng.normal(0, 1, T + smooth), k, "same")[:T]
+    e = e / (e.std() + 1e-9) * depth_frac
+    root = joints_cam_mm[:, J["pelvis"]]
+    shift = root * e[:, None]                      # move the body along its ray: depth scaled by (1 + e)
+    return joints_cam_mm + shift[:, None, :] + rng.normal(0, joint_mm, joints_cam_mm.shape)
