@@ -1,0 +1,117 @@
+"""Train AbsPoseLifter on CMU mocap seen through virtual cameras (training subjects only).
+
+    python -m engines.absposelifter.train --out assets/absposelifter/absposelifter.pt
+
+Every batch draws fresh cameras (``engines.data.view_poses``) and fresh 2D errors
+from the error model (``--noise mixture|gaussian|none``), so the 37 k training poses
+become millions of distinct 2D-3D pairs. Loss: Eq. 7 (canonical L1), see ``loss``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engines.absposelifter.model import AbsPoseLifter, LifterConfig
+from engines.data import load_split, view_poses
+from engines.noise import ErrorModel, person_scale_px
+from engines.skeleton import ROOT
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_ERROR_MODEL = REPO / "assets" / "noise" / "mediapipe_error_model.json"
+
+
+def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: ErrorModel):
+    """Virtual views of ``poses_mm`` with 2D errors: tensors for one training/eval batch."""
+    v = view_poses(poses_mm, rng)
+    kp = v.keypoints_px + error_model.sample(rng, person_scale_px(v.keypoints_px))
+    return (torch.from_numpy(kp), torch.from_numpy(v.K), torch.from_numpy(v.joints_cam_mm))
+
+
+def loss_fn(model: AbsPoseLifter, kp, K, joints_cam, lam: float = 1.0):
+    """Eq. 7: ``|R~z - R*_z / alpha| + lambda |P~ - P~*|_1``.
+
+    Units: ``R~z`` in mm/px times 1000 (so an error of 1 is 1 mm at a 1000 px focal
+    length) and ``P~`` in mm, averaged over coordinates; with these units lambda = 1
+    balances the terms (the paper's lambda = 10^3 depends on its units).
+    """
+    canon, rel = model(kp, K[:, :2, 2])
+    target_canon = joints_cam[:, ROOT, 2] / K[:, 0, 0]
+    target_rel = joints_cam - joints_cam[:, ROOT:ROOT + 1]
+    l_depth = (canon - target_canon).abs().mean() * 1000.0
+    l_pose = (rel - target_rel).abs().mean() * (rel.shape[1] / (rel.shape[1] - 1))  # root row is exact
+    return l_depth + lam * l_pose, l_depth.detach(), l_pose.detach()
+
+
+def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str = "mixture",
+          use_location_scale: bool = True, seed: int = 0, error_model_path: Path = DEFAULT_ERROR_MODEL,
+          width: int = 1024, threads: int = 2, log_every: int = 200) -> dict:
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    poses = load_split("train")["joints_mm"]
+    if noise == "none":
+        em = ErrorModel("none")
+    else:
+        em = ErrorModel.load(error_model_path)
+        if noise == "gaussian" and em.kind != "gaussian":
+            em = ErrorModel.load(error_model_path.with_name(error_model_path.stem + "_gaussian.json"))
+    cfg = LifterConfig(width=width, use_location_scale=use_location_scale)
+    model = AbsPoseLifter(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # the paper's schedule shape: lr, then lr/10 for the last third
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(steps * 2 / 3)], gamma=0.1)
+    t0 = time.time()
+    chunk = 32
+    for step in range(steps):
+        if step % chunk == 0:  # views for several batches at once: cheaper sampling
+            idx = rng.integers(0, len(poses), batch * chunk)
+            kp_all, K_all, j_all = make_batch(poses[idx], rng, em)
+        s = slice((step % chunk) * batch, (step % chunk + 1) * batch)
+        model.train()
+        loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == steps - 1:
+            log.info("step %d/%d loss %.2f (depth %.1f, pose %.1f mm) %.0fs", step, steps, loss.item(),
+                     ld.item(), lp.item(), time.time() - t0)
+    meta = {"steps": steps, "batch": batch, "lr": lr, "noise": noise, "seed": seed,
+            "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
+            "seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": "python -m engines.absposelifter.train " + " ".join(sys.argv[1:])}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict(), "meta": meta}, out)
+    log.info("saved %s", out)
+    return meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=REPO / "assets" / "absposelifter" / "absposelifter.pt")
+    ap.add_argument("--steps", type=int, default=4500)
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--width", type=int, default=1024)
+    ap.add_argument("--noise", choices=["mixture", "gaussian", "none"], default="mixture")
+    ap.add_argument("--no-location-scale", action="store_true")
+    ap.add_argument("--error-model", type=Path, default=DEFAULT_ERROR_MODEL)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""``mocap-app``: the command line.
+
+    mocap-app                         open the desktop app
+    mocap-app process VIDEO --out clip.json [--focal-px F | --fov-deg D | --calibration P] [--bvh/--fbx ...]
+    mocap-app convert clip.json --bvh out.bvh --fbx out.fbx [--glb out.glb]
+    mocap-app calibrate ...
+    mocap-app bench [VIDEO] | --engines
+
+Every failure a user can cause (missing file, unreadable video, no person, absurd
+focal length, unwritable path) prints one clear sentence and exits non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("mocap_app")
+
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+EXIT_NO_PERSON = 4
+EXIT_OUTPUT = 5
+
+
+def _positive_float(name: str):
+    def conv(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
+        if not v > 0 or v != v or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {s}")
+        return v
+    return conv
+
+
+def add_process_parser(sub) -> None:
+    p = sub.add_parser("process", help="video -> 2D keypoints -> absolute 3D clip (JSON, optional BVH/FBX)")
+    p.add_argument("video", type=Path)
+    p.add_argument("--out", type=Path, help="clip JSON to write (default: VIDEO name + .clip.json)")
+    cam = p.add_mutually_exclusive_group()
+    cam.add_argument("--focal-px", type=_positive_float("--focal-px"), help="focal length in pixels")
+    cam.add_argument("--fov-deg", type=_positive_float("--fov-deg"), help="horizontal field of view in degrees")
+    cam.add_argument("--calibration", type=Path, help="camera profile JSON (mocap-app calibrate)")
+    p.add_argument("--engine", default="absposelifter", choices=["absposelifter"])
+    p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch (and GPU backends when present)")
+    p.add_argument("--world", action="store_true", help="also estimate the world frame (Y up, floor at 0)")
+    p.add_argument("--bvh", type=Path, help="also export a BVH file")
+    p.add_argument("--fbx", type=Path, help="also export a binary FBX file")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.set_defaults(func=run_process)
+
+
+def run_process(a) -> int:
+    from engines.camera import InvalidIntrinsicsError
+    from engines.lifter import InvalidKeypointsError
+    from mocap_app.capture import CaptureError
+    from mocap_app.pipeline import NoPersonError, process_video
+
+    if not a.video.exists():
+        return _fail(f"video not found: {a.video}", EXIT_INPUT)
+    out = a.out or a.video.with_suffix(".clip.json")
+    profile = None
+    try:
+        if a.calibration:
+            from mocap_app.calibration.profile import CameraProfile
+            profile = CameraProfile.load(a.calibration)
+        clip = process_video(a.video, focal_px=a.focal_px, fov_deg=a.fov_deg, engine=a.engine,
+                             backend=a.backend, max_frames=a.max_frames,
+                             profile=None if profile is None else _profile_intrinsics(profile, a.video))
+    except CaptureError as e:
+        return _fail(str(e), EXIT_INPUT)
+    except NoPersonError as e:
+        return _fail(str(e), EXIT_NO_PERSON)
+    except (InvalidIntrinsicsError, InvalidKeypointsError, ValueError) as e:
+        return _fail(str(e), EXIT_USAGE)
+    if a.world or a.bvh or a.fbx:
+        from mocap_app.world import align_clip
+        clip = align_clip(clip)
+    try:
+        clip.save(out)
+    except OSError as e:
+        return _fail(f"cannot write {out}: {e.strerror or e}", EXIT_OUTPUT)
+    n = int(clip.person.sum())
+    print(f"wrote {out}: {len(clip)} frames ({n} with a person), "
+          f"focal {clip.intrinsics.fx_px:.0f} px ({clip.intrinsics_source})")
+    if a.bvh or a.fbx:
+        from mocap_app.export import ExportError, export_clip
+        try:
+            written = export_clip(clip, bvh=a.bvh, fbx=a.fbx)
+        except (ExportError, OSError) as e:
+            return _fail(f"export failed ({e}); the clip is safe in {out}", EXIT_OUTPUT)
+        for w in written or []:
+            print(f"wrote {w}")
+    return 0
+
+
+def _profile_intrinsics(profile, video: Path):
+    from mocap_app.capture import VideoSource
+    with VideoSource(video) as src:
+        return profile.intrinsics(*src.size_wh)
+
+
+def _fail(msg: str, code: int) -> int:
+    print(f"mocap-app: error: {msg}", file=sys.stderr)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="mocap-app", description="Real-time motion capture from video to BVH/FBX.")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command")
+    add_process_parser(sub)
+    # other commands live beside the code they drive
+    for mod, fn in (("mocap_app.export.cli", "add_convert_parser"),
+                    ("mocap_app.calibration.cli", "add_calibrate_parser"),
+                    ("mocap_app.bench", "add_bench_parser")):
+        try:
+            getattr(__import__(mod, fromlist=[fn]), fn)(sub)
+        except ImportError as e:  # an optional part missing from this install
+            log.debug("command from %s unavailable: %s", mod, e)
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if a.command is None:
+        try:
+            from mocap_app.ui.main_window import run_app
+        except ImportError:
+            ap.print_help()
+            return 0
+        return run_app()
+    func = getattr(a, "func", None) or getattr(a, "run", None)
+    try:
+        return int(func(a) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

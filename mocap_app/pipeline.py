@@ -1,0 +1,146 @@
+"""Video file -> clip: frames -> 2D keypoints -> absolute 3D (camera) [-> world].
+
+Decoding runs on its own thread (OpenCV releases the GIL while decoding), so on a
+2-core machine it overlaps with MediaPipe; the lifter runs in batches.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from engines.camera import CameraIntrinsics
+from engines.skeleton import NUM_JOINTS
+from mocap_app.clip import Clip
+from mocap_app.types import Frame
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIAGONAL_FOV_DEG = 70.0   # typical webcam / phone main camera, used when nothing is known
+
+
+class NoPersonError(RuntimeError):
+    """The video holds no frame in which a person was found."""
+
+
+def resolve_intrinsics(size_wh: tuple[int, int], focal_px: float | None = None, fov_deg: float | None = None,
+                       profile: CameraIntrinsics | None = None) -> tuple[CameraIntrinsics, str]:
+    """The camera model for a video: explicit focal > FOV > calibration profile > default FOV."""
+    w, h = size_wh
+    if focal_px is not None:
+        return CameraIntrinsics.from_focal(focal_px, w, h), "cli focal"
+    if fov_deg is not None:
+        return CameraIntrinsics.from_fov(fov_deg, w, h, "horizontal"), "cli horizontal fov"
+    if profile is not None:
+        return profile, "profile"
+    log.warning("no focal length given: assuming a %.0f deg diagonal field of view; absolute distances "
+                "scale with the focal length (calibrate for metric depth)", DEFAULT_DIAGONAL_FOV_DEG)
+    return CameraIntrinsics.from_fov(DEFAULT_DIAGONAL_FOV_DEG, w, h, "diagonal"), "default fov"
+
+
+def threaded_frames(source, maxsize: int = 8) -> Iterator[Frame]:
+    """Iterate ``source`` on a background thread through a bounded queue (every frame kept)."""
+    q: queue.Queue = queue.Queue(maxsize=maxsize)
+    done = object()
+    err: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader():
+        try:
+            for f in source:
+                while not stop.is_set():
+                    try:
+                        q.put(f, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # surfaced in the consumer
+            err.append(e)
+        finally:
+            q.put(done)
+
+    t = threading.Thread(target=reader, name="decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            yield item
+        if err:
+            raise err[0]
+    finally:
+        stop.set()
+
+
+@dataclass
+class StageTimes:
+    """Per-frame latency of each stage in milliseconds."""
+    decode_ms: list[float] = field(default_factory=list)
+    keypoints_ms: list[float] = field(default_factory=list)
+    lift_ms: list[float] = field(default_factory=list)
+
+
+def process_video(path: str | Path, focal_px: float | None = None, fov_deg: float | None = None,
+                  profile: CameraIntrinsics | None = None, engine: str = "absposelifter", backend: str = "auto",
+                  max_frames: int | None = None, progress: Callable[[int, int], None] | None = None,
+                  times: StageTimes | None = None, lifter=None, detector=None) -> Clip:
+    """Run the whole pipeline on a video file and return the clip (camera-frame 3D)."""
+    from engines.lifter import load_lifter
+    from mocap_app.capture import VideoSource
+    from mocap_app.keypoints import MediaPipePoseDetector
+
+    with VideoSource(path) as src:
+        intr, intr_source = resolve_intrinsics(src.size_wh, focal_px, fov_deg, profile)
+        if profile is not None and (profile.width_px, profile.height_px) != tuple(src.size_wh):
+            raise ValueError(f"calibration is for {profile.width_px}x{profile.height_px} but the video is "
+                             f"{src.size_wh[0]}x{src.size_wh[1]}")
+        lifter = lifter or load_lifter(engine, backend=backend)
+        own_detector = detector is None
+        detector = detector or MediaPipePoseDetector(running_mode="video")
+        ts, kps, confs = [], [], []
+        total = src.frame_count or 0
+        try:
+            t_prev = time.perf_counter()
+            for frame in threaded_frames(src):
+                t0 = time.perf_counter()
+                k = detector.detect(frame)
+                t1 = time.perf_counter()
+                if times is not None:
+                    times.decode_ms.append((t0 - t_prev) * 1e3)   # time waiting for the decoder
+                    times.keypoints_ms.append((t1 - t0) * 1e3)
+                ts.append(frame.timestamp_s); kps.append(k.xy_px); confs.append(k.confidence)
+                if progress:
+                    progress(len(ts), total)
+                t_prev = time.perf_counter()
+                if max_frames and len(ts) >= max_frames:
+                    break
+        finally:
+            if own_detector:
+                detector.close()
+        fps, n_src = src.fps, src.frame_count
+    if not ts:
+        raise NoPersonError(f"{path}: the video has no frames")
+    kp = np.asarray(kps, np.float32).reshape(-1, NUM_JOINTS, 2)
+    conf = np.asarray(confs, np.float32).reshape(-1, NUM_JOINTS)
+    person = np.isfinite(kp).all((1, 2))
+    if not person.any():
+        raise NoPersonError(f"{path}: no person was found in any of its {len(ts)} frames")
+    t0 = time.perf_counter()
+    joints = lifter.lift(kp, conf, intr.K)
+    if times is not None:
+        times.lift_ms.extend([(time.perf_counter() - t0) * 1e3 / len(kp)] * len(kp))
+    log.info("%s: %d frames, person in %d", path, len(ts), int(person.sum()))
+    return Clip(timestamps_s=np.asarray(ts, np.float64), person=person, keypoints_px=kp, confidence=conf,
+                joints_cam_mm=joints, intrinsics=intr, intrinsics_source=intr_source,
+                source={"path": str(path), "fps": fps, "frame_count": n_src,
+                        "width_px": intr.width_px, "height_px": intr.height_px},
+                engine={"name": engine, "backend": lifter.runtime.name, "refine": None})

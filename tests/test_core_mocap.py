@@ -1,0 +1,74 @@
+"""BVH reading/FK on real CMU files (checked against bvhio), and the virtual-camera dataset."""
+import numpy as np
+import pytest
+
+from engines.bvh import CMU_UNIT_MM, cmu_to_joints17, forward_kinematics, load_joints17, read_bvh
+from engines.data import CameraSampler, MOCAP_DIR, load_split, mocap_index, view_poses
+from engines.skeleton import J, ROOT
+
+pytestmark = pytest.mark.skipif(not MOCAP_DIR.exists(), reason="../shared/data/mocap not present")
+
+
+@pytest.mark.parametrize("name", ["08_01.bvh", "124_07.bvh"])  # LF file and a mixed CRLF/LF file
+def test_fk_matches_bvhio(name):
+    bvhio = pytest.importorskip("bvhio")
+    bvh = read_bvh(MOCAP_DIR / name)
+    pos, _ = forward_kinematics(bvh)
+    root = bvhio.readAsHierarchy(str(MOCAP_DIR / name))
+    for f in (0, 1, bvh.num_frames // 2, bvh.num_frames - 1):
+        root.loadPose(f)
+        for joint, _, _ in root.layout():
+            np.testing.assert_allclose(pos[f, bvh.index(joint.Name)], np.array(joint.PositionWorld), atol=1e-4)
+
+
+def test_joints17_units_and_semantics():
+    j, dt = load_joints17(MOCAP_DIR / "08_01.bvh")
+    assert dt == pytest.approx(1 / 120, rel=1e-3)
+    # standing adult: pelvis ~0.8-1.1 m high, ankles near the floor, head above thorax
+    assert 750 < np.median(j[:, ROOT, 1]) < 1150
+    assert np.median(j[:, J["left_ankle"], 1]) < 200
+    assert (j[:, J["head"], 1] > j[:, J["thorax"], 1]).mean() > 0.99
+    thigh = np.linalg.norm(j[:, J["left_knee"]] - j[:, J["left_hip"]], axis=-1)
+    assert 350 < thigh.mean() < 500 and thigh.std() < 1e-3   # rigid bone, metric units
+    # the first frame is the added T-pose, which is dropped by default
+    bvh = read_bvh(MOCAP_DIR / "08_01.bvh")
+    pos, rot = forward_kinematics(bvh, slice(0, 1))
+    tpose = cmu_to_joints17(bvh, pos, rot)[0] * CMU_UNIT_MM
+    assert abs(tpose[J["left_wrist"], 1] - tpose[J["left_shoulder"], 1]) < 100   # arms ~horizontal (hanging: ~500)
+    assert tpose[J["nose"], 2] > tpose[J["head"], 2]    # T-pose faces +Z: nose in front of the head
+
+
+def test_split_is_by_subject():
+    rows = mocap_index()
+    train = {r["subject"] for r in rows if r["split"] == "train"}
+    val = {r["subject"] for r in rows if r["split"] == "val"}
+    assert val == {"06", "08", "90", "104"} and not train & val
+    d = load_split("val")
+    assert set(np.unique(d["subject"])) == val
+
+
+def test_virtual_cameras_are_plausible():
+    poses = load_split("val")["joints_mm"][::7]
+    cfg = CameraSampler()
+    v = view_poses(poses, np.random.default_rng(0), cfg)
+    n = len(poses)
+    # camera height above the floor and horizontal distance, from the world->camera transform
+    assert (v.cam_center_mm[:, 1] >= 300 - 1e-3).all() and (v.cam_center_mm[:, 1] <= 2200 + 1e-3).all()
+    f = v.K[:, 0, 0]
+    assert f.min() >= 400 and f.max() <= 2500
+    assert np.allclose(np.linalg.det(v.R_world_to_cam), 1.0, atol=1e-5)
+    # pitch from the optical axis in world coordinates (Y up)
+    axis_w = v.R_world_to_cam[:, 2, :]
+    pitch = np.degrees(np.arcsin(axis_w[:, 1]))
+    assert pitch.min() >= -30.5 and pitch.max() <= 20.5 and pitch.std() > 8
+    # re-projection is consistent, subjects appear anywhere incl. near borders, portrait sizes exist
+    uv = v.joints_cam_mm[..., :2] / v.joints_cam_mm[..., 2:] * f[:, None, None] + v.K[:, None, :2, 2]
+    np.testing.assert_allclose(uv, v.keypoints_px, atol=1e-2)
+    rel = v.keypoints_px[:, ROOT] / v.image_wh
+    assert (rel < 0.15).any(0).all() and (rel > 0.85).any(0).all()
+    assert (v.image_wh[:, 1] > v.image_wh[:, 0]).mean() > 0.15
+    inside = ((v.keypoints_px >= 0) & (v.keypoints_px <= v.image_wh[:, None] - 1)).all(-1).sum(-1)
+    assert (inside >= cfg.min_joints_in_image).all()
+    # upright people appear upright: head above the pelvis in the image for almost all
+    assert (v.keypoints_px[:, J["head"], 1] < v.keypoints_px[:, ROOT, 1]).mean() > 0.9
+    assert n == len(v.joints_cam_mm)
