@@ -1,6 +1,9 @@
 """Run inside Blender (bpy): import an animation file, write each bone's world head position per frame.
 
-usage: python import_anim.py IN.(bvh|fbx|glb) OUT.json
+usage: python import_anim.py IN.(bvh|fbx|glb) OUT.json [FPS]
+
+FPS sets the scene rate before a glTF import (glTF keys are in seconds; Blender maps
+them to frames at the scene rate, 24 by default).
 
 BVH import uses Blender's defaults for axes (forward -Z, up Y -> Blender Z up) and
 global_scale 0.01 (our BVH is in centimetres), FBX/GLB read their own axis and
@@ -13,8 +16,11 @@ from pathlib import Path
 import bpy
 
 
-def main(src: str, out: str) -> None:
+def main(src: str, out: str, fps: float | None = None) -> None:
     bpy.ops.wm.read_factory_settings(use_empty=True)
+    if fps:
+        bpy.context.scene.render.fps = round(fps)
+        bpy.context.scene.render.fps_base = round(fps) / fps
     ext = Path(src).suffix.lower()
     if ext == ".bvh":
         res = bpy.ops.import_anim.bvh(filepath=src, global_scale=0.01, axis_forward="-Z", axis_up="Y",
@@ -50,4 +56,4 @@ def main(src: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None)

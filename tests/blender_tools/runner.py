@@ -69,11 +69,11 @@ def run_script(script: str, *args: str, timeout: float = 600) -> subprocess.Comp
     return r
 
 
-def import_and_sample(path: Path, out_json: Path, timeout: float = 600) -> dict:
+def import_and_sample(path: Path, out_json: Path, fps: float | None = None, timeout: float = 600) -> dict:
     """Import a BVH/FBX/GLB into an empty Blender scene; return every bone's world head per frame.
 
     Result: ``{"bones": [names], "fps": float, "frame_start": int, "frame_end": int,
     "heads_m": [[[x, y, z] per bone] per frame]}`` in Blender's world frame (Z up, metres).
     """
-    run_script("import_anim.py", path, out_json, timeout=timeout)
+    run_script("import_anim.py", path, out_json, *([str(fps)] if fps else []), timeout=timeout)
     return json.loads(Path(out_json).read_text())
