@@ -120,3 +120,22 @@ def test_blender_rest_pose_is_upright_t_pose(walk_clip, tmp_path):
     assert rest["left_wrist"][0] > 0.5 > -0.5 > rest["right_wrist"][0]
     assert abs(rest["left_wrist"][2] - rest["left_shoulder"][2]) < 1e-4
     assert rest["nose"][1] < rest["head"][1]          # nose towards Blender -Y = our +Z
+
+
+@pytest.mark.slow
+def test_blender_renders_exported_clip(walk_clip, tmp_path):
+    """Workbench render of frame 100 of our FBX: the figure is drawn (red left / blue right limbs) and upright."""
+    from blender_tools.runner import run_script
+    clip, _ = walk_clip
+    res = export_clip(clip, fbx=tmp_path / "r.fbx")
+    png = tmp_path / "r.png"
+    run_script("render_frame.py", res.written["fbx"], png, 100, timeout=300)
+    import cv2
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[:2] == (640, 640)
+    b, g, r = (img[..., k].astype(int) for k in range(3))
+    red = (r > 150) & (g < 90) & (b < 90)
+    blue = (b > 150) & (r < 90)
+    assert red.sum() > 200 and blue.sum() > 200
+    rows = np.flatnonzero((red | blue).any(axis=1))
+    assert rows.max() - rows.min() > 150          # a standing figure spans a good part of the frame height

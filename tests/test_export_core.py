@@ -325,16 +325,26 @@ def test_export_clip_does_not_touch_the_clip_and_reports(tmp_path):
     assert read_bvh(res.written["bvh"]).names[0] == "Hips"
 
 
-def test_camera_fallback_used_without_world(tmp_path):
+def test_camera_fallback_formula():
     clip, joints = cmu_clip(stop=121, step=4)
-    clip.joints_world_mm = None
-    clip.world = None
     w = camera_to_world_fallback(clip.joints_cam_mm, clip.person)
     # same skeleton up to a vertical shift: floor at the low ankle
     assert np.allclose(w - w[:, :1], joints - joints[:, :1], atol=1e-6)
     assert np.percentile(np.minimum(w[:, J["left_ankle"], 1], w[:, J["right_ankle"], 1]), 5) == pytest.approx(0)
+
+
+def test_clip_without_world_is_aligned_or_falls_back(tmp_path):
+    """No world joints: world alignment (or the fallback, with a warning) gives an upright export."""
+    clip, joints = cmu_clip("08_01.bvh", stop=None, step=4)
+    clip.joints_world_mm = None
+    clip.world = None
     res = export_clip(clip, bvh=tmp_path / "f.bvh")
-    assert res.frames == len(clip)
+    assert res.frames == len(clip) and [p.name for p in res] == ["f.bvh"]
+    pos = read_bvh(tmp_path / "f.bvh").world_positions()[:, list(JOINT_TO_RIG)]
+    up = pos[:, J["head"], 1] - pos[:, J["pelvis"], 1]
+    assert (up > 40).all()                                          # head 40+ cm above the pelvis: upright
+    assert abs(np.median(np.minimum(pos[:, J["left_ankle"], 1], pos[:, J["right_ankle"], 1]))) < 15  # near the floor
+    assert clip.joints_world_mm is None                              # the clip is left alone
 
 
 def test_variable_rate_clip_is_resampled():
@@ -403,3 +413,14 @@ def test_cli_convert_and_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: cannot write the FBX file") and "Traceback" not in err
     assert run_convert(_parse(["convert", str(path)])) == 2
+
+
+def test_mocap_app_convert_command(tmp_path, capsys):
+    """`mocap-app convert` (the lead's CLI) reaches run_convert."""
+    cli = pytest.importorskip("mocap_app.cli")
+    clip, _ = cmu_clip(stop=61, step=2)
+    path = clip.save(tmp_path / "c.json")
+    assert cli.main(["convert", str(path), "--fbx", str(tmp_path / "o.fbx"), "--names", "mixamo"]) == 0
+    assert (tmp_path / "o.fbx").read_bytes().startswith(b"Kaydara FBX Binary")
+    assert cli.main(["convert", str(tmp_path / "nope.json"), "--bvh", str(tmp_path / "o.bvh")]) != 0
+    assert "clip file not found" in capsys.readouterr().err

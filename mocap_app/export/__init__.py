@@ -91,6 +91,10 @@ class ExportResult:
     max_fk_error_mm: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
+    def __iter__(self):
+        """The written paths (so ``for path in export_clip(...)`` works)."""
+        return iter(self.written.values())
+
 
 def camera_to_world_fallback(joints_cam_mm: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """FALLBACK used only when ``mocap_app.world.align_clip`` is unavailable: camera axes -> Y up.
@@ -107,19 +111,32 @@ def camera_to_world_fallback(joints_cam_mm: np.ndarray, valid: np.ndarray) -> np
     return w
 
 
-def world_joints_of(clip) -> np.ndarray:
-    """World joints ``[N, 17, 3]`` of a clip (a copy), aligning it first when it has none."""
+def world_joints_of(clip, notes: list[str] | None = None) -> np.ndarray:
+    """World joints ``[N, 17, 3]`` of a clip (a copy), aligning it first when it has none.
+
+    If ``mocap_app.world`` is missing or cannot align this clip, the camera-axis
+    fallback is used and a sentence saying so is appended to ``notes``.
+    """
     if clip.joints_world_mm is not None:
         return np.array(clip.joints_world_mm, float)
+    reason = None
     try:
-        from mocap_app.world import align_clip  # written by the world-alignment stage
+        from mocap_app.world import align_clip  # the world-alignment stage
     except ImportError:
-        log.warning("mocap_app.world is unavailable: using the plain camera-axis fallback (level camera)")
-        return camera_to_world_fallback(clip.joints_cam_mm, clip.person)
-    aligned = align_clip(clip)
-    if aligned.joints_world_mm is None:
-        raise ExportError("world alignment produced no world joints")
-    return np.array(aligned.joints_world_mm, float)
+        reason = "mocap_app.world is unavailable"
+    else:
+        try:
+            aligned = align_clip(clip)
+            if aligned.joints_world_mm is not None:
+                return np.array(aligned.joints_world_mm, float)
+            reason = "world alignment produced no world joints"
+        except ValueError as e:      # WorldAlignmentError and friends: not enough to go on
+            reason = f"world alignment failed ({e})"
+    msg = f"{reason}: used the plain camera-axis fallback (assumes a level camera)"
+    log.warning(msg)
+    if notes is not None:
+        notes.append(msg)
+    return camera_to_world_fallback(clip.joints_cam_mm, clip.person)
 
 
 def prepare_motion(joints_mm: np.ndarray, times_s: np.ndarray, valid: np.ndarray,
@@ -190,7 +207,8 @@ def export_clip(clip, bvh=None, fbx=None, glb=None, options: ExportOptions = Exp
     targets = {k: _check_target(v, k.upper()) for k, v in (("bvh", bvh), ("fbx", fbx), ("glb", glb)) if v}
     if not targets:
         raise ExportError("nothing to do: give at least one of bvh=, fbx=, glb=")
-    world = world_joints_of(clip)
+    notes: list[str] = []
+    world = world_joints_of(clip, notes)
     src_fps = clip.source.get("fps") if isinstance(clip.source, dict) else None
     prep = prepare_motion(world, np.asarray(clip.timestamps_s, float), np.asarray(clip.person, bool), options,
                           source_fps=float(src_fps) if isinstance(src_fps, (int, float)) else None)
@@ -206,7 +224,7 @@ def export_clip(clip, bvh=None, fbx=None, glb=None, options: ExportOptions = Exp
         except GlbUnavailable as e:
             raise ExportError(str(e)) from None
     res = ExportResult(frames=len(prep.motion), fps=prep.fps, resampled=prep.resampled, gaps=prep.gaps,
-                       foot_lock=prep.foot_lock, max_fk_error_mm=float(prep.fk_error_mm.max()))
+                       foot_lock=prep.foot_lock, max_fk_error_mm=float(prep.fk_error_mm.max()), warnings=notes)
     for kind, data in payload.items():
         try:
             res.written[kind] = atomic_write_bytes(targets[kind], data)
