@@ -100,3 +100,35 @@ def lifter_like_noise(joints_cam_mm: np.ndarray, rng: np.random.Generator, joint
     root = joints_cam_mm[:, J["pelvis"]]
     shift = root * e[:, None]                      # move the body along its ray: depth scaled by (1 + e)
     return joints_cam_mm + shift[:, None, :] + rng.normal(0, joint_mm, joints_cam_mm.shape)
+
+
+class OracleLifter:
+    """A stand-in for the AbsPoseLifter built from the true camera-frame joints, with lifter-like errors.
+
+    It follows the canonical-depth model exactly (root depth = f * canonical depth, relative pose
+    independent of f) and adds errors of the size a trained lifter makes: ``rel_mm`` iid per joint
+    on the relative pose, and a slowly varying relative error ``depth_frac`` of the canonical depth.
+    It only answers for the keypoints it was built for (same array), in order.
+    """
+
+    def __init__(self, joints_cam_mm: np.ndarray, focal_px: float, rng: np.random.Generator,
+                 rel_mm: float = 30.0, depth_frac: float = 0.05, smooth: int = 9):
+        T = len(joints_cam_mm)
+        root = joints_cam_mm[:, J["pelvis"]]
+        k = np.ones(smooth) / smooth
+        e = np.convolve(rng.normal(0, 1, T + smooth), k, "same")[:T]
+        e = e / (e.std() + 1e-9) * depth_frac
+        self.cdepth = root[:, 2] / focal_px * (1 + e)
+        self.rel = joints_cam_mm - root[:, None] + rng.normal(0, rel_mm, joints_cam_mm.shape)
+        self.rel[:, J["pelvis"]] = 0.0
+        self._calls = 0
+
+    def lift(self, keypoints_px, confidence, K):
+        kp = np.asarray(keypoints_px, float)
+        n = len(kp)
+        sl = slice(0, n)            # autofocal lifts the whole clip, then probes a prefix
+        K = np.asarray(K, float)
+        f, c = K[0, 0], K[:2, 2]
+        cd = self.cdepth[sl]
+        root = np.concatenate([(kp[:, J["pelvis"]] - c) * cd[:, None], (f * cd)[:, None]], 1)
+        return root[:, None] + self.rel[sl]

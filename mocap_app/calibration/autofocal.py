@@ -1,0 +1,255 @@
+"""Focal length from footage of a person (W-HMR-style weak supervision, done by search instead of a network).
+
+The AbsPoseLifter predicts a *canonical* root depth ``Rz / f`` and a root-relative
+pose that do not depend on the focal length ``f`` (AbsPoseLifter Eq. 5-7), so for a
+candidate ``f`` the absolute pose is known in closed form from one lifter pass::
+
+    root(f) = c_depth * (u_root - cx, v_root - cy, f),   joints(f) = root(f) + rel
+
+Only perspective effects tell focal lengths apart: a joint ``dz`` in front of the
+root at distance ``Z`` and ``du`` pixels off the principal point moves by about
+``du * dz / Z`` pixels, and ``Z = f * c_depth``. We score each candidate ``f`` on a
+log grid (300..4000 px) by how well ``joints(f)`` reprojects onto the 2D joints
+(W-HMR's "project the 3D joints with the predicted focal length onto the 2D
+joints", Sec. 3.2), with the per-frame translation re-fitted so that errors of
+the canonical depth do not masquerade as focal length; a second term asks the
+skeleton back-projected through ``K(f)`` at the lifted depths to keep constant bone
+lengths over the clip. The minimum is refined with a bounded scalar search.
+
+Confidence: the same search on random halves of the clip (bootstrap over
+time blocks) must agree, and the score curve must rise clearly on both sides of
+the minimum. Clips that cannot tell - a person far away, centred, barely moving in
+depth - get a flat curve, spread-out bootstrap answers and a low confidence.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from engines.camera import CameraIntrinsics
+from engines.skeleton import BONES, NUM_JOINTS, ROOT
+from mocap_app.calibration.profile import CalibrationError, CameraProfile
+
+log = logging.getLogger(__name__)
+
+F_MIN, F_MAX = 300.0, 4000.0
+MIN_FRAMES = 10
+RELIABLE_CONFIDENCE = 0.5
+
+
+class AutoFocalError(CalibrationError):
+    """Footage from which no focal length can be estimated at all (no person, too few frames)."""
+
+
+class LifterLike(Protocol):
+    def lift(self, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class AutoFocalResult:
+    focal_px: float
+    confidence: float                 # 0..1; below RELIABLE_CONFIDENCE the clip could not tell
+    reliable: bool
+    interval_px: tuple[float, float]  # ~68 % bootstrap interval
+    width_px: int
+    height_px: int
+    frames_used: int
+    reason: str                       # a sentence for the user
+    bootstrap_spread: float = 0.0     # std of log(f) over time-block resamples (~ relative uncertainty)
+    curve_rise: float = 0.0           # t-statistic: how clearly the frames prefer f over f*1.15 and f/1.15
+    grid_px: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    score: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    def intrinsics(self) -> CameraIntrinsics:
+        return CameraIntrinsics.from_focal(self.focal_px, self.width_px, self.height_px)
+
+    def profile(self, name: str) -> CameraProfile:
+        return CameraProfile.from_intrinsics(
+            name, self.intrinsics(), f"auto focal from {self.frames_used} frames of a person",
+            confidence=float(self.confidence), notes=self.reason)
+
+
+@dataclass
+class _Lifted:
+    kp: np.ndarray        # [N, J, 2] px
+    w: np.ndarray         # [N, J] weights
+    cdepth: np.ndarray    # [N] canonical root depth (mm per px of focal)
+    rel: np.ndarray       # [N, J, 3] mm
+    c: np.ndarray         # [2] principal point
+
+
+def _decompose(lifter: LifterLike, kp: np.ndarray, conf: np.ndarray, size: tuple[int, int],
+               f_ref: float = 1000.0) -> _Lifted:
+    """One lifter pass at ``f_ref``, split into canonical depth and relative pose (checked at a second f)."""
+    intr = CameraIntrinsics.from_focal(f_ref, *size)
+    out = np.asarray(lifter.lift(kp, conf, intr.K), float)
+    root = out[:, ROOT]
+    rel = out - root[:, None]
+    cdepth = root[:, 2] / f_ref
+    probe = slice(0, min(len(kp), 8))
+    out2 = np.asarray(lifter.lift(kp[probe], conf[probe], CameraIntrinsics.from_focal(2 * f_ref, *size).K), float)
+    rel2 = out2 - out2[:, ROOT][:, None]
+    if not (np.allclose(rel2, rel[probe], atol=1.0) and np.allclose(out2[:, ROOT, 2] / (2 * f_ref), cdepth[probe],
+                                                                     rtol=1e-3)):
+        raise AutoFocalError("the lifter's output does not follow the canonical-depth model (root depth "
+                             "proportional to focal length, relative pose independent of it); auto focal needs it")
+    return _Lifted(kp, conf, cdepth, rel, np.array([intr.cx_px, intr.cy_px]))
+
+
+def _reproj_cost(L: _Lifted, f: float, frames: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame RMS reprojection error of ``rel`` placed at its best translation for focal ``f``.
+
+    Residuals are in units of the person's 2D size and divided by ``sqrt(1 + x^2)`` per image axis
+    (``x`` = normalised image coordinate): an error ``d`` of the lifted relative pose moves a joint by
+    ``(d_xy - x d_z) / Z``, so without this a noisy lifter makes long focal lengths (small ``x``) look
+    better. Translation: from the canonical-depth root, refined by Gauss-Newton (3 unknowns per frame)
+    so that canonical-depth errors do not masquerade as focal length.
+    """
+    idx = np.arange(len(L.kp)) if frames is None else frames
+    kp, w, rel, cd = L.kp[idx], L.w[idx], L.rel[idx], L.cdepth[idx]
+    x = (kp - L.c) / f                                                  # normalised image coordinates [n, J, 2]
+    sw = np.sqrt(w)[..., None] / np.sqrt(1.0 + x ** 2)                  # [n, J, 2] per-axis weights
+    r0 = (kp[:, ROOT] - L.c) * cd[:, None]
+    T = np.concatenate([r0, (f * cd)[:, None]], axis=1)                 # [n, 3]
+    for _ in range(3):
+        P = rel + T[:, None]
+        z = P[..., 2]
+        pr = P[..., :2] / z[..., None]
+        res = (pr - x) * sw                                             # [n, J, 2]
+        # d pr / d T = [[1/z, 0, -X/z^2], [0, 1/z, -Y/z^2]]
+        Jx = np.stack([1 / z, np.zeros_like(z), -P[..., 0] / z ** 2], -1) * sw[..., 0:1]
+        Jy = np.stack([np.zeros_like(z), 1 / z, -P[..., 1] / z ** 2], -1) * sw[..., 1:2]
+        Jm = np.concatenate([Jx, Jy], axis=1)                           # [n, 2J, 3]
+        rv = np.concatenate([res[..., 0], res[..., 1]], axis=1)         # [n, 2J]
+        A = np.einsum("nki,nkj->nij", Jm, Jm) + 1e-12 * np.eye(3)
+        b = np.einsum("nki,nk->ni", Jm, rv)
+        T = T - np.linalg.solve(A, b[..., None])[..., 0]
+        T[:, 2] = np.maximum(T[:, 2], 1.0)
+    P = rel + T[:, None]
+    pr = P[..., :2] / P[..., 2:3]
+    err2 = np.sum(((pr - x) * sw) ** 2, axis=-1)                        # [n, J]
+    scale = np.sqrt(np.mean(np.sum((x - x.mean(1, keepdims=True)) ** 2, -1), -1)) + 1e-12   # 2D size, same units
+    return np.sqrt(np.sum(err2, -1) / np.maximum(w.sum(-1), 1e-9)) / scale
+
+
+def _bone_cost(L: _Lifted, f: float, frames: np.ndarray | None = None) -> np.ndarray:
+    """Per-bone coefficient of variation (over the frames) of the skeleton back-projected through ``K(f)`` at
+    the lifted depths ``f * c_depth + rel_z``; returned per frame as squared deviation from the bone medians."""
+    idx = np.arange(len(L.kp)) if frames is None else frames
+    kp, rel, cd = L.kp[idx], L.rel[idx], L.cdepth[idx]
+    Z = f * cd[:, None] + rel[..., 2]
+    X = np.concatenate([(kp - L.c) / f * Z[..., None], Z[..., None]], -1)
+    p, c = np.array([b[0] for b in BONES]), np.array([b[1] for b in BONES])
+    bl = np.linalg.norm(X[:, c] - X[:, p], axis=-1)                     # [n, B]
+    med = np.median(bl, axis=0)
+    return np.sqrt(np.mean(((bl - med) / med) ** 2, axis=-1))
+
+
+def _total_cost(L: _Lifted, f: float, frames=None, bone_weight: float = 0.0) -> float:
+    c = _reproj_cost(L, f, frames)
+    if bone_weight:
+        c = c + bone_weight * _bone_cost(L, f, frames)
+    return float(np.mean(c))
+
+
+def _frame_costs(L: _Lifted, f: float, bone_weight: float = 0.0) -> np.ndarray:
+    c = _reproj_cost(L, f)
+    if bone_weight:
+        c = c + bone_weight * _bone_cost(L, f)
+    return c
+
+
+def _preference_t(L: _Lifted, f_best: float, factor: float, bone_weight: float, n_blocks: int) -> float:
+    """t-statistic (over time blocks) of how much worse focal ``f_best * factor`` fits than ``f_best``."""
+    f_alt = float(np.clip(f_best * factor, 50.0, 50000.0))
+    d = _frame_costs(L, f_alt, bone_weight) - _frame_costs(L, f_best, bone_weight)
+    m = np.array([b.mean() for b in np.array_split(d, n_blocks) if len(b)])
+    if len(m) < 2:
+        return 0.0
+    return float(m.mean() / (m.std(ddof=1) / math.sqrt(len(m)) + 1e-12))
+
+
+def _search(L: _Lifted, frames=None, grid=None, bone_weight: float = 0.0) -> tuple[float, np.ndarray, np.ndarray]:
+    grid = np.geomspace(F_MIN, F_MAX, 36) if grid is None else grid
+    score = np.array([_total_cost(L, f, frames, bone_weight) for f in grid])
+    i = int(np.argmin(score))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    if hi > lo:
+        r = minimize_scalar(lambda lf: _total_cost(L, math.exp(lf), frames, bone_weight),
+                            bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-3})
+        f_best = float(math.exp(r.x))
+    else:
+        f_best = float(grid[i])
+    return f_best, grid, score
+
+
+def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple[int, int], lifter: LifterLike,
+                   *, min_confidence: float = 0.3, bootstrap: int = 12, bone_weight: float = 0.0,
+                   seed: int = 0, progress: Callable[[float], None] | None = None) -> AutoFocalResult:
+    """Focal length (px, square pixels, principal point at the image centre) from a clip's 2D joints.
+
+    ``keypoints_px [N,17,2]`` (NaN where no person), ``confidence [N,17]``, ``size=(width, height)``.
+    """
+    kp = np.asarray(keypoints_px, float)
+    conf = np.asarray(confidence, float)
+    if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 2) or conf.shape != kp.shape[:2]:
+        raise AutoFocalError(f"expected keypoints [N, 17, 2] and confidence [N, 17], got {kp.shape} and {conf.shape}")
+    w_img, h_img = int(size[0]), int(size[1])
+    ok = np.isfinite(kp).all(axis=(1, 2)) & (np.mean(conf, axis=1) >= min_confidence)
+    if ok.sum() < MIN_FRAMES:
+        raise AutoFocalError(f"a person was seen clearly in only {int(ok.sum())} frames; auto focal needs at least "
+                             f"{MIN_FRAMES} (a clip where the whole body is visible and moves around)")
+    kp, conf = kp[ok], np.clip(conf[ok], 0.0, 1.0)
+    L = _decompose(lifter, kp, conf, (w_img, h_img))
+    if progress:
+        progress(0.1)
+    f_best, grid, score = _search(L, bone_weight=bone_weight)
+    if progress:
+        progress(0.4)
+
+    # bootstrap over contiguous time blocks: does the answer hold on other parts of the clip?
+    rng = np.random.default_rng(seed)
+    n = len(kp)
+    n_blocks = min(10, max(2, n // 5))
+    blocks = np.array_split(np.arange(n), n_blocks)
+    boots = []
+    for b in range(bootstrap):
+        pick = rng.integers(0, n_blocks, n_blocks)
+        frames = np.concatenate([blocks[i] for i in pick])
+        fb, _, _ = _search(L, frames, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)
+        boots.append(fb)
+        if progress:
+            progress(0.4 + 0.6 * (b + 1) / bootstrap)
+    lb = np.log(np.array(boots))
+    spread = float(np.std(lb))                                   # log-units ~ relative error
+    lo, hi = float(np.exp(np.percentile(lb, 16))), float(np.exp(np.percentile(lb, 84)))
+    # significance: do the frames (in time blocks) clearly prefer f_best over 15 % shorter and longer focals?
+    t_lo = _preference_t(L, f_best, 1 / 1.15, bone_weight, n_blocks)
+    t_hi = _preference_t(L, f_best, 1.15, bone_weight, n_blocks)
+    rise = min(t_lo, t_hi)
+    at_edge = f_best < F_MIN * 1.05 or f_best > F_MAX / 1.05
+    # 0.5 at t = 1.3 and a bootstrap spread of 6 % (a little stricter than the boundary, t ~ 1.1 and 8 %,
+    # that separated <= 10 % errors from larger ones on synthetic validation clips, notes/calibration.md);
+    # the weaker of the two cues decides
+    c_t = float(np.clip(0.5 + (rise - 1.3) / 1.2, 0.0, 1.0))
+    c_s = float(np.clip(0.5 + (0.06 - spread) / 0.1, 0.0, 1.0))
+    confidence = min(c_t, c_s) * (0.2 if at_edge else 1.0)
+    reliable = confidence >= RELIABLE_CONFIDENCE
+    if at_edge:
+        reason = (f"the best focal length lies at the edge of the search range ({F_MIN:.0f}-{F_MAX:.0f} px); "
+                  "the clip does not determine it")
+    elif not reliable:
+        reason = (f"the clip cannot tell the focal length well (different parts of it give {lo:.0f}-{hi:.0f} px); "
+                  "use footage where the person walks towards/away from the camera and across the image, "
+                  "or calibrate with a checkerboard")
+    else:
+        reason = f"consistent over the clip: {lo:.0f}-{hi:.0f} px (68 % of resamples)"
+    log.info("auto focal: %.0f px (confidence %.2f, bootstrap %.0f-%.0f px, rise %.3f)", f_best, confidence, lo, hi,
+             rise)
+    return AutoFocalResult(f_best, float(confidence), reliable, (lo, hi), w_img, h_img, int(len(kp)), reason,
+                           spread, float(rise), grid, score)

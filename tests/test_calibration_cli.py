@@ -1,0 +1,94 @@
+"""`mocap-app calibrate` modes: profiles written, clear errors with non-zero exit codes."""
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from mocap_app.calibration.cli import add_calibrate_parser, run_calibrate
+from mocap_app.calibration.profile import CameraProfile
+
+DATA = Path("/work/shared/data/video/pose2sim_demo_singleperson/calibration")
+
+
+def run(argv, capsys=None):
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="command")
+    add_calibrate_parser(sub)
+    args = ap.parse_args(["calibrate", *argv])
+    return args.func(args)
+
+
+def test_manual_fov_writes_profile(tmp_path, capsys):
+    out = tmp_path / "c920.json"
+    assert run(["manual", "--fov-deg", "78", "--fov-axis", "diagonal", "--size", "1920x1080",
+                "--name", "Desk C920", "--out", str(out)]) == 0
+    p = CameraProfile.load(out)
+    assert p.name == "Desk C920" and p.fov_deg["diagonal"] == pytest.approx(78.0, abs=1e-6)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_manual_default_folder_and_list(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOCAP_CAMERA_DIR", str(tmp_path))
+    assert run(["manual", "--preset", "iphone-main", "--size", "1080x1920", "--name", "phone"]) == 0
+    assert (tmp_path / "phone.json").exists()
+    assert run(["list"]) == 0
+    assert "phone" in capsys.readouterr().out
+    assert run(["presets"]) == 0
+    assert "logitech-c920" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, code, msg", [
+    (["manual", "--focal-px", "5", "--size", "640x480"], 2, "plausible"),
+    (["manual", "--fov-deg", "190", "--size", "640x480"], 2, "180"),
+    (["checkerboard", "/nonexistent/*.jpg", "--square-mm", "60"], 3, "not found"),
+    (["checkerboard", "/nonexistent.jpg", "--pattern", "4by7", "--square-mm", "60"], 3, "not found"),
+    (["auto", "/nonexistent.mp4"], 3, "not found"),
+    ([], 2, "choose a mode"),
+])
+def test_errors_have_exit_codes(argv, code, msg, capsys, tmp_path):
+    assert run(argv) == code
+    assert msg in capsys.readouterr().err
+
+
+def test_bad_size_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        run(["manual", "--focal-px", "1000", "--size", "big"])
+    assert e.value.code == 2
+    assert "1920x1080" in capsys.readouterr().err
+
+
+def test_checkerboard_blank_images(tmp_path, capsys):
+    import cv2
+    import numpy as np
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"b{i}.png"), np.full((120, 160), 200, np.uint8))
+    assert run(["checkerboard", str(tmp_path / "*.png"), "--pattern", "4x7", "--square-mm", "60"]) == 3
+    assert "found in 0 of 3" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="pose2sim data not present")
+def test_checkerboard_mode_on_real_images(tmp_path, capsys):
+    out = tmp_path / "cam03.json"
+    imgs = str(DATA / "intrinsics" / "int_cam03_img" / "*.jpg")
+    assert run(["checkerboard", imgs, "--pattern", "4x7", "--square-mm", "60", "--name", "cam03",
+                "--out", str(out)]) == 0
+    ref = json.loads((DATA / "calib_opencv_from_qca.json").read_text())["cameras"]["cam03"]["K"]
+    p = CameraProfile.load(out)
+    assert p.fx_px == pytest.approx(ref[0][0], rel=0.02)
+    assert "RMS" in capsys.readouterr().out
+
+
+def test_auto_mode_on_a_clip_without_person(tmp_path, capsys):
+    import numpy as np
+    from engines.camera import CameraIntrinsics
+    from mocap_app.clip import Clip
+    n = 12
+    clip = Clip(np.arange(n) / 30, np.zeros(n, bool), np.full((n, 17, 2), np.nan), np.zeros((n, 17)),
+                np.full((n, 17, 3), np.nan), CameraIntrinsics.from_focal(1000, 640, 480))
+    path = clip.save(tmp_path / "empty.clip.json")
+    code = run(["auto", str(path)])
+    err = capsys.readouterr().err
+    if "cannot load the 3D lifter" in err:
+        pytest.skip("lifter weights not available")
+    assert code == 4 and "only 0 frames" in err
