@@ -1,0 +1,77 @@
+"""`mocap-app process` end to end on real video, and its error messages."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines.skeleton import J
+
+REPO = Path(__file__).resolve().parents[1]
+VIDEO_DIR = REPO.parent / "shared" / "data" / "video" / "pose2sim_demo_singleperson"
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "mocap_app.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not VIDEO_DIR.exists(), reason="../shared/data/video not present")
+def test_process_pose2sim_video_with_calibrated_focal(tmp_path):
+    calib = json.loads((VIDEO_DIR / "calibration" / "calib_opencv_from_qca.json").read_text())["cameras"]["cam03"]
+    out = tmp_path / "cam03.json"
+    r = run_cli("process", VIDEO_DIR / "videos" / "cam03.mp4", "--out", out, "--focal-px", calib["K"][0][0],
+                "--max-frames", 40)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert d["schema"] == "mocap-clip" and d["version"] == 1 and len(d["frames"]) == 40
+    assert d["intrinsics"]["fx_px"] == pytest.approx(calib["K"][0][0])
+    ts = [f["timestamp_s"] for f in d["frames"]]
+    assert np.all(np.diff(ts) > 0)
+    frames = [f for f in d["frames"] if f["person"]]
+    assert len(frames) >= 36
+    joints = np.array([f["joints_cam_mm"] for f in frames])
+    # the camera is 3.1-4.4 m from the treadmill origin: the person stands a few metres away
+    assert 1500 < np.median(joints[:, J["pelvis"], 2]) < 6500
+    # upright: head above pelvis (camera Y points down), plausible body height
+    assert (joints[:, J["head"], 1] < joints[:, J["pelvis"], 1]).all()
+    height = np.linalg.norm(joints[:, J["head"]] - (joints[:, J["left_ankle"]] + joints[:, J["right_ankle"]]) / 2, axis=-1)
+    assert 1200 < np.median(height) < 2000
+    # projection of the 3D joints lands near the 2D keypoints (the lifter is consistent with its input)
+    kp = np.array([f["keypoints_px"] for f in frames])
+    K = np.array(calib["K"])
+    uv = joints[..., :2] / joints[..., 2:] * K[0, 0] + np.array([d["intrinsics"]["cx_px"], d["intrinsics"]["cy_px"]])
+    assert np.median(np.linalg.norm(uv - kp, axis=-1)) < 40
+
+
+def test_missing_file_gives_message_and_nonzero_exit(tmp_path):
+    r = run_cli("process", tmp_path / "nope.mp4", "--out", tmp_path / "x.json")
+    assert r.returncode != 0 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unreadable_video_gives_message(tmp_path):
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(np.random.default_rng(0).bytes(20000))
+    r = run_cli("process", bad, "--out", tmp_path / "x.json")
+    assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.strip()
+
+
+def test_video_without_person(tmp_path):
+    import cv2
+    path = tmp_path / "empty.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        w.write(np.full((240, 320, 3), 90, np.uint8) + rng.integers(0, 20, (240, 320, 3), dtype=np.uint8))
+    w.release()
+    r = run_cli("process", path, "--out", tmp_path / "x.json")
+    assert r.returncode == 4 and "no person" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("focal", ["0", "-100", "nan", "abc"])
+def test_absurd_focal_gives_message(tmp_path, focal):
+    r = run_cli("process", tmp_path / "nope.mp4", "--focal-px", focal)
+    assert r.returncode == 2 and "--focal-px" in r.stderr and "Traceback" not in r.stderr
