@@ -39,7 +39,11 @@ def load_torch_lifter(weights: Path) -> AbsPoseLifter:
 
 
 class Lifter:
-    """A 2D -> absolute 3D engine bound to one runtime backend."""
+    """A 2D -> absolute 3D engine bound to one runtime backend.
+
+    ``backend`` is a name from ``engines.runtime.BACKENDS`` or ``auto``; a backend that
+    cannot load falls back (with one warning) to the next fastest, ending at ``torch``.
+    """
     input_names = ["keypoints_px", "K"]
     output_names = ["joints_cam_mm"]
 
@@ -47,25 +51,43 @@ class Lifter:
         self.name = name
         self.weights = Path(weights)
         self.module = AbsolutePose(load_torch_lifter(self.weights)).eval()
-        self.backend = select_backend(backend)
+        chain, why = backend_candidates(backend)
         key = f"{name}-{file_sha256(self.weights)[:16]}"
         example = (torch.zeros(2, NUM_JOINTS, 2) + torch.arange(NUM_JOINTS)[None, :, None] * 10.0,
                    torch.tensor([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]]).expand(2, 3, 3).contiguous())
-        self.runtime = BACKENDS[self.backend](self.module, example, self.input_names, self.output_names, key)
-        log.info("lifter %s on %s", name, self.runtime.name)
+        self.runtime = None
+        for i, b in enumerate(chain):
+            try:
+                self.runtime = BACKENDS[b](self.module, example, self.input_names, self.output_names, key)
+                break
+            except Exception as e:   # never crash on a backend that cannot load: fall back
+                if i + 1 == len(chain):
+                    raise
+                log.warning("lifter backend %s failed to load (%s: %s); falling back to %s",
+                            b, type(e).__name__, e, chain[i + 1])
+                log.debug("backend %s failure", b, exc_info=True)
+        self.backend = self.runtime.name
+        log.info("lifter %s on %s (%s)", name, self.runtime.name, why)
+        self._k_key: bytes | None = None      # last validated 3x3 K (live capture reuses one camera)
+        self._k32 = np.zeros((1, 3, 3), np.float32)
 
     def lift(self, keypoints_px, confidence=None, K=None) -> np.ndarray:
-        kp = np.asarray(keypoints_px, dtype=np.float64)
+        kp = np.asarray(keypoints_px, dtype=np.float32)
         if kp.ndim == 2:
             kp = kp[None]
         if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 2):
             raise InvalidKeypointsError(f"keypoints must have shape [N, {NUM_JOINTS}, 2], got {kp.shape}")
         N = len(kp)
         if confidence is not None:
-            conf = np.asarray(confidence, dtype=np.float64).reshape(N, NUM_JOINTS) if N else np.zeros((0, NUM_JOINTS))
+            conf = np.asarray(confidence, dtype=np.float32)
+            if conf.size != N * NUM_JOINTS:
+                raise InvalidKeypointsError(f"confidence must have shape [N, {NUM_JOINTS}] matching {N} frame(s) "
+                                            f"of keypoints, got {conf.shape}")
             if not np.isfinite(conf).all():
                 raise InvalidKeypointsError("confidences contain NaN or infinite values")
-        K = _check_K(K, N)
+        Kn = self._intrinsics(K, N)
+        if N and np.isfinite(kp).all():       # fast path: a person in every frame
+            return self.runtime.run({"keypoints_px": np.ascontiguousarray(kp), "K": Kn})[0]
         finite = np.isfinite(kp).all(-1)                     # [N, J]
         person = finite.all(-1)
         partial = ~person & finite.any(-1)
@@ -77,10 +99,23 @@ class Lifter:
                 "give all 17 joints, or all NaN to mark a frame without a person")
         out = np.full((N, NUM_JOINTS, 3), np.nan, np.float32)
         if person.any():
-            res = self.runtime.run({"keypoints_px": kp[person].astype(np.float32),
-                                    "K": K[person].astype(np.float32)})[0]
-            out[person] = res
+            out[person] = self.runtime.run({"keypoints_px": np.ascontiguousarray(kp[person]),
+                                            "K": np.ascontiguousarray(Kn[person])})[0]
         return out
+
+    def _intrinsics(self, K, N: int) -> np.ndarray:
+        """Validated float32 ``[N, 3, 3]``; a 3x3 K equal to the last one is not re-validated."""
+        if K is None:
+            raise InvalidIntrinsicsError("camera intrinsics K are required (focal length in px and principal point)")
+        K = np.asarray(getattr(K, "K", K))
+        if K.shape != (3, 3):
+            return np.ascontiguousarray(_check_K(K, N), dtype=np.float32)
+        key = K.dtype.str.encode() + K.tobytes()
+        if key != self._k_key:
+            _check_K(K, 1)
+            self._k32 = np.ascontiguousarray(K, dtype=np.float32).reshape(1, 3, 3)
+            self._k_key = key
+        return self._k32 if N == 1 else np.ascontiguousarray(np.broadcast_to(self._k32, (N, 3, 3)))
 
 
 def _check_K(K, N: int) -> np.ndarray:
@@ -101,15 +136,42 @@ def _check_K(K, N: int) -> np.ndarray:
     return K
 
 
+def backend_candidates(backend: str) -> tuple[list[str], str]:
+    """Backends to try, in order, and why the first: ``auto`` -> every available one, fastest first;
+    a named backend -> it, then (if it fails to load) the available ones after it.
+
+    Logs nothing for unavailable backends under ``auto`` (the caller logs one line with ``why``);
+    a backend asked for by name that cannot run here is one warning.
+    """
+    if backend != "auto" and backend not in BACKENDS:
+        raise UnknownEngineError(f"unknown backend {backend!r}; available: auto, {', '.join(BACKENDS)}")
+    reasons: dict[str, str] = {}
+    available = []
+    for b in BACKENDS.values():
+        r = b.unavailable_reason()
+        if r is None:
+            available.append(b.name)
+        else:
+            reasons[b.name] = r
+    if "torch" not in available:
+        available.append("torch")
+    if backend == "auto":
+        skipped = {}
+        for name, r in reasons.items():
+            if BACKENDS[name].priority > BACKENDS[available[0]].priority:
+                skipped.setdefault(r, []).append(name)
+        why = "auto: fastest available" + "".join(f"; {', '.join(n)}: {r}" for r, n in skipped.items())
+        return available, why
+    if backend in reasons:
+        rest = [b for b in available if BACKENDS[b].priority < BACKENDS[backend].priority] or ["torch"]
+        log.warning("lifter backend %s cannot run here (%s); using %s", backend, reasons[backend], rest[0])
+        return rest, f"{backend} requested but unavailable"
+    return [backend] + [b for b in available if BACKENDS[b].priority < BACKENDS[backend].priority], "requested"
+
+
 def select_backend(backend: str) -> str:
-    """``auto`` picks the fastest available backend and logs why."""
-    if backend != "auto":
-        if backend not in BACKENDS:
-            raise UnknownEngineError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-        return backend
-    choice = "onnxruntime" if "onnxruntime" in BACKENDS else "torch"
-    log.info("backend auto -> %s (no NVIDIA GPU backend available)", choice)
-    return choice
+    """The backend ``load_lifter(..., backend=backend)`` tries first (``auto``: fastest available)."""
+    return backend_candidates(backend)[0][0]
 
 
 def load_lifter(name: str = "absposelifter", backend: str = "auto", weights: str | Path | None = None) -> Lifter:

@@ -1,0 +1,1 @@
+"""GPU backends for ``engines.runtime`` (imported lazily: none of them is needed on a CPU-only machine)."""
