@@ -231,11 +231,17 @@ def estimate_world_alignment(joints_cam_mm: np.ndarray, valid: np.ndarray | None
     # 1. up direction
     up_body, n_upright = _upright_up(X)
     details["upright_frames"] = n_upright
+    # how much the body axis wanders: ~2-5 deg for walking / dribbling (CMU val), 13 deg for the pose2sim
+    # balance clip where the person leans persistently; the upright cue is then biased by the lean
+    body = _unit(X[:, J["thorax"]] - 0.5 * (X[:, J["left_ankle"]] + X[:, J["right_ankle"]]))
+    wander = float(np.median(np.degrees(np.arccos(np.clip(body @ up_body, -1.0, 1.0)))))
+    details["body_axis_wander_deg"] = round(wander, 2)
+    upright_trust = float(np.clip(1.0 - (wander - 5.0) / 8.0, 0.2, 1.0))
     contacts = _contacts(X, up_body)
     details["contacts"] = int(len(contacts))
     method = "upright body"
     up = up_body
-    conf = 0.5 * min(1.0, n_upright / 30.0)
+    conf = 0.5 * min(1.0, n_upright / 30.0) * upright_trust
     if len(contacts) >= 6:
         c = contacts - contacts.mean(0)
         c_h = c - np.outer(c @ up_body, up_body)                 # horizontal spread of the contacts
@@ -252,7 +258,8 @@ def estimate_world_alignment(joints_cam_mm: np.ndarray, valid: np.ndarray | None
             if abs(_angle_deg(d, up_body) - 90.0) < MAX_CUE_DISAGREEMENT_DEG:
                 up = _unit(up_body - (up_body @ d) * d)
                 method = "walking line + upright body"
-                conf = min(1.0, 0.5 + 0.3 * min(1.0, spread[0] / 1500.0)) * min(1.0, n_upright / 30.0 + 0.3)
+                conf = (min(1.0, 0.5 + 0.3 * min(1.0, spread[0] / 1500.0)) * min(1.0, n_upright / 30.0 + 0.3)
+                        * upright_trust)
         details["up_disagreement_deg"] = round(_angle_deg(up, up_body), 2)
     est_pitch, est_roll = pitch_roll_from_up(up)
     if pitch_deg is not None or roll_deg is not None:
