@@ -24,7 +24,9 @@ from mocap_app.export import ExportOptions, export_clip, prepare_motion
 from mocap_app.export.rig import JOINT_TO_RIG, NAME_SETS
 from mocap_app.export.rotations import forward_kinematics
 
-pytestmark = pytest.mark.skipif(not CMU_DIR.is_dir(), reason=f"CMU mocap not found at {CMU_DIR}")
+# every test starts Blender (5-10 s each on the 2-core sandbox), hence "slow"
+pytestmark = [pytest.mark.skipif(not CMU_DIR.is_dir(), reason=f"CMU mocap not found at {CMU_DIR}"),
+              pytest.mark.slow]
 TOL_CM = 1.0
 
 
@@ -122,7 +124,6 @@ def test_blender_rest_pose_is_upright_t_pose(walk_clip, tmp_path):
     assert rest["nose"][1] < rest["head"][1]          # nose towards Blender -Y = our +Z
 
 
-@pytest.mark.slow
 def test_blender_renders_exported_clip(walk_clip, tmp_path):
     """Workbench render of frame 100 of our FBX: the figure is drawn (red left / blue right limbs) and upright."""
     from blender_tools.runner import run_script

@@ -44,9 +44,26 @@ def test_rest_pose_is_t_pose_facing_plus_z_in_cm(walk):
     assert rest[J["head"], 1] > rest[J["thorax"], 1] > rest[J["pelvis"], 1] > rest[J["left_ankle"], 1]
     assert rest[J["nose"], 2] > rest[J["head"], 2]                                     # nose forward = +Z
     # centimetres: a CMU thigh is ~40 cm
-    thigh = np.linalg.norm(joints[:, J["left_knee"]] - joints[:, J["left_hip"]], axis=-1)
-    assert rig.bone_lengths_cm["left_knee"] == pytest.approx(np.median(thigh) / 10, rel=1e-9)
+    thigh_l = np.median(np.linalg.norm(joints[:, J["left_knee"]] - joints[:, J["left_hip"]], axis=-1)) / 10
+    thigh_r = np.median(np.linalg.norm(joints[:, J["right_knee"]] - joints[:, J["right_hip"]], axis=-1)) / 10
+    assert rig.bone_lengths_cm["left_knee"] == pytest.approx(thigh_l, rel=1e-9)
+    assert rig.bone_lengths_cm["right_knee"] == pytest.approx(thigh_r, rel=1e-9)
     assert 30 < rig.bone_lengths_cm["left_knee"] < 50
+    sym = build_rig(joints, np.ones(len(joints), bool), symmetric=True)
+    assert sym.bone_lengths_cm["left_knee"] == pytest.approx((thigh_l + thigh_r) / 2, rel=1e-9)
+    assert sym.bone_lengths_cm["right_knee"] == sym.bone_lengths_cm["left_knee"]
+
+
+def test_midpoint_definitions_give_a_symmetric_pelvis(walk):
+    """A lifter whose pelvis sits off the hip midpoint still gets hips at +-half the hip width."""
+    joints, _ = walk
+    off = joints.copy()
+    off[:, J["pelvis"]] += np.array([30.0, 10.0, 0.0])       # 3 cm to the left, 1 cm up
+    prep = prepare_motion(off, np.arange(len(off)) / 120.0, np.ones(len(off), bool))
+    rig = prep.rig
+    assert rig.offsets_cm[rig.names.index("left_hip")] == pytest.approx(-rig.offsets_cm[rig.names.index("right_hip")])
+    assert np.abs(prep.joints_mm[:, J["pelvis"]] - joints[:, J["pelvis"]]).max() < 1e-9
+    assert prep.fk_error_mm.max() < 5.0
 
 
 def test_bone_lengths_ignore_outlier_and_invalid_frames(walk):

@@ -3,10 +3,12 @@
 Pipeline (every step returns new arrays; the Clip is never modified)::
 
     clip.joints_world_mm (or mocap_app.world.align_clip, or the camera-axis fallback)
+      -> midpoint joints re-derived from their definitions (pelvis = mid hips, ...)
       -> fill gaps (interpolate <= max_gap_s, hold longer ones and report them)
       -> resample to a constant rate (when the source was variable or --fps is given)
       -> One Euro smoothing (optional) -> foot locking (optional)
-      -> rest skeleton from median bone lengths -> local rotations -> BVH / FBX / GLB
+      -> rest skeleton from median bone lengths (optionally left/right averaged) -> local rotations
+      -> BVH / FBX / GLB
 
 Usage::
 
@@ -27,7 +29,7 @@ from mocap_app.export.bvh import VALID_ORDERS, bvh_text
 from mocap_app.export.fbx import fbx_bytes
 from mocap_app.export.filters import FootLockReport, GapReport, fill_gaps, foot_lock, is_constant_rate, one_euro, \
     resample
-from mocap_app.export.rig import JOINT_TO_RIG, NAME_SETS, Rig, RigError, build_rig
+from mocap_app.export.rig import JOINT_TO_RIG, NAME_SETS, Rig, RigError, apply_definitions, build_rig
 from mocap_app.export.rotations import Motion, forward_kinematics, positions_to_motion
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class ExportOptions:
     foot_lock: bool = False
     foot_height_mm: float = 100.0        # ankle height below which a foot may be in contact
     foot_speed_mm_s: float = 250.0       # ankle speed below which it is in contact
+    symmetric: bool = False              # same length (the mean) for left and right bones
 
     def validate(self) -> None:
         if self.names not in NAME_SETS:
@@ -152,8 +155,9 @@ def prepare_motion(joints_mm: np.ndarray, times_s: np.ndarray, valid: np.ndarray
         raise ExportError("nothing to export: no frame of the clip has a person")
     if len(times_s) > 1 and np.any(np.diff(times_s) <= 0):
         raise ExportError("timestamps must increase strictly")
+    joints_mm = apply_definitions(joints_mm)
     try:
-        rig = build_rig(joints_mm, valid, options.names)
+        rig = build_rig(joints_mm, valid, options.names, options.symmetric)
     except RigError as e:
         raise ExportError(str(e)) from None
     filled, gaps = fill_gaps(joints_mm, times_s, valid, options.max_gap_s)
@@ -173,7 +177,7 @@ def prepare_motion(joints_mm: np.ndarray, times_s: np.ndarray, valid: np.ndarray
         times = times - times[0]
         log.info("resampled %d frames at a variable rate to %d frames at %.3f fps", len(times_s), len(times), fps)
     if options.smoothing:
-        filled = one_euro(filled, times, options.min_cutoff_hz, options.beta)
+        filled = apply_definitions(one_euro(filled, times, options.min_cutoff_hz, options.beta))
     fl = None
     if options.foot_lock:
         filled, fl = foot_lock(filled, times, options.foot_height_mm, options.foot_speed_mm_s)

@@ -37,6 +37,8 @@ def add_export_arguments(p: argparse.ArgumentParser, outputs: bool = True) -> No
     g.add_argument("--beta", type=float, default=0.02,
                    help="One Euro speed coefficient per mm/s; higher = less lag (default: 0.02)")
     g.add_argument("--foot-lock", action="store_true", help="pin feet that touch the floor")
+    g.add_argument("--symmetric", action="store_true",
+                   help="give left and right bones their mean length (default: each side its own median)")
     g.add_argument("--foot-height", type=float, default=100.0, metavar="MM",
                    help="ankle height below which a foot can be in contact (default: 100 mm)")
     g.add_argument("--foot-speed", type=float, default=250.0, metavar="MM_S",
@@ -48,7 +50,7 @@ def options_from_args(args: argparse.Namespace):
     return ExportOptions(names=args.names, rotation_order=args.rotation_order, fps=args.fps,
                          max_gap_s=args.max_gap, smoothing=args.smooth, min_cutoff_hz=args.min_cutoff,
                          beta=args.beta, foot_lock=args.foot_lock, foot_height_mm=args.foot_height,
-                         foot_speed_mm_s=args.foot_speed)
+                         foot_speed_mm_s=args.foot_speed, symmetric=args.symmetric)
 
 
 def add_convert_parser(subparsers) -> argparse.ArgumentParser:

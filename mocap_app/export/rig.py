@@ -114,10 +114,30 @@ class Rig:
         return pos
 
 
-def build_rig(joints_mm: np.ndarray, valid: np.ndarray, names: str = "standard") -> Rig:
+def apply_definitions(joints: np.ndarray) -> np.ndarray:
+    """Re-derive the midpoint joints from their definitions (``engines.skeleton``): a copy with
+    pelvis = mid(hips), thorax = mid(shoulders), spine = mid(pelvis, thorax).
+
+    A lifter's outputs need not honour them exactly; a rig whose pelvis sits off the
+    hip line gets lopsided hip bones that one rotation cannot fit. Data built from the
+    definitions (MediaPipe, CMU) is unchanged.
+    """
+    out = np.array(joints, float)
+    out[..., J["pelvis"], :] = 0.5 * (out[..., J["left_hip"], :] + out[..., J["right_hip"], :])
+    out[..., J["thorax"], :] = 0.5 * (out[..., J["left_shoulder"], :] + out[..., J["right_shoulder"], :])
+    out[..., J["spine"], :] = 0.5 * (out[..., J["pelvis"], :] + out[..., J["thorax"], :])
+    return out
+
+
+def build_rig(joints_mm: np.ndarray, valid: np.ndarray, names: str = "standard", symmetric: bool = False) -> Rig:
     """Measure bone lengths (median over valid frames) and lay them out as a T-pose.
 
     The median ignores the occasional mis-detected frame that a mean would average in.
+    With ``symmetric`` a left bone and its right twin get the mean of their two
+    medians (people are near-symmetric; a monocular lifter's left/right lengths
+    differ mostly by error, and retargeting tools expect a symmetric rig). Off by
+    default: CMU subjects' calibrated legs differ by up to 2 cm, and averaging them
+    would move their knees and ankles by ~1 cm from where the input put them.
     """
     if names not in NAME_SETS:
         raise RigError(f"unknown bone name set {names!r}; choose one of {sorted(NAME_SETS)}")
@@ -137,6 +157,14 @@ def build_rig(joints_mm: np.ndarray, valid: np.ndarray, names: str = "standard")
         direction = np.asarray(_REST_DIR[name], float)
         offsets[r] = direction / np.linalg.norm(direction) * length_cm
         lengths[name] = length_cm
+    if symmetric:
+        for r, name in enumerate(RIG_JOINTS):
+            if name.startswith("left_") and name in lengths:
+                twin = RIG_JOINTS.index("right_" + name[5:])
+                mean = 0.5 * (lengths[name] + lengths[RIG_JOINTS[twin]])
+                for k in (r, twin):
+                    offsets[k] *= mean / lengths[RIG_JOINTS[k]]
+                    lengths[RIG_JOINTS[k]] = mean
     end_sites = {RIG_JOINTS.index(n): np.asarray(f, float) * lengths[n] for n, f in _END_SITES.items()}
     return Rig(NAME_SETS[names], RIG_PARENTS, offsets, end_sites, lengths)
 
