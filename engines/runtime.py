@@ -16,7 +16,6 @@ import importlib.util
 import io
 import logging
 import os
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,10 +231,11 @@ class OnnxRuntimeCPU:
     """ONNX Runtime on the CPU.
 
     Threads: MediaPipe runs beside the lifter on the same few cores, and a batch-1 MLP
-    gains nothing from a second thread (measured, notes/runtime.md), so intra-op threads
-    default to 1 and threads never spin (a spinning thread would steal a core from MediaPipe).
-    Batch 1 (the live path) runs through a pre-bound ``IOBinding`` whose input and output
-    buffers are allocated once: no per-call dict, output allocation or name lookup.
+    gains nothing from a second thread (measured: with the cores busy, a second intra-op
+    thread makes the median 10x worse; notes/runtime.md), so intra-op threads default to 1
+    and threads never spin (a spinning thread would steal a core from MediaPipe).
+    Calls go through plain ``InferenceSession.run``: measured per-call overhead ~10 us,
+    against ~47 us for a pre-bound ``IOBinding`` and ~55 us for ``run_with_ort_values``.
     """
     name = "onnxruntime"
 
@@ -254,37 +254,10 @@ class OnnxRuntimeCPU:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._run_options = ort.RunOptions()
-        self._b1 = None
-        self._lock = threading.Lock()
-        if list(providers) == ["CPUExecutionProvider"]:
-            self._b1 = self._bind_batch1()
-
-    def _bind_batch1(self):
-        """Static batch-1 buffers bound once; ``run`` copies into them (a few hundred bytes)."""
-        ins = {}
-        binding = self.session.io_binding()
-        for i in self.session.get_inputs():
-            shape = [1, *[int(d) for d in i.shape[1:]]]
-            ins[i.name] = buf = np.zeros(shape, np.float32)
-            binding.bind_input(i.name, "cpu", 0, np.float32, buf.shape, buf.ctypes.data)
-        outs = []
-        for o in self.session.get_outputs():
-            if not all(isinstance(d, int) for d in o.shape[1:]):
-                return None   # output shape not known statically: use the plain path
-            outs.append(np.zeros([1, *o.shape[1:]], np.float32))
-            binding.bind_output(o.name, "cpu", 0, np.float32, outs[-1].shape, outs[-1].ctypes.data)
-        return binding, ins, outs
 
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        first = inputs[self.input_names[0]]
-        if self._b1 is not None and len(first) == 1:
-            binding, ins, outs = self._b1
-            with self._lock:   # the bound buffers are shared: one batch-1 call at a time
-                for n, buf in ins.items():
-                    buf[...] = inputs[n]
-                self.session.run_with_iobinding(binding, self._run_options)
-                return [o.copy() for o in outs]
-        return self.session.run(None, {n: np.ascontiguousarray(inputs[n], np.float32) for n in self.input_names})
+        feed = {n: np.ascontiguousarray(inputs[n], np.float32) for n in self.input_names}
+        return self.session.run(self.output_names, feed, self._run_options)
 
 
 # ----------------------------------------------------------------------------- backend registry
