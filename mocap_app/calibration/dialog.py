@@ -1,0 +1,419 @@
+"""Camera calibration dialog (PySide6): manual entry / checkerboard / auto focal, with a live preview.
+
+The dialog edits one ``CameraProfile``. Every change re-validates it (through
+``CameraProfile``/``CameraIntrinsics``, the same checks the CLI uses): an absurd value
+shows an inline message and disables OK. Checkerboard calibration and auto focal run
+on a ``QThreadPool`` worker so the preview keeps updating; their results land in the
+manual tab's fields (as a focal length in px) so the user can still adjust them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+
+from mocap_app.calibration.manual import FOV_AXES, PRESETS, intrinsics_from_manual
+from mocap_app.calibration.profile import CalibrationError, CameraProfile, default_profile_dir
+
+log = logging.getLogger(__name__)
+
+MODES = ("focal length (px)", "field of view (deg)", "35 mm equivalent (mm)", "preset")
+
+
+class _Signals(QObject):
+    finished = Signal(object)
+    failed = Signal(str)
+    progress = Signal(float)
+
+
+class Job(QRunnable):
+    """Runs ``fn(progress)`` on the thread pool; reports through ``signals`` (delivered on the UI thread)."""
+
+    def __init__(self, fn: Callable[[Callable[[float], None]], object]):
+        super().__init__()
+        self.fn = fn
+        self.signals = _Signals()
+
+    def run(self) -> None:
+        try:
+            out = self.fn(lambda x: self.signals.progress.emit(float(x)))
+        except CalibrationError as e:
+            self.signals.failed.emit(str(e))
+        except Exception as e:  # keep the UI alive, but say what happened
+            log.error("calibration job failed:\n%s", traceback.format_exc())
+            self.signals.failed.emit(f"{type(e).__name__}: {e}")
+        else:
+            self.signals.finished.emit(out)
+
+
+class CalibrationDialog(QDialog):
+    """Edit / create a camera profile. ``profile()`` is the result when accepted."""
+
+    profileChanged = Signal(object)      # CameraProfile or None
+    runFinished = Signal(object)         # CheckerboardResult / AutoFocalResult, on the UI thread
+    runFailed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, *, size_wh: tuple[int, int] = (1920, 1080),
+                 profile: CameraProfile | None = None, lifter_factory: Callable[[], object] | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Camera calibration")
+        self.pool = QThreadPool.globalInstance()
+        self._lifter_factory = lifter_factory
+        self._profile: CameraProfile | None = None
+        self._override: CameraProfile | None = None   # a loaded / calibrated profile, kept exactly until edited
+        self._jobs: list[Job] = []
+
+        # preview
+        self.preview = QLabel("no camera image")
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setMinimumSize(320, 240)
+        self.preview.setStyleSheet("background:#202020;color:#aaa;border:1px solid #444")
+
+        # common fields
+        self.name_edit = QLineEdit("camera")
+        self.width_spin = QSpinBox(maximum=20000, minimum=0, value=size_wh[0])
+        self.height_spin = QSpinBox(maximum=20000, minimum=0, value=size_wh[1])
+        self.width_spin.setSuffix(" px")
+        self.height_spin.setSuffix(" px")
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._manual_tab(), "By hand")
+        self.tabs.addTab(self._checker_tab(), "Checkerboard")
+        self.tabs.addTab(self._auto_tab(), "From a person")
+
+        # result
+        self.result_label = QLabel()
+        self.result_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color:#c62828")
+        res = QGroupBox("Result")
+        rl = QVBoxLayout(res)
+        rl.addWidget(self.result_label)
+        rl.addWidget(self.message)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.save_button = self.buttons.addButton("Save profile...", QDialogButtonBox.ActionRole)
+        self.load_button = self.buttons.addButton("Load profile...", QDialogButtonBox.ActionRole)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.save_button.clicked.connect(lambda: self._ask_path(save=True))
+        self.load_button.clicked.connect(lambda: self._ask_path(save=False))
+
+        top = QFormLayout()
+        top.addRow("Camera name", self.name_edit)
+        sz = QHBoxLayout()
+        sz.addWidget(self.width_spin)
+        sz.addWidget(QLabel("x"))
+        sz.addWidget(self.height_spin)
+        top.addRow("Image size", sz)
+        right = QVBoxLayout()
+        right.addLayout(top)
+        right.addWidget(self.tabs)
+        right.addWidget(res)
+        body = QHBoxLayout()
+        body.addWidget(self.preview, 3)
+        body.addLayout(right, 2)
+        outer = QVBoxLayout(self)
+        outer.addLayout(body)
+        outer.addWidget(self.buttons)
+
+        for w in (self.width_spin, self.height_spin, self.value_spin):
+            w.valueChanged.connect(self._on_edit)
+        for w in (self.mode_combo, self.axis_combo, self.preset_combo):
+            w.currentIndexChanged.connect(self._on_edit)
+        self.name_edit.textChanged.connect(self._revalidate)
+        if profile is not None:
+            self.set_profile(profile)
+        else:
+            self._revalidate()
+
+    # -- tabs ---------------------------------------------------------------------------------
+    def _manual_tab(self) -> QWidget:
+        w = QWidget()
+        f = QFormLayout(w)
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(MODES)
+        self.value_spin = QDoubleSpinBox(decimals=2, minimum=-1e6, maximum=1e6, value=1000.0)
+        self.axis_combo = QComboBox()
+        self.axis_combo.addItems(FOV_AXES)
+        self.preset_combo = QComboBox()
+        for p in PRESETS:
+            self.preset_combo.addItem(p.label, p.key)
+        self.preset_source = QLabel()
+        self.preset_source.setWordWrap(True)
+        self.preset_source.setStyleSheet("color:#666")
+        f.addRow("Enter", self.mode_combo)
+        f.addRow("Value", self.value_spin)
+        f.addRow("FOV across", self.axis_combo)
+        f.addRow("Preset", self.preset_combo)
+        f.addRow(self.preset_source)
+        return w
+
+    def _checker_tab(self) -> QWidget:
+        w = QWidget()
+        v = QVBoxLayout(w)
+        self.image_list = QListWidget()
+        add = QPushButton("Add images...")
+        add.clicked.connect(self._add_images)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.image_list.clear)
+        hb = QHBoxLayout()
+        hb.addWidget(add)
+        hb.addWidget(clear)
+        f = QFormLayout()
+        self.cols_spin = QSpinBox(minimum=2, maximum=40, value=9)
+        self.rows_spin = QSpinBox(minimum=2, maximum=40, value=6)
+        self.square_spin = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=1000.0, value=25.0, suffix=" mm")
+        self.charuco_check = QCheckBox("ChArUco board (counts are squares)")
+        pat = QHBoxLayout()
+        pat.addWidget(self.cols_spin)
+        pat.addWidget(QLabel("x"))
+        pat.addWidget(self.rows_spin)
+        f.addRow("Inner corners", pat)
+        f.addRow("Square", self.square_spin)
+        f.addRow(self.charuco_check)
+        self.calib_button = QPushButton("Calibrate")
+        self.calib_button.clicked.connect(self.start_checkerboard)
+        self.checker_progress = QProgressBar()
+        self.checker_info = QLabel()
+        self.checker_info.setWordWrap(True)
+        v.addWidget(self.image_list)
+        v.addLayout(hb)
+        v.addLayout(f)
+        v.addWidget(self.calib_button)
+        v.addWidget(self.checker_progress)
+        v.addWidget(self.checker_info)
+        return w
+
+    def _auto_tab(self) -> QWidget:
+        w = QWidget()
+        v = QVBoxLayout(w)
+        v.addWidget(QLabel("A video (or processed clip) in which one person walks around, whole body visible,\n"
+                           "towards / away from the camera and across the image."))
+        self.auto_path = QLineEdit()
+        self.auto_path.setPlaceholderText("video or clip.json")
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._browse_auto)
+        hb = QHBoxLayout()
+        hb.addWidget(self.auto_path)
+        hb.addWidget(browse)
+        self.auto_button = QPushButton("Estimate focal length")
+        self.auto_button.clicked.connect(self.start_auto)
+        self.auto_progress = QProgressBar()
+        self.auto_info = QLabel()
+        self.auto_info.setWordWrap(True)
+        v.addLayout(hb)
+        v.addWidget(self.auto_button)
+        v.addWidget(self.auto_progress)
+        v.addWidget(self.auto_info)
+        v.addStretch(1)
+        return w
+
+    # -- preview --------------------------------------------------------------------------------
+    @Slot(QImage)
+    def set_frame(self, image: QImage) -> None:
+        """Show a camera frame (connect a capture worker's frame signal here)."""
+        if image.isNull():
+            return
+        self.preview.setPixmap(QPixmap.fromImage(image).scaled(self.preview.size(), Qt.KeepAspectRatio,
+                                                               Qt.SmoothTransformation))
+
+    # -- validation -----------------------------------------------------------------------------
+    def _on_edit(self) -> None:
+        self._override = None              # a hand edit replaces whatever was loaded or calibrated
+        self._revalidate()
+
+    def _manual_kwargs(self) -> dict:
+        mode = self.mode_combo.currentIndex()
+        v = self.value_spin.value()
+        self.value_spin.setEnabled(mode != 3)
+        self.axis_combo.setEnabled(mode == 1)
+        self.preset_combo.setEnabled(mode == 3)
+        self.preset_source.setText(PRESETS[self.preset_combo.currentIndex()].source if mode == 3 else "")
+        return [dict(focal_px=v), dict(fov_deg=v, fov_axis=self.axis_combo.currentText()),
+                dict(focal_35mm=v), dict(preset=self.preset_combo.currentData())][mode]
+
+    def _revalidate(self) -> None:
+        try:
+            w, h = self.width_spin.value(), self.height_spin.value()
+            kwargs = self._manual_kwargs()
+            if self._override is not None:
+                prof = dataclasses.replace(self._override, name=self.name_edit.text())
+            else:
+                intr, source = intrinsics_from_manual(w, h, **kwargs)
+                prof = CameraProfile.from_intrinsics(self.name_edit.text(), intr, source)
+        except (CalibrationError, ValueError) as e:
+            self._profile = None
+            self.message.setText(str(e))
+            self.result_label.setText("-")
+        else:
+            self._profile = prof
+            self.message.setText("")
+            fov = prof.fov_deg
+            self.result_label.setText(f"focal length {prof.fx_px:.1f} px\nFOV {fov['horizontal']:.1f} (h) x "
+                                      f"{fov['vertical']:.1f} (v) deg, {fov['diagonal']:.1f} diagonal\n"
+                                      f"source: {prof.source}")
+        self.buttons.button(QDialogButtonBox.Ok).setEnabled(self._profile is not None)
+        self.save_button.setEnabled(self._profile is not None)
+        self.profileChanged.emit(self._profile)
+
+    # -- profile I/O ------------------------------------------------------------------------------
+    def profile(self) -> CameraProfile | None:
+        return self._profile
+
+    def set_profile(self, prof: CameraProfile) -> None:
+        """Show ``prof``; it is kept exactly (fy, principal point, distortion too) until a field is edited."""
+        for w in (self.width_spin, self.height_spin, self.value_spin, self.mode_combo):
+            w.blockSignals(True)
+        self.name_edit.blockSignals(True)
+        self.name_edit.setText(prof.name)
+        self.width_spin.setValue(prof.width_px)
+        self.height_spin.setValue(prof.height_px)
+        self.mode_combo.setCurrentIndex(0)
+        self.value_spin.setValue(prof.fx_px)
+        for w in (self.width_spin, self.height_spin, self.value_spin, self.mode_combo, self.name_edit):
+            w.blockSignals(False)
+        self._override = prof
+        self._revalidate()
+
+    def save_profile(self, path: str | Path) -> Path:
+        if self._profile is None:
+            raise CalibrationError(self.message.text() or "nothing valid to save")
+        return self._profile.save(path)
+
+    def load_profile(self, path: str | Path) -> CameraProfile:
+        prof = CameraProfile.load(path)
+        self.set_profile(prof)
+        return prof
+
+    def _ask_path(self, save: bool) -> None:
+        folder = str(default_profile_dir())
+        try:
+            if save:
+                path, _ = QFileDialog.getSaveFileName(self, "Save camera profile",
+                                                      str(Path(folder) / f"{self.name_edit.text()}.json"),
+                                                      "Camera profile (*.json)")
+                if path:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    self.save_profile(path)
+            else:
+                path, _ = QFileDialog.getOpenFileName(self, "Load camera profile", folder, "Camera profile (*.json)")
+                if path:
+                    self.load_profile(path)
+        except (CalibrationError, OSError) as e:
+            self.message.setText(str(e))
+
+    # -- background runs ------------------------------------------------------------------------
+    def _add_images(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Checkerboard images", "", "Images (*.png *.jpg *.jpeg *.bmp)")
+        self.add_images(files)
+
+    def add_images(self, files) -> None:
+        for f in files:
+            item = QListWidgetItem(Path(f).name)
+            item.setToolTip(str(f))
+            item.setData(Qt.UserRole, str(f))
+            self.image_list.addItem(item)
+
+    def _browse_auto(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Video or clip", "", "Video or clip (*.mp4 *.mov *.avi *.mkv *.json)")
+        if path:
+            self.auto_path.setText(path)
+
+    def _start(self, job: Job, button: QPushButton, bar: QProgressBar, info: QLabel, done) -> Job:
+        button.setEnabled(False)
+        bar.setValue(0)
+        info.setText("working...")
+        job.signals.progress.connect(lambda x: bar.setValue(int(100 * x)))
+
+        def finished(res):
+            button.setEnabled(True)
+            bar.setValue(100)
+            done(res)
+            self.runFinished.emit(res)
+
+        def failed(msg):
+            button.setEnabled(True)
+            info.setText(msg)
+            info.setStyleSheet("color:#c62828")
+            self.runFailed.emit(msg)
+
+        job.signals.finished.connect(finished)
+        job.signals.failed.connect(failed)
+        job.setAutoDelete(False)
+        self._jobs.append(job)
+        self.pool.start(job)
+        return job
+
+    def start_checkerboard(self) -> Job:
+        from mocap_app.calibration.checkerboard import BoardSpec, calibrate
+        files = [self.image_list.item(i).data(Qt.UserRole) for i in range(self.image_list.count())]
+        spec_args = (self.cols_spin.value(), self.rows_spin.value(), self.square_spin.value(),
+                     "charuco" if self.charuco_check.isChecked() else "chessboard")
+
+        def work(progress):
+            if not files:
+                raise CalibrationError("add some images of the board first")
+            spec = BoardSpec(*spec_args)
+            return calibrate(files, spec, progress=lambda i, n, name: progress(0.9 * i / max(n, 1)))
+
+        def done(res):
+            self.checker_info.setStyleSheet("")
+            tips = "\n".join(f"- {t}" for t in res.coverage.advice)
+            self.checker_info.setText(f"{len(res.used)} images used, RMS reprojection error {res.rms_px:.2f} px"
+                                      + (f"\n{tips}" if tips else ""))
+            self.set_profile(res.profile(self.name_edit.text()))
+
+        return self._start(Job(work), self.calib_button, self.checker_progress, self.checker_info, done)
+
+    def start_auto(self) -> Job:
+        from mocap_app.calibration.autofocal import estimate_focal
+        from mocap_app.calibration.cli import _keypoints_from_input
+        path = Path(self.auto_path.text().strip())
+        factory = self._lifter_factory
+
+        def work(progress):
+            if not path.name or not path.exists():
+                raise CalibrationError(f"file not found: {path}")
+            kp, conf, size = _keypoints_from_input(path, 600, 2)
+            progress(0.3)
+            if factory is not None:
+                lifter = factory()
+            else:
+                from engines import load_lifter
+                try:
+                    lifter = load_lifter("absposelifter", backend="auto")
+                except FileNotFoundError as e:
+                    raise CalibrationError(f"cannot load the 3D lifter: {e}") from None
+            return estimate_focal(kp, conf, size, lifter, progress=lambda x: progress(0.3 + 0.7 * x))
+
+        def done(res):
+            ok = res.reliable
+            self.auto_info.setStyleSheet("" if ok else "color:#c62828")
+            self.auto_info.setText(f"{res.focal_px:.0f} px, confidence {res.confidence:.2f}: {res.reason}")
+            p = res.profile(self.name_edit.text())
+            self.set_profile(p)
+
+        return self._start(Job(work), self.auto_button, self.auto_progress, self.auto_info, done)
+
+
+def _demo() -> int:   # pragma: no cover - manual check: python -m mocap_app.calibration.dialog
+    import sys
+    from PySide6.QtWidgets import QApplication
+    app = QApplication.instance() or QApplication(sys.argv)
+    d = CalibrationDialog()
+    d.show()
+    return app.exec()
+
+
+if __name__ == "__main__":   # pragma: no cover
+    raise SystemExit(_demo())

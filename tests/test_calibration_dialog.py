@@ -1,0 +1,153 @@
+"""Calibration dialog, headless (QT_QPA_PLATFORM=offscreen): validation, tabs, background runs, screenshot."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtGui import QColor, QImage  # noqa: E402
+from PySide6.QtWidgets import QDialogButtonBox  # noqa: E402
+
+from mocap_app.calibration.dialog import CalibrationDialog  # noqa: E402
+from mocap_app.calibration.profile import CameraProfile  # noqa: E402
+
+DATA = Path("/work/shared/data/video/pose2sim_demo_singleperson/calibration")
+NOTES = Path(__file__).resolve().parents[1] / "notes"
+
+
+@pytest.fixture
+def dlg(qtbot):
+    d = CalibrationDialog(size_wh=(1920, 1080))
+    qtbot.addWidget(d)
+    return d
+
+
+def ok_enabled(d):
+    return d.buttons.button(QDialogButtonBox.Ok).isEnabled()
+
+
+def test_manual_fov_shows_focal_and_enables_ok(dlg):
+    dlg.mode_combo.setCurrentIndex(1)            # field of view
+    dlg.axis_combo.setCurrentText("horizontal")
+    dlg.value_spin.setValue(90.0)
+    assert ok_enabled(dlg)
+    assert dlg.profile().fx_px == pytest.approx(960.0)
+    assert "960.0 px" in dlg.result_label.text() and "90.0 (h)" in dlg.result_label.text()
+    assert dlg.message.text() == ""
+
+
+@pytest.mark.parametrize("mode, value, msg", [(0, 5.0, "plausible"), (0, -100.0, "positive"),
+                                              (1, 200.0, "180"), (2, 0.0, "positive")])
+def test_absurd_values_disable_ok_with_inline_message(dlg, mode, value, msg):
+    dlg.mode_combo.setCurrentIndex(mode)
+    dlg.value_spin.setValue(value)
+    assert not ok_enabled(dlg) and not dlg.save_button.isEnabled()
+    assert msg in dlg.message.text()
+    assert dlg.profile() is None
+    if mode == 1:
+        NOTES.mkdir(exist_ok=True)
+        dlg.resize(900, 560)
+        assert dlg.grab().save(str(NOTES / "calibration_dialog_invalid.png"))
+    dlg.mode_combo.setCurrentIndex(0)
+    dlg.value_spin.setValue(1200.0)                # fixing it re-enables OK
+    assert ok_enabled(dlg) and dlg.message.text() == ""
+
+
+def test_zero_size_and_empty_name_are_invalid(dlg):
+    dlg.width_spin.setValue(0)
+    assert not ok_enabled(dlg) and "size" in dlg.message.text()
+    dlg.width_spin.setValue(1920)
+    dlg.name_edit.setText("  ")
+    assert not ok_enabled(dlg) and "name" in dlg.message.text()
+
+
+def test_preset_and_save_load_roundtrip(dlg, tmp_path):
+    dlg.mode_combo.setCurrentIndex(3)
+    dlg.preset_combo.setCurrentIndex(dlg.preset_combo.findData("logitech-c920"))
+    assert "Logitech" in dlg.preset_source.text()
+    h = dlg.profile().fov_deg["horizontal"]
+    assert h == pytest.approx(70.4, abs=0.3)
+    dlg.name_edit.setText("desk cam")
+    path = dlg.save_profile(tmp_path / "desk.json")
+    d2 = CalibrationDialog()
+    d2.load_profile(path)
+    assert d2.profile() == CameraProfile.load(path)                # loaded exactly, not via the 2-decimal field
+    assert d2.name_edit.text() == "desk cam" and "preset" in d2.profile().source
+    d2.value_spin.setValue(1000.0)                                  # an edit switches to the typed value
+    assert d2.profile().fx_px == 1000.0 and "manual" in d2.profile().source
+
+
+def test_preview_accepts_frames(dlg):
+    img = QImage(640, 360, QImage.Format_RGB888)
+    img.fill(QColor(30, 120, 200))
+    dlg.set_frame(img)
+    assert dlg.preview.pixmap() is not None and not dlg.preview.pixmap().isNull()
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="pose2sim data not present")
+def test_checkerboard_runs_off_the_ui_thread(dlg, qtbot):
+    dlg.add_images(sorted((DATA / "intrinsics" / "int_cam04_img").glob("*.jpg")))
+    dlg.cols_spin.setValue(4)
+    dlg.rows_spin.setValue(7)
+    dlg.square_spin.setValue(60.0)
+    with qtbot.waitSignal(dlg.runFinished, timeout=120_000):
+        dlg.start_checkerboard()
+        assert not dlg.calib_button.isEnabled()        # returned at once; the work is on the pool
+    assert dlg.calib_button.isEnabled()
+    assert (dlg.width_spin.value(), dlg.height_spin.value()) == (1088, 1920)
+    assert dlg.profile().fx_px == pytest.approx(1675.2, rel=0.02)
+    assert "RMS" in dlg.checker_info.text() and "checkerboard" in dlg.profile().source
+    assert dlg.profile().dist_coeffs and dlg.profile().cy_px != pytest.approx(959.5)   # full result kept
+    assert dlg.profile().reprojection_error_px is not None and ok_enabled(dlg)
+    NOTES.mkdir(exist_ok=True)
+    dlg.resize(1100, 700)
+    first = sorted((DATA / "intrinsics" / "int_cam04_img").glob("*.jpg"))[0]
+    dlg.set_frame(QImage(str(first)))
+    dlg.tabs.setCurrentIndex(1)
+    assert dlg.grab().save(str(NOTES / "calibration_dialog.png"))
+
+
+def test_checkerboard_without_images_reports_error(dlg, qtbot):
+    with qtbot.waitSignal(dlg.runFailed, timeout=10_000) as sig:
+        dlg.start_checkerboard()
+    assert "add some images" in sig.args[0] and dlg.calib_button.isEnabled()
+
+
+def test_auto_focal_tab_with_a_clip(qtbot, tmp_path):
+    from engines.camera import CameraIntrinsics
+    from mocap_app.calibration.synthetic import OracleLifter, load_segment, make_view, subject_files
+    from mocap_app.clip import Clip
+    files = subject_files()
+    if not files:
+        pytest.skip("CMU mocap not present")
+    rng = np.random.default_rng(4)
+    jw = load_segment(files[0], seconds=4, fps=15, start_s=0.5)
+    v = make_view(jw, focal_px=800, size=(1280, 720), distance_mm=3500, height_mm=1500, aim=True, yaw_deg=60)
+    n = len(jw)
+    clip = Clip(np.arange(n) / 15, np.ones(n, bool), v.keypoints_px, np.ones((n, 17)), v.joints_cam_mm,
+                CameraIntrinsics.from_focal(1000, 1280, 720))
+    path = clip.save(tmp_path / "walk.clip.json")
+    # the CLI reads every 2nd frame of a clip: the stand-in lifter must answer for those
+    lifter = OracleLifter(v.joints_cam_mm[::2], 800, rng)
+    d = CalibrationDialog(lifter_factory=lambda: lifter)
+    qtbot.addWidget(d)
+    d.auto_path.setText(str(path))
+    with qtbot.waitSignal(d.runFinished, timeout=120_000) as sig:
+        d.start_auto()
+    res = sig.args[0]
+    assert d.auto_button.isEnabled()
+    assert "confidence" in d.auto_info.text()
+    assert d.profile().fx_px == pytest.approx(res.focal_px, rel=1e-3)
+    assert abs(res.focal_px / 800 - 1) < 0.15 or not res.reliable
+    assert (d.width_spin.value(), d.height_spin.value()) == (1280, 720)
+
+
+def test_auto_focal_missing_file(dlg, qtbot):
+    dlg.auto_path.setText("/nonexistent/video.mp4")
+    with qtbot.waitSignal(dlg.runFailed, timeout=10_000) as sig:
+        dlg.start_auto()
+    assert "not found" in sig.args[0]
