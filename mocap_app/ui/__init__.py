@@ -1,0 +1,1 @@
+"""The desktop app (PySide6): ``mocap_app.ui.main_window.run_app``."""

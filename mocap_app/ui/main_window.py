@@ -1,0 +1,777 @@
+"""The desktop app's main window: source -> live 2D/3D views and plots -> record -> review/trim -> export.
+
+Threads: the UI thread only draws and reacts to the user. The pipeline runs on
+``mocap_app.ui.worker`` threads, the 3D view renders on its own thread
+(``mocap_app.ui.view3d``), exports run on a short-lived thread. Errors are shown in a
+banner at the top of the window as one sentence, never as a traceback.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog, QLabel, QLineEdit, QMainWindow,
+                               QMessageBox, QProgressBar, QSlider, QSplitter, QToolBar, QVBoxLayout, QWidget)
+
+from engines.skeleton import J
+from mocap_app.clip import Clip, ClipFormatError
+from mocap_app.ui.view3d import TRAIL_LEN, Scene, SceneRenderer, View3DWidget
+from mocap_app.ui.widgets import Banner, PlotsPanel, Timeline, VideoWidget
+from mocap_app.ui.worker import FrameResult, PipelineConfig, PipelineWorker, camera_axes_to_world
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+ICON = REPO / "assets" / "icons" / "mocap.svg"
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+ENGINES = (("absposelifter", "AbsPoseLifter"), ("perspose", "PersPose"), ("zedo", "ZeDO"))
+FILE_ITEM = "file"
+
+
+def slice_clip(clip: Clip, first: int, last: int) -> Clip:
+    """Frames ``first..last`` (inclusive) of a clip; the world frame stays valid."""
+    s = slice(first, last + 1)
+    return dataclasses.replace(
+        clip, timestamps_s=clip.timestamps_s[s], person=clip.person[s], keypoints_px=clip.keypoints_px[s],
+        confidence=clip.confidence[s], joints_cam_mm=clip.joints_cam_mm[s],
+        joints_world_mm=None if clip.joints_world_mm is None else clip.joints_world_mm[s])
+
+
+def clip_world(clip: Clip) -> np.ndarray:
+    """World joints for display (the camera-axis guess when the clip has no world frame)."""
+    if clip.joints_world_mm is not None:
+        return np.asarray(clip.joints_world_mm, float)
+    w = camera_axes_to_world(clip.joints_cam_mm)
+    ok = np.isfinite(w).all((1, 2))
+    if ok.any():
+        w[..., 1] -= np.nanpercentile(np.minimum(w[ok, J["left_ankle"], 1], w[ok, J["right_ankle"], 1]), 5) - 80
+    return w
+
+
+def _cam_pose(world: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    if world:
+        return np.asarray(world["R_cam_to_world"], float), np.asarray(world["t_cam_to_world_mm"], float) / 1000
+    return np.diag([1.0, -1.0, -1.0]), np.zeros(3)
+
+
+class MainWindow(QMainWindow):
+    """The whole app in one window."""
+
+    export_done = Signal(object, str)      # ExportResult or None, error message ("" when fine)
+
+    def __init__(self, weights: str | Path | None = None, settings: QSettings | None = None,
+                 prefer_open3d: bool = True, ask_file_if_no_camera: bool = False, autosave: bool = True,
+                 auto_start_files: bool = True):
+        super().__init__()
+        self.setWindowTitle("mocap")
+        if ICON.exists():
+            self.setWindowIcon(QIcon(str(ICON)))
+        self.settings = settings or QSettings("mocap", "mocap")
+        self.weights = Path(weights) if weights else (Path(os.environ["MOCAP_LIFTER_WEIGHTS"])
+                                                      if os.environ.get("MOCAP_LIFTER_WEIGHTS") else None)
+        self.autosave = autosave
+        self.auto_start_files = auto_start_files
+        self.worker: PipelineWorker | None = None
+        self.source: str | int | None = None
+        self.clip: Clip | None = None           # the take under review
+        self.clip_saved = True
+        self.autosave_path: Path | None = None
+        self.profile = None                     # CameraIntrinsics from the calibration dialog
+        self.intrinsics = None
+        self.world: dict | None = None
+        self.trail: collections.deque = collections.deque(maxlen=TRAIL_LEN)
+        self.screen_latency_ms: list[float] = []
+        self.frames_drawn = 0
+        self._review_cap = None
+        self._t0 = time.perf_counter()
+        self._export_thread: threading.Thread | None = None
+        self.last_export = None
+        self.max_frames: int | None = None      # limit per run (tests, benchmarks)
+
+        self.renderer = SceneRenderer(prefer_open3d=prefer_open3d)
+        self._build_ui()
+        self._load_settings()
+        self.renderer.backend_ready.connect(lambda n: self.view_label.setText(f"3D view: {n}"))
+        if self.renderer.backend_name:   # ready before the connection was made
+            self.view_label.setText(f"3D view: {self.renderer.backend_name}")
+        self.view3d.frame_shown.connect(self._on_frame_shown)
+        self.export_done.connect(self._on_export_done)
+        self._plot_timer = QTimer(self)
+        self._plot_timer.timeout.connect(self.plots.refresh)
+        self._plot_timer.start(200)
+        self.setAcceptDrops(True)
+        self.refresh_sources()
+        self._update_state()
+        self.renderer.submit(Scene())
+        if ask_file_if_no_camera and not self._cameras:
+            QTimer.singleShot(300, self.open_video_dialog)
+
+    # ----------------------------------------------------------------------------------- UI
+    def _build_ui(self) -> None:
+        st = self.style()
+        # actions
+        self.act_open = QAction("&Open video...", self, shortcut=QKeySequence.Open, triggered=self.open_video_dialog)
+        self.act_open_clip = QAction("Open &clip...", self, triggered=self.open_clip_dialog)
+        self.act_save = QAction("&Save clip...", self, shortcut=QKeySequence.Save, triggered=self.save_clip_dialog)
+        self.act_export = QAction("&Export BVH/FBX/GLB...", self, shortcut="Ctrl+E", triggered=self.export_dialog)
+        self.act_quit = QAction("&Quit", self, shortcut=QKeySequence.Quit, triggered=self.close)
+        self.act_start = QAction(st.standardIcon(st.StandardPixmap.SP_MediaPlay), "Start", self,
+                                 shortcut="Space", triggered=self.toggle_run)
+        self.act_start.setToolTip("Start/stop the pipeline on the chosen source (Space)")
+        self.act_record = QAction("● Record", self, checkable=True, shortcut="R", triggered=self.set_recording)
+        self.act_record.setToolTip("Record the live pose (R). Files are always recorded whole.")
+        self.act_reset = QAction("Reset 3D view", self, shortcut="Home", triggered=lambda: self.view3d.reset_view())
+        self.act_calib = QAction("&Calibrate camera...", self, triggered=self.open_calibration)
+        self.act_refresh = QAction("Refresh camera list", self, triggered=self.refresh_sources)
+
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        for a in (self.act_open, self.act_open_clip, None, self.act_save, self.act_export, None, self.act_quit):
+            m.addSeparator() if a is None else m.addAction(a)
+        m = mb.addMenu("&Capture")
+        for a in (self.act_start, self.act_record, None, self.act_refresh):
+            m.addSeparator() if a is None else m.addAction(a)
+        m = mb.addMenu("C&amera")
+        m.addAction(self.act_calib)
+        m = mb.addMenu("&View")
+        m.addAction(self.act_reset)
+
+        tb = QToolBar("Main")
+        tb.setObjectName("main_toolbar")
+        tb.setMovable(False)
+        self.addToolBar(tb)
+        tb.addWidget(QLabel(" Source: "))
+        self.source_combo = QComboBox()
+        self.source_combo.setMinimumWidth(220)
+        self.source_combo.activated.connect(self._on_source_picked)
+        tb.addWidget(self.source_combo)
+        tb.addAction(self.act_open)
+        tb.addSeparator()
+        tb.addAction(self.act_start)
+        tb.addAction(self.act_record)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Engine: "))
+        self.engine_combo = QComboBox()
+        from engines.lifter import WEIGHTS
+        for key, label in ENGINES:
+            avail = key in WEIGHTS
+            self.engine_combo.addItem(label if avail else f"{label} (not available yet)", key)
+            if not avail:
+                item = self.engine_combo.model().item(self.engine_combo.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(f"{label} is not part of this build yet")
+        tb.addWidget(self.engine_combo)
+        tb.addWidget(QLabel(" Focal (px): "))
+        self.focal_edit = QLineEdit()
+        self.focal_edit.setPlaceholderText("auto")
+        self.focal_edit.setMaximumWidth(80)
+        self.focal_edit.setToolTip("Camera focal length in pixels; empty = calibration profile or a 70° diagonal "
+                                   "field of view")
+        tb.addWidget(self.focal_edit)
+        tb.addWidget(QLabel(" Smoothing: "))
+        self.smooth_slider = QSlider(Qt.Horizontal)
+        self.smooth_slider.setRange(0, 100)
+        self.smooth_slider.setMaximumWidth(120)
+        self.smooth_slider.setToolTip("Live display smoothing (One Euro filter): 0 = raw, 100 = smoothest")
+        self.smooth_slider.valueChanged.connect(self._on_smoothing)
+        tb.addWidget(self.smooth_slider)
+        tb.addSeparator()
+        tb.addAction(self.act_reset)
+
+        central = QWidget()
+        v = QVBoxLayout(central)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(0)
+        self.banner = Banner()
+        v.addWidget(self.banner)
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.video = VideoWidget()
+        self.view3d = View3DWidget(self.renderer)
+        self.splitter.addWidget(self.video)
+        self.splitter.addWidget(self.view3d)
+        self.splitter.setSizes([500, 600])
+        v.addWidget(self.splitter, 1)
+        self.timeline = Timeline()
+        self.timeline.frame_changed.connect(self.show_clip_frame)
+        v.addWidget(self.timeline)
+        self.setCentralWidget(central)
+
+        self.plots = PlotsPanel()
+        dock = QDockWidget("Plots", self)
+        dock.setObjectName("plots_dock")
+        dock.setWidget(self.plots)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(Qt.BottomDockWidgetArea, dock)
+        self.plots_dock = dock
+        self.resizeDocks([dock], [230], Qt.Vertical)
+
+        sb = self.statusBar()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.state_label = QLabel("Ready")
+        self.fps_label = QLabel("")
+        self.backend_label = QLabel("3D engine: -")
+        self.view_label = QLabel("3D view: starting")
+        sb.addWidget(self.state_label, 1)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.fps_label)
+        sb.addPermanentWidget(self.backend_label)
+        sb.addPermanentWidget(self.view_label)
+        self.resize(1280, 860)
+
+    # ------------------------------------------------------------------------- settings
+    def _load_settings(self) -> None:
+        s = self.settings
+        geo = s.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        self.smooth_slider.setValue(int(s.value("pipeline/smoothing", 50)))
+        self.focal_edit.setText(str(s.value("pipeline/focal_px", "")))
+        i = self.engine_combo.findData(str(s.value("pipeline/engine", "absposelifter")))
+        if i >= 0 and self.engine_combo.model().item(i).isEnabled():
+            self.engine_combo.setCurrentIndex(i)
+
+    def _save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("pipeline/smoothing", self.smooth_slider.value())
+        s.setValue("pipeline/focal_px", self.focal_edit.text().strip())
+        s.setValue("pipeline/engine", self.engine_combo.currentData())
+        s.sync()
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("paths/last_dir", str(Path.home())))
+
+    # -------------------------------------------------------------------------- sources
+    def refresh_sources(self) -> None:
+        from mocap_app.capture import list_cameras
+        try:
+            self._cameras = list_cameras()
+        except Exception as e:  # noqa: BLE001 - a broken camera stack must not stop the app
+            log.warning("listing cameras failed: %s", e)
+            self._cameras = []
+        cur = self.source
+        self.source_combo.clear()
+        for i in self._cameras:
+            self.source_combo.addItem(f"Camera {i} (live)", i)
+        if not self._cameras:
+            self.source_combo.addItem("No camera found", None)
+            self.source_combo.model().item(0).setEnabled(False)
+        if isinstance(cur, str):
+            self.source_combo.addItem(f"File: {Path(cur).name}", cur)
+        self.source_combo.addItem("Open video file...", FILE_ITEM)
+        if cur is None and self._cameras:
+            self.source = self._cameras[0]
+        self._select_source_item()
+        if not self._cameras and cur is None:
+            self.banner.show_message("No camera found. Open a video file (File ▸ Open video, or drop one on the "
+                                     "window) to capture from a recording.", "info")
+
+    def _select_source_item(self) -> None:
+        i = self.source_combo.findData(self.source)
+        if i >= 0:
+            self.source_combo.setCurrentIndex(i)
+
+    def _on_source_picked(self, index: int) -> None:
+        data = self.source_combo.itemData(index)
+        if data == FILE_ITEM:
+            self._select_source_item()
+            self.open_video_dialog()
+        elif data is not None:
+            self.source = data
+            self._update_state()
+
+    def open_video_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open video", self._last_dir(),
+            "Videos (" + " ".join(f"*{e}" for e in sorted(VIDEO_EXTS)) + ");;Clips (*.json);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_clip_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open clip", self._last_dir(), "Clips (*.json)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> bool:
+        """Open a video (becomes the source and, by default, starts processing) or a clip JSON (review)."""
+        p = Path(path)
+        if not p.exists():
+            self.banner.show_message(f"File not found: {p}")
+            return False
+        if not self._confirm_discard():
+            return False
+        self.settings.setValue("paths/last_dir", str(p.parent))
+        if p.suffix.lower() == ".json":
+            try:
+                clip = Clip.load(p)
+            except (ClipFormatError, OSError, KeyError, ValueError) as e:
+                self.banner.show_message(f"Cannot open {p.name}: {e}")
+                return False
+            self.set_review_clip(clip, saved=True)
+            self.banner.show_message(f"Opened clip {p.name}: {len(clip)} frames.", "info")
+            return True
+        from mocap_app.capture import CaptureError, VideoSource
+        try:
+            with VideoSource(p) as src:
+                desc = f"{src.size_wh[0]}x{src.size_wh[1]}, {src.fps:g} fps"
+        except CaptureError as e:
+            self.banner.show_message(str(e))
+            return False
+        self.stop_pipeline(wait=True)
+        self.source = str(p)
+        self.refresh_sources() if self.source_combo.findData(self.source) < 0 else None
+        self._select_source_item()
+        self.banner.show_message(f"Opened {p.name} ({desc}).", "info")
+        self._update_state()
+        if self.auto_start_files:
+            self.start_pipeline()
+        return True
+
+    # --------------------------------------------------------------------------- pipeline
+    def _focal(self) -> float | None:
+        t = self.focal_edit.text().strip()
+        if not t:
+            return None
+        try:
+            f = float(t)
+        except ValueError:
+            raise ValueError(f"the focal length must be a number of pixels, not {t!r}") from None
+        from engines.camera import MAX_FOCAL_PX, MIN_FOCAL_PX
+        if not MIN_FOCAL_PX <= f <= MAX_FOCAL_PX:
+            raise ValueError(f"the focal length {t} px is outside the plausible range "
+                             f"{MIN_FOCAL_PX:.0f}-{MAX_FOCAL_PX:.0f} px")
+        return f
+
+    def toggle_run(self) -> None:
+        if self.worker is not None:
+            self.stop_pipeline()
+        else:
+            self.start_pipeline()
+
+    def start_pipeline(self) -> bool:
+        if self.worker is not None:
+            return False
+        if self.source is None:
+            self.banner.show_message("Choose a source first: a camera, or open a video file.", "warning")
+            return False
+        try:
+            focal = self._focal()
+        except ValueError as e:
+            self.banner.show_message(str(e)[:1].upper() + str(e)[1:] + ".")
+            return False
+        if not self._confirm_discard():
+            return False
+        live = isinstance(self.source, int)
+        profile = self.profile if self.profile is not None and not live else None
+        cfg = PipelineConfig(source=self.source, live=live, engine=self.engine_combo.currentData(),
+                             weights=self.weights, focal_px=focal, profile=profile,
+                             smoothing=self.smooth_slider.value() / 100.0,
+                             record=not live or self.act_record.isChecked(), autosave=self.autosave,
+                             max_frames=self.max_frames)
+        self.worker = PipelineWorker(cfg)
+        self.worker.started.connect(self._on_started)
+        self.worker.result_ready.connect(self._on_result)
+        self.worker.status.connect(self.state_label.setText)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.finished.connect(self._on_finished)
+        self.set_review_clip(None)
+        self.plots.clear()
+        self.trail.clear()
+        self.screen_latency_ms.clear()
+        self._t0 = time.perf_counter()
+        self.banner.hide()
+        self.worker.start()
+        self._update_state()
+        return True
+
+    def stop_pipeline(self, wait: bool = False) -> None:
+        """Ask the worker to stop; ``_on_finished`` turns a recording into the take under review."""
+        w = self.worker
+        if w is None:
+            return
+        w.stop(wait_s=5.0 if wait else 0.0)
+        if wait:
+            QApplication.processEvents()
+            if self.worker is w:   # finished signal not yet delivered
+                self._on_finished(False)
+
+    def set_recording(self, on: bool) -> None:
+        w = self.worker
+        if w is None:
+            if on:
+                self.act_record.setChecked(True)   # armed: recording starts with the next Start
+                self.state_label.setText("Recording armed: press Start")
+            return
+        if w.config.live:
+            if on:
+                w.set_recording(True)
+            else:
+                w.set_recording(False)
+                self.stop_pipeline()    # the take goes to review
+        self._update_state()
+
+    def _on_started(self, info: dict) -> None:
+        self.intrinsics = info["intrinsics"]
+        self.backend_label.setText(f"3D engine: {self.engine_combo.currentText()} on {info['backend']}")
+        total = info.get("frames_total") or 0
+        if not info["live"] and total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(0)
+            self.progress.show()
+        else:
+            self.progress.hide()
+
+    def _on_result(self) -> None:
+        w = self.worker
+        if w is None:
+            return
+        r: FrameResult | None = w.take_latest()
+        if r is None:
+            return
+        self.frames_drawn += 1
+        self.video.set_frame(r.image_bgr, r.keypoints_px, r.confidence, r.display_scale)
+        t = time.perf_counter() - self._t0
+        self.plots.add(t, r.fps, r.stage_ms, r.confidence, r.joints_world_mm)
+        if w.alignment is not None:
+            self.world = w.alignment.to_dict()
+        if np.isfinite(r.joints_world_mm).all():
+            self.trail.append(r.joints_world_mm[J["pelvis"]] / 1000.0)
+        R, tc = _cam_pose(self.world)
+        self.renderer.submit(Scene(joints_m=r.joints_world_mm / 1000.0, trail_m=np.array(self.trail).reshape(-1, 3),
+                                   cam_R=R, cam_t_m=tc, K=self.intrinsics.K if self.intrinsics else None,
+                                   size_wh=(self.intrinsics.width_px, self.intrinsics.height_px)
+                                   if self.intrinsics else (640, 480),
+                                   frame_index=r.index, t_capture=r.t_capture))
+        rec = f" · ● REC {r.recorded}" if r.recording else ""
+        drop = f" · {r.dropped} dropped" if r.dropped else ""
+        self.fps_label.setText(f"{r.fps:.1f} fps{drop}{rec}")
+        if r.frames_total:
+            self.progress.setValue(r.frames_done)
+            left = (r.frames_total - r.frames_done) / r.fps if r.fps > 0 else float("nan")
+            self.progress.setFormat(f"{r.frames_done}/{r.frames_total} · {r.fps:.1f} fps · "
+                                    f"{left:.0f} s left" if np.isfinite(left) else f"{r.frames_done}/{r.frames_total}")
+        who = "person" if r.person else "no person"
+        self.state_label.setText(f"{'Live' if w.config.live else 'Processing'} · frame {r.index} · {who} · "
+                                 f"world: {r.world_method}")
+
+    def _on_frame_shown(self, _idx: int, ms: float) -> None:
+        if self.worker is not None:
+            self.screen_latency_ms.append(ms)
+            self.plots.set_screen_latency(ms)
+
+    def _on_failed(self, msg: str) -> None:
+        self.banner.show_message(msg, "error")
+
+    def _on_finished(self, ok: bool) -> None:
+        w = self.worker
+        if w is None:
+            return
+        self.worker = None
+        self.progress.hide()
+        self.act_record.setChecked(False)
+        rec = w.recorder
+        if rec is not None and len(rec) > 0:
+            self.autosave_path = rec.autosave_path
+            try:
+                clip = rec.to_clip()
+            except Exception as e:  # noqa: BLE001
+                self.banner.show_message(f"The recording could not be read back: {e}")
+                clip = None
+            if clip is not None:
+                clip = self._align(clip)
+                self.set_review_clip(clip, saved=False)
+                where = f" (autosaved to {self.autosave_path})" if self.autosave_path else ""
+                if w.error is None:
+                    self.banner.show_message(
+                        f"Take ready: {len(clip)} frames, {int(clip.person.sum())} with a person{where}. Scrub and "
+                        f"trim it on the timeline, then File ▸ Export.", "info")
+        self.state_label.setText("Finished" if ok else "Stopped")
+        self._update_state()
+
+    def _align(self, clip: Clip) -> Clip:
+        from mocap_app.world import WorldAlignmentError, align_clip
+        try:
+            return align_clip(clip)
+        except WorldAlignmentError as e:
+            log.info("take has no world frame: %s", e)
+            return clip
+
+    # ---------------------------------------------------------------------------- review
+    def set_review_clip(self, clip: Clip | None, saved: bool = True) -> None:
+        self.clip = clip
+        self.clip_saved = saved
+        if self._review_cap is not None:
+            self._review_cap.release()
+            self._review_cap = None
+        if clip is None:
+            self.timeline.set_length(np.zeros(0))
+            self._update_state()
+            return
+        self._review_world = clip_world(clip)
+        self.world = clip.world
+        path = clip.source.get("path") if isinstance(clip.source, dict) else None
+        if path and Path(str(path)).is_file():
+            import cv2
+            cap = cv2.VideoCapture(str(path))
+            self._review_cap = cap if cap.isOpened() else None
+        self.intrinsics = clip.intrinsics
+        self.timeline.set_length(clip.timestamps_s)
+        self.plots.set_clip(clip.timestamps_s - clip.timestamps_s[0], self._review_world, clip.confidence)
+        self.show_clip_frame(0)
+        self._update_state()
+
+    def show_clip_frame(self, i: int) -> None:
+        clip = self.clip
+        if clip is None or self.worker is not None or not 0 <= i < len(clip):
+            return
+        img, scale = None, 1.0
+        if self._review_cap is not None:
+            import cv2
+            self._review_cap.set(cv2.CAP_PROP_POS_MSEC, float(clip.timestamps_s[i]) * 1000.0)
+            ok, frame = self._review_cap.read()
+            if ok:
+                scale = min(1.0, 720 / max(frame.shape[:2]))
+                img = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
+        if img is None:
+            w, h = clip.intrinsics.width_px, clip.intrinsics.height_px
+            scale = min(1.0, 720 / max(w, h))
+            img = np.full((int(h * scale), int(w * scale), 3), 24, np.uint8)
+        self.video.set_frame(img, clip.keypoints_px[i], clip.confidence[i], scale)
+        self.plots.set_confidence(clip.confidence[i])
+        a, _ = self.timeline.trim
+        wj = self._review_world
+        trail = wj[max(a, i - TRAIL_LEN):i + 1, J["pelvis"]] / 1000.0
+        R, tc = _cam_pose(clip.world)
+        self.renderer.submit(Scene(joints_m=wj[i] / 1000.0, trail_m=trail, cam_R=R, cam_t_m=tc, K=clip.intrinsics.K,
+                                   size_wh=(clip.intrinsics.width_px, clip.intrinsics.height_px), frame_index=i))
+
+    def trimmed_clip(self) -> Clip | None:
+        if self.clip is None:
+            return None
+        a, b = self.timeline.trim
+        return slice_clip(self.clip, a, b)
+
+    def save_clip_dialog(self) -> None:
+        if self.clip is None:
+            self.banner.show_message("Nothing to save yet: record a take or process a video first.", "warning")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save clip", str(Path(self._last_dir()) / "take.clip.json"),
+                                              "Clips (*.json)")
+        if path:
+            self.save_clip_to(path)
+
+    def save_clip_to(self, path: str | Path) -> bool:
+        clip = self.trimmed_clip()
+        if clip is None:
+            self.banner.show_message("Nothing to save yet: record a take or process a video first.", "warning")
+            return False
+        try:
+            clip.save(path)
+        except OSError as e:
+            self.banner.show_message(f"Cannot save the clip: {e.strerror or e}")
+            return False
+        self.clip_saved = True
+        self.banner.show_message(f"Saved {len(clip)} frames to {path}.", "info")
+        return True
+
+    def export_dialog(self):
+        """Open the export dialog; returns it (already closed) for tests."""
+        from mocap_app.ui.export_dialog import ExportDialog
+        if self.clip is None:
+            self.banner.show_message("Nothing to export yet: record a take or process a video first.", "warning")
+            return None
+        src = self.clip.source.get("path") if isinstance(self.clip.source, dict) else None
+        base = Path(str(src)).stem if src and not str(src).isdigit() else "take"
+        dlg = ExportDialog(str(self.settings.value("export/folder", self._last_dir())), base, self.settings, self)
+        if dlg.exec() and dlg.request is not None:
+            self.start_export(dlg.request)
+        return dlg
+
+    def start_export(self, request) -> None:
+        """Export the trimmed take on a background thread; ``export_done`` reports."""
+        from mocap_app.export import ExportError, export_clip
+        clip = self.trimmed_clip()
+        if clip is None:
+            self.banner.show_message("Nothing to export yet.", "warning")
+            return
+        self.state_label.setText("Exporting...")
+
+        def work():
+            try:
+                res = export_clip(clip, **request.targets(), options=request.options)
+            except (ExportError, OSError) as e:
+                self.export_done.emit(None, str(e))
+                return
+            except Exception as e:  # noqa: BLE001 - reported, never a traceback box
+                log.exception("export failed")
+                self.export_done.emit(None, f"export failed unexpectedly ({type(e).__name__}: {e})")
+                return
+            self.export_done.emit(res, "")
+
+        self._export_thread = threading.Thread(target=work, name="export", daemon=True)
+        self._export_thread.start()
+
+    def _on_export_done(self, res, err: str) -> None:
+        self.last_export = (res, err)
+        if err:
+            self.banner.show_message(f"Export failed: {err}.")
+            self.state_label.setText("Export failed")
+            return
+        self.clip_saved = True
+        files = ", ".join(str(p) for p in res.written.values())
+        warn = (" " + " ".join(res.warnings)) if res.warnings else ""
+        self.banner.show_message(f"Exported {res.frames} frames at {res.fps:g} fps: {files}.{warn}", "info")
+        self.state_label.setText("Exported")
+
+    # ----------------------------------------------------------------------- calibration
+    def open_calibration(self):
+        try:
+            from mocap_app.calibration import dialog as cal
+        except ImportError as e:
+            self.banner.show_message(f"The calibration dialog is not available in this build ({e}).", "warning")
+            return None
+        cls = getattr(cal, "CalibrationDialog", None)
+        if cls is None:
+            self.banner.show_message("The calibration dialog is not available in this build.", "warning")
+            return None
+        try:
+            dlg = cls(parent=self)
+        except TypeError:
+            dlg = cls()
+        if dlg.exec():
+            prof = getattr(dlg, "profile", None)
+            if prof is not None and self.source is not None and isinstance(self.source, str):
+                try:
+                    from mocap_app.capture import VideoSource
+                    with VideoSource(self.source) as src:
+                        self.profile = prof.intrinsics(*src.size_wh)
+                    self.banner.show_message(f"Using camera profile {getattr(prof, 'name', '')}.", "info")
+                except Exception as e:  # noqa: BLE001
+                    self.banner.show_message(f"The camera profile does not fit this video: {e}")
+        return dlg
+
+    # ------------------------------------------------------------------------- state/close
+    def _update_state(self) -> None:
+        running = self.worker is not None
+        st = self.style()
+        self.act_start.setText("Stop" if running else "Start")
+        self.act_start.setIcon(st.standardIcon(st.StandardPixmap.SP_MediaStop if running
+                                               else st.StandardPixmap.SP_MediaPlay))
+        self.act_start.setEnabled(running or self.source is not None)
+        live = running and self.worker.config.live
+        self.act_record.setEnabled(not running or live)
+        if running and not live:
+            self.act_record.setChecked(True)
+        has_clip = self.clip is not None and not running
+        self.act_save.setEnabled(has_clip)
+        self.act_export.setEnabled(has_clip)
+        self.timeline.setEnabled(has_clip)
+        self.source_combo.setEnabled(not running)
+        self.engine_combo.setEnabled(not running)
+        self.focal_edit.setEnabled(not running)
+        title = "mocap"
+        if isinstance(self.source, str):
+            title += f" - {Path(self.source).name}"
+        if self.clip is not None and not self.clip_saved:
+            title += " *"
+        self.setWindowTitle(title)
+
+    def has_unsaved(self) -> bool:
+        rec = self.worker.recorder if self.worker is not None else None
+        return (self.clip is not None and not self.clip_saved) or (
+            rec is not None and self.worker.recording and len(rec) > 0)
+
+    def _confirm_discard(self) -> bool:
+        """Ask before dropping an unsaved take: Save (clip JSON), Discard, Cancel."""
+        if not self.has_unsaved():
+            return True
+        box = QMessageBox(QMessageBox.Warning, "Unsaved take",
+                          "The recorded take has not been saved or exported. Save it first?",
+                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
+        box.setInformativeText(f"An autosave is kept in {self.autosave_path.parent}." if self.autosave_path else "")
+        ans = box.exec()
+        if ans == QMessageBox.Cancel:
+            return False
+        if ans == QMessageBox.Save:
+            if self.worker is not None:
+                self.stop_pipeline(wait=True)
+            self.save_clip_dialog()
+            return self.clip_saved
+        self.clip_saved = True
+        return True
+
+    def closeEvent(self, ev) -> None:
+        if not self._confirm_discard():
+            ev.ignore()
+            return
+        self._save_settings()
+        if self.worker is not None:
+            w = self.worker
+            self.worker = None
+            w.stop(5.0)
+        self.renderer.close()
+        if self._review_cap is not None:
+            self._review_cap.release()
+        ev.accept()
+
+    # --------------------------------------------------------------------------- drag & drop
+    def dragEnterEvent(self, ev) -> None:
+        urls = ev.mimeData().urls() if ev.mimeData().hasUrls() else []
+        if urls and Path(urls[0].toLocalFile()).suffix.lower() in VIDEO_EXTS | {".json"}:
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dropEvent(self, ev) -> None:
+        urls = ev.mimeData().urls()
+        if urls:
+            ev.acceptProposedAction()
+            self.open_path(urls[0].toLocalFile())
+
+    def _on_smoothing(self, v: int) -> None:
+        if self.worker is not None:
+            self.worker.set_smoothing(v / 100.0)
+
+
+def _install_excepthook(win_ref: list) -> None:
+    """Unexpected errors on the UI thread go to the log and the banner, never to a traceback box."""
+    def hook(tp, val, tb):
+        log.error("unexpected error", exc_info=(tp, val, tb))
+        if win_ref and win_ref[0] is not None:
+            win_ref[0].banner.show_message(f"Unexpected error ({tp.__name__}: {val}). Details are in the log.")
+    sys.excepthook = hook
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Start the desktop app (``mocap-app`` without arguments)."""
+    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
+    app.setApplicationName("mocap")
+    app.setOrganizationName("mocap")
+    app.setApplicationDisplayName("mocap")
+    if ICON.exists():
+        app.setWindowIcon(QIcon(str(ICON)))
+    ref: list = [None]
+    _install_excepthook(ref)
+    win = MainWindow(ask_file_if_no_camera=True)
+    ref[0] = win
+    win.show()
+    args = [a for a in (sys.argv[1:] if argv is None else argv[1:]) if not a.startswith("-")]
+    if args:
+        QTimer.singleShot(0, lambda: win.open_path(args[0]))
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(run_app())

@@ -1,0 +1,389 @@
+"""The pipeline off the UI thread: capture -> 2D -> 3D -> world -> recorder.
+
+Two plain Python threads (both spend most of their time in C++ that releases the
+GIL: OpenCV decoding, MediaPipe, ONNX Runtime):
+
+* the **capture** thread reads frames into a bounded queue. Live sources (a webcam)
+  use a one-slot queue that always holds the *newest* frame (stale frames are
+  dropped and counted), so latency never builds up; files use a blocking queue
+  so every frame is processed.
+* the **processing** thread runs detection, lifting, world alignment, display
+  smoothing and the recorder, and publishes a :class:`FrameResult`.
+
+The UI is told through a Qt signal, but only when it has consumed the previous
+result (``take_latest``), so a slow UI can never build a backlog of queued signals.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from engines.camera import CameraIntrinsics
+from engines.skeleton import NUM_JOINTS
+from mocap_app.recorder import RecordedFrame, Recorder, new_autosave_path
+
+log = logging.getLogger(__name__)
+
+WORLD_MIN_FRAMES = 15        # valid frames before the first world estimate
+WORLD_LOCK_FRAMES = 90       # the estimate is refined until this many valid frames, then kept
+DISPLAY_MAX_PX = 720         # frames are downscaled on the worker so the UI thread only blits
+
+
+@dataclass
+class PipelineConfig:
+    """What to run on which source."""
+    source: str | int                     # video path or camera index
+    live: bool = False                    # camera: drop stale frames; file: process every frame
+    engine: str = "absposelifter"
+    backend: str = "auto"
+    weights: Path | None = None           # None: the engine's bundled weights
+    focal_px: float | None = None
+    fov_deg: float | None = None
+    profile: CameraIntrinsics | None = None
+    smoothing: float = 0.5                # 0 = off .. 1 = strongest (display only; export has its own)
+    record: bool = False                  # start recording immediately (files: the whole file)
+    max_frames: int | None = None
+    autosave: bool = True
+
+
+@dataclass
+class FrameResult:
+    """One processed frame, everything the UI draws."""
+    index: int
+    timestamp_s: float
+    image_bgr: np.ndarray                 # display copy (downscaled to <= DISPLAY_MAX_PX)
+    display_scale: float                  # image_bgr pixels per source pixel
+    keypoints_px: np.ndarray              # [17, 2], NaN when no person
+    confidence: np.ndarray                # [17]
+    joints_cam_mm: np.ndarray             # [17, 3]
+    joints_world_mm: np.ndarray           # [17, 3] (display-smoothed)
+    t_capture: float                      # perf_counter when the frame was read
+    stage_ms: dict[str, float] = field(default_factory=dict)   # wait, 2d, 3d, world
+    fps: float = 0.0
+    frames_done: int = 0
+    frames_total: int = 0
+    dropped: int = 0
+    recording: bool = False
+    recorded: int = 0
+    world_method: str = ""
+
+    @property
+    def person(self) -> bool:
+        return bool(np.isfinite(self.keypoints_px).all())
+
+
+class StreamingOneEuro:
+    """One Euro filter (Casiez et al. 2012) for a live stream of ``[17, 3]`` poses.
+
+    Same maths as ``mocap_app.export.filters.one_euro`` but one sample at a time;
+    a joint's x, y, z share one cutoff. ``strength`` in [0, 1] maps to the cutoff at
+    rest (0 = off, 1 = 0.3 Hz: very smooth, laggy).
+    """
+
+    def __init__(self, strength: float = 0.5, beta: float = 0.02, d_cutoff_hz: float = 1.0):
+        self.strength = strength
+        self.beta = beta
+        self.d_cutoff_hz = d_cutoff_hz
+        self.reset()
+
+    def reset(self) -> None:
+        self._x = None
+        self._dx = None
+        self._t = None
+
+    @property
+    def min_cutoff_hz(self) -> float:
+        s = float(np.clip(self.strength, 0.0, 1.0))
+        return float(np.exp(np.log(8.0) + s * (np.log(0.3) - np.log(8.0))))
+
+    @staticmethod
+    def _alpha(cutoff, dt):
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        x = np.asarray(x, float)
+        if self.strength <= 0 or not np.isfinite(x).all():
+            if not np.isfinite(x).all():
+                self.reset()
+            return x
+        if self._x is None:
+            self._x, self._dx, self._t = x, np.zeros_like(x), t
+            return x
+        dt = max(t - self._t, 1e-3)
+        dx = (x - self._x) / dt
+        a_d = self._alpha(self.d_cutoff_hz, dt)
+        self._dx = a_d * dx + (1 - a_d) * self._dx
+        cutoff = self.min_cutoff_hz + self.beta * np.linalg.norm(self._dx, axis=-1, keepdims=True)
+        a = self._alpha(cutoff, dt)
+        self._x = a * x + (1 - a) * self._x
+        self._t = t
+        return self._x
+
+
+def camera_axes_to_world(joints_cam_mm: np.ndarray) -> np.ndarray:
+    """Until the world frame is estimated: camera axes flipped to Y up (level-camera guess)."""
+    return np.asarray(joints_cam_mm, float) * np.array([1.0, -1.0, -1.0])
+
+
+class PipelineWorker(QObject):
+    """Owns the pipeline threads; talk to it from the UI thread only through its methods."""
+
+    started = Signal(dict)                # {"backend", "engine", "intrinsics", "size", "frames_total", "live"}
+    result_ready = Signal()               # a new FrameResult: call take_latest()
+    status = Signal(str)                  # human-readable progress ("loading the 3D engine...")
+    failed = Signal(str)                  # one sentence; the recording (if any) was autosaved
+    finished = Signal(bool)               # True when the source ended normally, False when stopped/failed
+
+    def __init__(self, config: PipelineConfig, parent=None):
+        super().__init__(parent)
+        self.config = config
+        self.recorder: Recorder | None = None
+        self._stop = threading.Event()
+        self._recording = threading.Event()
+        if config.record:
+            self._recording.set()
+        self._latest: FrameResult | None = None
+        self._latest_lock = threading.Lock()
+        self._notified = False
+        self._thread: threading.Thread | None = None
+        self._smoother = StreamingOneEuro(config.smoothing)
+        self.alignment = None
+        self.error: str | None = None
+
+    # -- control (UI thread) ----------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run_guarded, name="pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self, wait_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(wait_s)
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def set_recording(self, on: bool) -> None:
+        (self._recording.set if on else self._recording.clear)()
+
+    @property
+    def recording(self) -> bool:
+        return self._recording.is_set()
+
+    def set_smoothing(self, strength: float) -> None:
+        self._smoother.strength = float(strength)
+
+    def take_latest(self) -> FrameResult | None:
+        """The newest result (None if already taken); re-arms the notification."""
+        with self._latest_lock:
+            r, self._latest = self._latest, None
+            self._notified = False
+        return r
+
+    # -- worker threads -----------------------------------------------------------------
+    def _publish(self, r: FrameResult) -> None:
+        with self._latest_lock:
+            self._latest = r
+            notify = not self._notified
+            self._notified = True
+        if notify:
+            self.result_ready.emit()
+
+    def _run_guarded(self) -> None:
+        try:
+            ok = self._run()
+        except Exception as e:  # noqa: BLE001 - any crash must keep the recording and reach the user
+            log.error("pipeline crashed:\n%s", traceback.format_exc())
+            saved = self.recorder.autosave() if self.recorder is not None else None
+            msg = _describe(e)
+            if saved:
+                msg += f" The recording so far was saved to {saved}."
+            self.error = msg
+            self.failed.emit(msg)
+            self.finished.emit(False)
+            return
+        if self.recorder is not None:
+            self.recorder.autosave()
+        self.finished.emit(ok)
+
+    def _open_source(self):
+        from mocap_app.capture import VideoSource
+        return VideoSource(self.config.source)
+
+    def _run(self) -> bool:
+        from engines.lifter import load_lifter
+        from mocap_app.keypoints import MediaPipePoseDetector
+        from mocap_app.pipeline import resolve_intrinsics
+
+        cfg = self.config
+        self.status.emit("opening the source...")
+        src = self._open_source()
+        try:
+            size = tuple(src.size_wh)
+            intr, intr_src = resolve_intrinsics(size, cfg.focal_px, cfg.fov_deg, cfg.profile)
+            self.status.emit("loading the 2D and 3D engines...")
+            lifter = load_lifter(cfg.engine, backend=cfg.backend, weights=cfg.weights)
+            detector = MediaPipePoseDetector(running_mode="video")
+            total = 0 if cfg.live else int(getattr(src, "frame_count", 0) or 0)
+            if cfg.max_frames:
+                total = min(total, cfg.max_frames) if total else cfg.max_frames
+            self.recorder = Recorder(
+                intr, intr_src,
+                source={"path": str(cfg.source), "fps": float(getattr(src, "fps", 0.0) or 0.0),
+                        "frame_count": total, "width_px": size[0], "height_px": size[1]},
+                engine={"name": cfg.engine, "backend": lifter.runtime.name, "refine": None},
+                autosave_path=new_autosave_path() if cfg.autosave else None)
+            self.started.emit({"backend": lifter.runtime.name, "engine": cfg.engine, "intrinsics": intr,
+                               "intrinsics_source": intr_src, "size": size, "frames_total": total,
+                               "live": cfg.live})
+            self.status.emit("running")
+            try:
+                return self._loop(src, detector, lifter, intr, total)
+            finally:
+                detector.close()
+        finally:
+            src.close()
+
+    def _capture(self, src, q: queue.Queue, done: object, err: list, counters: dict) -> None:
+        live = self.config.live
+        try:
+            for frame in src:
+                if self._stop.is_set():
+                    break
+                item = (frame, time.perf_counter())
+                if live:   # keep only the newest frame
+                    try:
+                        q.put_nowait(item)
+                    except queue.Full:
+                        try:
+                            q.get_nowait()
+                            counters["dropped"] += 1
+                        except queue.Empty:
+                            pass
+                        q.put_nowait(item)
+                else:
+                    while not self._stop.is_set():
+                        try:
+                            q.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                counters["read"] += 1
+                if self.config.max_frames and counters["read"] >= self.config.max_frames:
+                    break
+        except Exception as e:  # noqa: BLE001 - surfaced by the processing thread
+            err.append(e)
+        finally:
+            while True:
+                try:
+                    q.put(done, timeout=0.1)
+                    break
+                except queue.Full:
+                    if self._stop.is_set():
+                        break
+
+    def _loop(self, src, detector, lifter, intr: CameraIntrinsics, total: int) -> bool:
+        from mocap_app import world as world_mod
+
+        q: queue.Queue = queue.Queue(maxsize=1 if self.config.live else 4)
+        done = object()
+        err: list[BaseException] = []
+        counters = {"dropped": 0, "read": 0}
+        cap = threading.Thread(target=self._capture, args=(src, q, done, err, counters), name="capture",
+                               daemon=True)
+        cap.start()
+        K = intr.K
+        valid_cam: list[np.ndarray] = []
+        n_done = 0
+        t_start = time.perf_counter()
+        fps_ema = 0.0
+        t_prev_done = None
+        t_wait0 = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = q.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is done:
+                    break
+                frame, t_cap = item
+                t0 = time.perf_counter()
+                kp = detector.detect(frame)
+                t1 = time.perf_counter()
+                xy = np.asarray(kp.xy_px, np.float32)
+                conf = np.asarray(kp.confidence, np.float32)
+                if np.isfinite(xy).all():
+                    cam = lifter.lift(xy[None], conf[None], K)[0].astype(float)
+                else:
+                    xy = np.full((NUM_JOINTS, 2), np.nan, np.float32)
+                    cam = np.full((NUM_JOINTS, 3), np.nan)
+                t2 = time.perf_counter()
+                img = frame.image_bgr
+                scale = min(1.0, DISPLAY_MAX_PX / max(img.shape[:2]))
+                if scale < 1.0:
+                    img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                world = self._world(world_mod, cam, valid_cam)
+                shown = self._smoother(world, frame.timestamp_s)
+                t3 = time.perf_counter()
+                rec = self.recorder
+                if self._recording.is_set() and rec is not None:
+                    rec.append(RecordedFrame(frame.timestamp_s, xy, conf, cam.astype(np.float32)))
+                n_done += 1
+                if t_prev_done is not None:
+                    inst = 1.0 / max(t3 - t_prev_done, 1e-6)
+                    fps_ema = inst if fps_ema == 0 else 0.9 * fps_ema + 0.1 * inst
+                t_prev_done = t3
+                self._publish(FrameResult(
+                    index=frame.index, timestamp_s=frame.timestamp_s, image_bgr=img, display_scale=scale,
+                    keypoints_px=xy, confidence=conf, joints_cam_mm=cam, joints_world_mm=shown, t_capture=t_cap,
+                    stage_ms={"queue": (t0 - t_cap) * 1e3, "2d": (t1 - t0) * 1e3, "3d": (t2 - t1) * 1e3,
+                              "world": (t3 - t2) * 1e3, "wait": (t0 - t_wait0) * 1e3},
+                    fps=fps_ema, frames_done=n_done, frames_total=total, dropped=counters["dropped"],
+                    recording=self._recording.is_set(), recorded=len(rec) if rec is not None else 0,
+                    world_method=self.alignment.method if self.alignment is not None else "camera axes (guess)"))
+                t_wait0 = time.perf_counter()
+        finally:
+            self._stop.set()
+            cap.join(2.0)
+        if err:
+            raise err[0]
+        log.info("pipeline: %d frames in %.1f s, %d dropped", n_done, time.perf_counter() - t_start,
+                 counters["dropped"])
+        return not (self._stop.is_set() and q.qsize() > 0) and n_done > 0
+
+    def _world(self, world_mod, cam: np.ndarray, valid_cam: list) -> np.ndarray:
+        """World joints for display: estimated from the first valid frames, refined, then locked."""
+        if np.isfinite(cam).all() and len(valid_cam) < WORLD_LOCK_FRAMES:
+            valid_cam.append(cam)
+            n = len(valid_cam)
+            if n >= WORLD_MIN_FRAMES and (n % 15 == 0 or n == WORLD_LOCK_FRAMES):
+                try:
+                    self.alignment = world_mod.estimate_world_alignment(np.stack(valid_cam))
+                    if self.recorder is not None:
+                        self.recorder.set_world(self.alignment.to_dict())
+                except world_mod.WorldAlignmentError as e:
+                    log.info("world alignment not ready: %s", e)
+        if self.alignment is None:
+            return camera_axes_to_world(cam)
+        return world_mod.apply(self.alignment, cam)
+
+
+def _describe(e: BaseException) -> str:
+    """One sentence for the user, never a traceback."""
+    name = type(e).__name__
+    text = str(e).strip() or name
+    if name in ("CaptureError", "NoPersonError", "InvalidIntrinsicsError", "InvalidKeypointsError",
+                "UnknownEngineError", "FileNotFoundError"):
+        return f"{text.rstrip('.')}."
+    return f"The pipeline stopped unexpectedly ({name}: {text})."
