@@ -161,7 +161,8 @@ def triangulate_dlt(uv: np.ndarray, P: np.ndarray, w: np.ndarray) -> np.ndarray:
     A = (A * w[..., None, None]).reshape(uv.shape[:-2] + (-1, 4))
     _, _, vt = np.linalg.svd(A)
     Xh = vt[..., -1, :]
-    X = Xh[..., :3] / Xh[..., 3:4]
+    with np.errstate(divide="ignore", invalid="ignore"):     # undetermined points are set to NaN below
+        X = Xh[..., :3] / Xh[..., 3:4]
     X[(w > 0).sum(-1) < 2] = np.nan
     return X
 
