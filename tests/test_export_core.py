@@ -215,6 +215,52 @@ def test_fbx_structure_read_back(walk):
     assert np.degrees((got * want.inv()).magnitude()).max() < 0.01
 
 
+def test_fbx_read_by_assimp(walk, tmp_path):
+    """A second, independent FBX reader (the Open Asset Import Library's command-line tool, Debian
+    package ``assimp-utils``): its node tree + animation channels give the same joints as our FK."""
+    import json
+    import shutil
+    import subprocess
+    exe = shutil.which("assimp")
+    if exe is None:
+        pytest.skip("assimp command not installed (apt-get install assimp-utils)")
+    joints, _ = walk
+    joints = joints[:120]
+    rig = build_rig(joints, np.ones(len(joints), bool))
+    m = positions_to_motion(rig, joints)
+    (tmp_path / "a.fbx").write_bytes(fbx_bytes(rig, m, fps=120.0))
+    r = subprocess.run([exe, "export", str(tmp_path / "a.fbx"), str(tmp_path / "a.json"), "-fjson"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    d = json.loads((tmp_path / "a.json").read_text())
+    assert len(d["animations"]) == 1
+    anim = d["animations"][0]
+    assert anim["tickspersecond"] == 120 and anim["duration"] == pytest.approx(119)
+    channels = {c["name"]: c for c in anim["channels"]}
+    nodes = []
+
+    def walk_nodes(n, parent):
+        nodes.append((n["name"], parent, np.array(n["transformation"]).reshape(4, 4)))
+        k = len(nodes) - 1
+        for c in n.get("children", []):
+            walk_nodes(c, k)
+    walk_nodes(d["rootnode"], -1)
+    n = len(joints)
+    pos, glob = {}, {}
+    for i, (name, parent, mat) in enumerate(nodes):
+        if name in channels:      # animated: assimp keys, quaternions as (w, x, y, z)
+            t = np.array([k[1] for k in channels[name]["positionkeys"]])
+            rot = Rotation.from_quat(np.array([k[1] for k in channels[name]["rotationkeys"]])[:, [1, 2, 3, 0]])
+            assert len(t) == n
+        else:                     # constant: the node's own transform
+            t = np.tile(mat[:3, 3], (n, 1))
+            rot = Rotation.from_matrix(np.tile(mat[:3, :3], (n, 1, 1)))
+        pos[i], glob[i] = (t, rot) if parent < 0 else (pos[parent] + glob[parent].apply(t), glob[parent] * rot)
+    names = [nd[0] for nd in nodes]
+    got = np.stack([pos[names.index(nm)] for nm in rig.names], axis=1)
+    assert np.abs(got - forward_kinematics(rig, m)).max() < 0.01       # cm
+
+
 # ------------------------------------------------------------------------------------ GLB
 def test_glb_read_back_with_pygltflib(walk, tmp_path):
     g = pytest.importorskip("pygltflib")

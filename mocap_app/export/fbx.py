@@ -61,6 +61,9 @@ class Node:
     name: str
     props: list = field(default_factory=list)
     children: list["Node"] = field(default_factory=list)
+    # write a (possibly empty) nested list: readers such as Assimp require a scope on every
+    # object (an AnimationLayer has properties but no children, and was skipped without one)
+    block: bool = False
 
     def add(self, name: str, *props) -> "Node":
         n = Node(name, list(props))
@@ -101,7 +104,7 @@ def _encode_node(node: Node, offset: int) -> bytes:
     props = b"".join(_encode_prop(p) for p in node.props)
     body_start = offset + 13 + len(name) + len(props)
     body = b""
-    if node.children or not node.props:
+    if node.children or node.block or not node.props:
         parts = []
         pos = body_start
         for c in node.children:
@@ -185,7 +188,9 @@ def fbx_bytes(rig: Rig, motion: Motion, fps: float, take_name: str = "Take 001",
     def obj(kind: str, name: str, cls: str, sub: str) -> tuple[Long, Node]:
         i = Long(next(ids))
         counts[kind] = counts.get(kind, 0) + 1
-        return i, objects.add(kind, i, name.encode() + b"\x00\x01" + cls.encode(), sub)
+        node = objects.add(kind, i, name.encode() + b"\x00\x01" + cls.encode(), sub)
+        node.block = True
+        return i, node
 
     def oo(child, parent):
         conns.add("C", "OO", Long(child), Long(parent))
