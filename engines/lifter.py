@@ -38,6 +38,17 @@ def load_torch_lifter(weights: Path) -> AbsPoseLifter:
     return model.eval()
 
 
+def engine_key(name: str, weights: Path) -> str:
+    """Cache key of the exported graph: changes whenever the weights file does."""
+    return f"{name}-{file_sha256(Path(weights))[:16]}"
+
+
+def example_inputs(n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs used to trace/export the graph (and to check the export): a spread-out 2D pose and a K."""
+    return (torch.zeros(n, NUM_JOINTS, 2) + torch.arange(NUM_JOINTS)[None, :, None] * 10.0 + 300.0,
+            torch.tensor([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]]).expand(n, 3, 3).contiguous())
+
+
 class Lifter:
     """A 2D -> absolute 3D engine bound to one runtime backend.
 
@@ -52,9 +63,8 @@ class Lifter:
         self.weights = Path(weights)
         self.module = AbsolutePose(load_torch_lifter(self.weights)).eval()
         chain, why = backend_candidates(backend)
-        key = f"{name}-{file_sha256(self.weights)[:16]}"
-        example = (torch.zeros(2, NUM_JOINTS, 2) + torch.arange(NUM_JOINTS)[None, :, None] * 10.0,
-                   torch.tensor([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]]).expand(2, 3, 3).contiguous())
+        key = engine_key(name, self.weights)
+        example = example_inputs()
         self.runtime = None
         for i, b in enumerate(chain):
             try:
@@ -175,8 +185,11 @@ def select_backend(backend: str) -> str:
 
 
 def load_lifter(name: str = "absposelifter", backend: str = "auto", weights: str | Path | None = None) -> Lifter:
+    if name == "perspose":   # image-based engine (engines/perspose): lift(kp, conf, K, images=frames)
+        from engines.perspose.engine import PersPoseEngine
+        return PersPoseEngine(backend, weights)
     if name not in WEIGHTS:
-        raise UnknownEngineError(f"unknown lifter {name!r}; available: {', '.join(WEIGHTS)}")
+        raise UnknownEngineError(f"unknown lifter {name!r}; available: {', '.join([*WEIGHTS, 'perspose'])}")
     w = Path(weights) if weights else WEIGHTS[name]
     if not w.exists():
         raise FileNotFoundError(f"weights for {name} not found at {w}")

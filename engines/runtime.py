@@ -16,6 +16,7 @@ import importlib.util
 import io
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,7 @@ def export_onnx(module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...
                 _check_dynamic_batch(model)
                 break
             except Exception as e:  # try the next exporter, report all if none works
-                errors.append(f"{exporter.__name__}: {type(e).__name__}: {e}")
+                errors.append(f"{exporter.__name__.lstrip('_')}: {type(e).__name__}: {_first_line(e)}")
                 log.debug("ONNX export with %s failed", exporter.__name__, exc_info=True)
         else:
             raise ExportError("could not export the engine to ONNX: " + " | ".join(errors))
@@ -163,6 +164,12 @@ def export_onnx(module: torch.nn.Module, example_inputs: tuple[torch.Tensor, ...
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _first_line(e: BaseException) -> str:
+    """The exception's first line without terminal colour codes (exporter messages are pages long)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    return (text.splitlines() or [""])[0][:300]
 
 
 def _export_dynamo(module, example_inputs, input_names, output_names, out: Path) -> None:
@@ -199,6 +206,11 @@ def _onnx_parity(path: Path, module, example_inputs, input_names) -> float:
     return relative_error(got, ref.numpy())
 
 
+def onnx_cache_path(key: str) -> Path:
+    """Where ``onnx_for`` keeps the graph for ``key`` (the exporter version is part of the name)."""
+    return cache_dir() / "onnx" / f"{key}-v{EXPORT_VERSION}.onnx"
+
+
 def onnx_for(module: torch.nn.Module, example_inputs, input_names, output_names, key: str) -> Path:
     """Cached ONNX file for ``module``; ``key`` must change whenever the weights do.
 
@@ -206,7 +218,7 @@ def onnx_for(module: torch.nn.Module, example_inputs, input_names, output_names,
     """
     import onnx
 
-    path = cache_dir() / "onnx" / f"{key}-v{EXPORT_VERSION}.onnx"
+    path = onnx_cache_path(key)
     if path.exists():
         try:
             onnx.checker.check_model(str(path))
