@@ -1,6 +1,7 @@
 """Run inside Blender (bpy): import an animation file, write each bone's world head position per frame.
 
 usage: python import_anim.py IN.(bvh|fbx|glb) OUT.json [FPS]
+       python import_anim.py --jobs JOBS.json     (a list of {"src", "out", "fps"}: one Blender start)
 
 FPS sets the scene rate before a glTF import (glTF keys are in seconds; Blender maps
 them to frames at the scene rate, 24 by default).
@@ -56,4 +57,8 @@ def main(src: str, out: str, fps: float | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None)
+    if sys.argv[1] == "--jobs":
+        for job in json.loads(Path(sys.argv[2]).read_text()):
+            main(job["src"], job["out"], job.get("fps"))
+    else:
+        main(sys.argv[1], sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -77,3 +77,13 @@ def import_and_sample(path: Path, out_json: Path, fps: float | None = None, time
     """
     run_script("import_anim.py", path, out_json, *([str(fps)] if fps else []), timeout=timeout)
     return json.loads(Path(out_json).read_text())
+
+
+def import_and_sample_many(jobs: list[tuple[Path, Path, float | None]], timeout: float = 900) -> list[dict]:
+    """:func:`import_and_sample` for several files in one Blender process (``import bpy`` costs
+    seconds; each file still starts from an empty scene)."""
+    spec = [{"src": str(src), "out": str(out), "fps": fps} for src, out, fps in jobs]
+    job_file = Path(jobs[0][1]).with_suffix(".jobs.json")
+    job_file.write_text(json.dumps(spec))
+    run_script("import_anim.py", "--jobs", job_file, timeout=timeout)
+    return [json.loads(Path(out).read_text()) for _, out, _ in jobs]
