@@ -107,6 +107,8 @@ class VideoSource:
     def _open_camera(self, index: int, size_wh: tuple[int, int] | None) -> None:
         with _quiet_opencv():
             cap = cv2.VideoCapture(index, _camera_backend())
+            if cap.isOpened():
+                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)      # live use: hand out the newest frame, not a backlog
             if cap.isOpened() and size_wh is not None:
                 cap.set(cv2.CAP_PROP_FRAME_WIDTH, size_wh[0])
                 cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size_wh[1])

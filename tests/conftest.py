@@ -44,7 +44,7 @@ def sports2d_video() -> Path:
     wheel_dir = out.parent / "wheel"
     wheel_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           f"sports2d=={SPORTS2D_VERSION}", "-d", str(wheel_dir)]
+           "--timeout", "30", "--retries", "2", f"sports2d=={SPORTS2D_VERSION}", "-d", str(wheel_dir)]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_pip_env())
     except subprocess.TimeoutExpired:
