@@ -157,7 +157,7 @@ def backend_candidates(backend: str) -> tuple[list[str], str]:
         raise UnknownEngineError(f"unknown backend {backend!r}; available: auto, {', '.join(BACKENDS)}")
     reasons: dict[str, str] = {}
     available = []
-    for b in BACKENDS.values():
+    for b in sorted(BACKENDS.values(), key=lambda b: -b.priority):
         r = b.unavailable_reason()
         if r is None:
             available.append(b.name)
