@@ -99,7 +99,8 @@ class MediaPipePoseDetector:
         self._mp = mp
         self.running_mode = running_mode
         self.model_path = path
-        opts = vision.PoseLandmarkerOptions(
+        self._vision = vision
+        self._options = vision.PoseLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
             running_mode=vision.RunningMode.VIDEO if running_mode == "video" else vision.RunningMode.IMAGE,
             num_poses=1,
@@ -108,12 +109,24 @@ class MediaPipePoseDetector:
             min_tracking_confidence=float(min_pose_confidence),
             output_segmentation_masks=False,
         )
-        try:
-            self._landmarker = vision.PoseLandmarker.create_from_options(opts)
-        except Exception as e:  # mediapipe raises RuntimeError/ValueError with its C status text
-            raise KeypointsError(f"could not load the pose model {path}: {e}") from e
-        self._last_ts_ms = -1
+        self._landmarker = None
+        self._create()
         self._lm = np.empty((NUM_LANDMARKS, 3), np.float32)   # reused: x, y, confidence
+
+    def _create(self) -> None:
+        try:
+            self._landmarker = self._vision.PoseLandmarker.create_from_options(self._options)
+        except Exception as e:  # mediapipe raises RuntimeError/ValueError with its C status text
+            raise KeypointsError(f"could not load the pose model {self.model_path}: {e}") from e
+        self._last_ts_ms = -1
+
+    def reset(self) -> None:
+        """Forget the tracked person and the timestamp history (start of a new video or camera stream).
+
+        VIDEO mode cannot go back in time, so a new stream needs a fresh landmarker.
+        """
+        self.close()
+        self._create()
 
     def detect(self, frame: Frame) -> Keypoints2D:
         """Joints of the most prominent person in ``frame``; ``Keypoints2D.empty()`` if there is none."""
@@ -128,6 +141,10 @@ class MediaPipePoseDetector:
         if self.running_mode == "video":
             ts = int(round(frame.timestamp_s * 1000.0))
             if ts <= self._last_ts_ms:
+                if ts < self._last_ts_ms - 1000:
+                    log.warning("frame %d: timestamp %.3f s is before the previous frame's; a new stream? "
+                                "call reset() first (continuing 1 ms after the previous one)",
+                                frame.index, frame.timestamp_s)
                 ts = self._last_ts_ms + 1
             self._last_ts_ms = ts
             result = self._landmarker.detect_for_video(mp_image, ts)

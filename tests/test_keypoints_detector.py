@@ -133,6 +133,20 @@ def test_video_mode_loses_the_person_and_survives_repeated_timestamps(pose2sim_v
         assert all(det.detect(f).person_found for f in frames)
         assert not det.detect(blank).person_found
         assert det.detect(frames[0]).person_found            # older timestamp: bumped, not rejected
+        late = Frame(4, 5.0, frames[1].image_bgr)
+        assert det.detect(late).person_found
+        det.reset()                                           # a new stream may start again at t = 0
+        assert det._last_ts_ms == -1 and det.detect(frames[0]).person_found
+
+
+def test_video_mode_warns_when_time_jumps_back(pose2sim_videos, caplog):
+    with VideoSource(pose2sim_videos.videos["cam04"]) as src:
+        f = src.read()
+    with MediaPipePoseDetector(running_mode="video") as det:
+        det.detect(Frame(0, 10.0, f.image_bgr))
+        with caplog.at_level("WARNING", logger="mocap_app.keypoints"):
+            assert det.detect(Frame(1, 0.0, f.image_bgr)).person_found
+    assert "call reset()" in caplog.text
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path, image_detector):
