@@ -69,14 +69,12 @@ def bvh_text(rig: Rig, motion: Motion, frame_time_s: float, order: str = "ZXY", 
         for c in children[r]:
             walk(c)
     walk(0)
-    cols = [motion.root_cm]
-    for r in dfs:
-        cols.append(to_euler(motion.local_quat[:, r], order))
-    data = np.concatenate(cols, axis=1)
+    eul = to_euler(motion.local_quat[:, dfs], order)            # [N, R, 3] in hierarchy order
+    data = np.concatenate([motion.root_cm, eul.reshape(len(motion), -1)], axis=1)
     lines += ["MOTION", f"Frames: {len(motion)}", f"Frame Time: {frame_time_s:.10f}"]
-    fmt = f"{{:.{decimals}f}}"
-    for row in data:
-        lines.append(" ".join(fmt.format(v) for v in row))
+    rows = np.round(data, decimals) + 0.0            # + 0.0 turns -0.0 into 0.0
+    row_fmt = " ".join([f"%.{decimals}f"] * data.shape[1])
+    lines += [row_fmt % tuple(r) for r in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -255,9 +255,10 @@ def fbx_bytes(rig: Rig, motion: Motion, fps: float, take_name: str = "Take 001",
     oo(layer_id, stack_id)
 
     # Euler XYZ (Rz * Ry * Rx) == intrinsic "ZYX" read backwards
+    euler_xyz = to_euler(motion.local_quat, "ZYX")[..., ::-1]      # [N, R, 3]
     for b in range(len(names)):
         if b < len(rig.names):
-            rot = to_euler(motion.local_quat[:, b], "ZYX")[:, ::-1]
+            rot = euler_xyz[:, b]
             trans = motion.root_cm if parents[b] < 0 else np.tile(rest_local[b], (n, 1))
         else:
             rot = np.zeros((n, 3))

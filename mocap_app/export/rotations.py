@@ -132,24 +132,26 @@ def forward_kinematics(rig: Rig, motion: Motion) -> np.ndarray:
 
 
 def to_euler(quat: np.ndarray, order: str) -> np.ndarray:
-    """Quaternions ``[N, 4]`` -> intrinsic Euler angles in degrees ``[N, 3]`` in ``order`` (e.g. ``"ZXY"``),
-    made continuous over time: of the two equivalent angle triples, each frame takes the one
-    nearest the previous frame, and angles are unwrapped by multiples of 360 degrees."""
+    """Quaternions ``[N, 4]`` (or ``[N, R, 4]``) -> intrinsic Euler angles in degrees ``[N, 3]``
+    (``[N, R, 3]``) in ``order`` (e.g. ``"ZXY"``), made continuous over time: of the two
+    equivalent angle triples, each frame takes the one nearest the previous frame, and angles
+    are unwrapped by multiples of 360 degrees."""
+    quat = np.asarray(quat, float)
+    shape = quat.shape[:-1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # gimbal lock warnings: the angles are still a valid rotation
-        e = Rotation.from_quat(quat).as_euler(order.upper(), degrees=True)
-    alt = np.stack([e[:, 0] + 180.0, 180.0 - e[:, 1], e[:, 2] + 180.0], axis=-1)
+        e = Rotation.from_quat(quat.reshape(-1, 4)).as_euler(order.upper(), degrees=True).reshape(shape + (3,))
+    if e.ndim == 2:
+        e = e[:, None]
+    alt = np.stack([e[..., 0] + 180.0, 180.0 - e[..., 1], e[..., 2] + 180.0], axis=-1)
     out = e.copy()
-    for t in range(1, len(e)):
+    for t in range(1, len(e)):          # sequential in time, vectorised over joints
         prev = out[t - 1]
-        best, best_d = None, np.inf
-        for cand in (e[t], alt[t]):
-            c = cand + 360.0 * np.round((prev - cand) / 360.0)
-            d = np.abs(c - prev).sum()
-            if d < best_d:
-                best, best_d = c, d
-        out[t] = best
-    return out
+        a = e[t] + 360.0 * np.round((prev - e[t]) / 360.0)
+        b = alt[t] + 360.0 * np.round((prev - alt[t]) / 360.0)
+        take_b = np.abs(b - prev).sum(-1) < np.abs(a - prev).sum(-1)
+        out[t] = np.where(take_b[:, None], b, a)
+    return out.reshape(shape + (3,))
 
 
 def from_euler(angles_deg: np.ndarray, order: str) -> np.ndarray:
