@@ -216,7 +216,8 @@ class MainWindow(QMainWindow):
 
         sb = self.statusBar()
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
+        self.progress.setMinimumWidth(230)
+        self.progress.setMaximumWidth(300)
         self.progress.setTextVisible(True)
         self.progress.hide()
         self.state_label = QLabel("Ready")
@@ -387,6 +388,7 @@ class MainWindow(QMainWindow):
         self.worker.failed.connect(self._on_failed)
         self.worker.finished.connect(self._on_finished)
         self.set_review_clip(None)
+        self.world = None
         self.plots.clear()
         self.trail.clear()
         self.screen_latency_ms.clear()
@@ -444,11 +446,13 @@ class MainWindow(QMainWindow):
         self.video.set_frame(r.image_bgr, r.keypoints_px, r.confidence, r.display_scale)
         t = time.perf_counter() - self._t0
         self.plots.add(t, r.fps, r.stage_ms, r.confidence, r.joints_world_mm)
-        if w.alignment is not None:
+        if w.alignment is not None and self.world is None:
             self.world = w.alignment.to_dict()
+            self.trail.clear()        # the frame changed from the level-camera guess to the estimate
         if np.isfinite(r.joints_world_mm).all():
             self.trail.append(r.joints_world_mm[J["pelvis"]] / 1000.0)
-        R, tc = _cam_pose(self.world)
+        R, tc = w.cam_to_world()
+        tc = tc / 1000.0
         self.renderer.submit(Scene(joints_m=r.joints_world_mm / 1000.0, trail_m=np.array(self.trail).reshape(-1, 3),
                                    cam_R=R, cam_t_m=tc, K=self.intrinsics.K if self.intrinsics else None,
                                    size_wh=(self.intrinsics.width_px, self.intrinsics.height_px)
@@ -460,8 +464,8 @@ class MainWindow(QMainWindow):
         if r.frames_total:
             self.progress.setValue(r.frames_done)
             left = (r.frames_total - r.frames_done) / r.fps if r.fps > 0 else float("nan")
-            self.progress.setFormat(f"{r.frames_done}/{r.frames_total} · {r.fps:.1f} fps · "
-                                    f"{left:.0f} s left" if np.isfinite(left) else f"{r.frames_done}/{r.frames_total}")
+            self.progress.setFormat(f"{r.frames_done}/{r.frames_total} frames · {left:.0f} s left"
+                                    if np.isfinite(left) else f"{r.frames_done}/{r.frames_total} frames")
         who = "person" if r.person else "no person"
         self.state_label.setText(f"{'Live' if w.config.live else 'Processing'} · frame {r.index} · {who} · "
                                  f"world: {r.world_method}")

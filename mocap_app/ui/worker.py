@@ -158,6 +158,7 @@ class PipelineWorker(QObject):
         self._thread: threading.Thread | None = None
         self._smoother = StreamingOneEuro(config.smoothing)
         self.alignment = None
+        self._guess_offset: np.ndarray | None = None   # level-camera guess until the world is estimated
         self.error: str | None = None
 
     # -- control (UI thread) ----------------------------------------------------------
@@ -375,8 +376,21 @@ class PipelineWorker(QObject):
                 except world_mod.WorldAlignmentError as e:
                     log.info("world alignment not ready: %s", e)
         if self.alignment is None:
-            return camera_axes_to_world(cam)
+            if self._guess_offset is None and np.isfinite(cam).all():
+                w = camera_axes_to_world(cam)
+                from engines.skeleton import J
+                floor = min(w[J["left_ankle"], 1], w[J["right_ankle"], 1]) - world_mod.ANKLE_ABOVE_FLOOR_MM
+                self._guess_offset = np.array([w[J["pelvis"], 0], floor, w[J["pelvis"], 2]])
+            off = self._guess_offset if self._guess_offset is not None else np.zeros(3)
+            return camera_axes_to_world(cam) - off
         return world_mod.apply(self.alignment, cam)
+
+    def cam_to_world(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rotation and translation (mm) from camera to the displayed world frame (for the frustum)."""
+        if self.alignment is not None:
+            return np.asarray(self.alignment.R_cam_to_world, float), np.asarray(self.alignment.t_cam_to_world_mm, float)
+        off = self._guess_offset if self._guess_offset is not None else np.zeros(3)
+        return np.diag([1.0, -1.0, -1.0]), -off
 
 
 def _describe(e: BaseException) -> str:

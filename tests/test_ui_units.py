@@ -1,0 +1,257 @@
+"""UI building blocks: recorder + autosave, live smoothing, export dialog and main-window validation,
+timeline trimming, and a worker crash that must keep the recording.
+
+Runs under a private Xvfb when available (else Qt's offscreen platform; nothing here needs GL).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+pytest.importorskip("pyqtgraph")
+
+from mocap_app.ui.xvfb import ensure_display  # noqa: E402
+
+VIDEO = Path("/work/shared/data/video/pose2sim_demo_singleperson/videos/cam03.mp4")
+WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "absposelifter" / "absposelifter.pt"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _display():
+    if ensure_display() is None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    yield
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from PySide6.QtCore import QSettings
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOCAP_DATA_DIR", str(tmp_path / "data"))
+
+
+def _clip(n=40, fps=30.0):
+    from engines.camera import CameraIntrinsics
+    from mocap_app.recorder import RecordedFrame, Recorder
+    rec = Recorder(CameraIntrinsics.from_focal(1000, 640, 480), "test", {"path": "x.mp4", "fps": fps})
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        kp = rng.uniform(100, 400, (17, 2)).astype(np.float32)
+        if i == 3:
+            kp[:] = np.nan
+        rec.append(RecordedFrame(i / fps, kp, np.full(17, 0.9, np.float32),
+                                 rng.normal(0, 100, (17, 3)).astype(np.float32) + [0, 0, 3000]))
+    return rec
+
+
+# -- recorder -------------------------------------------------------------------------------
+def test_recorder_trim_and_autosave_roundtrip(tmp_path):
+    from mocap_app.clip import Clip
+    from mocap_app.recorder import RecorderError
+    rec = _clip(40)
+    clip = rec.to_clip(5, 25)
+    assert len(clip) == 20 and clip.timestamps_s[0] == pytest.approx(5 / 30)
+    assert not rec.to_clip().person[3] and rec.to_clip().person.sum() == 39
+    with pytest.raises(RecorderError, match="outside"):
+        rec.to_clip(30, 10)
+    rec.autosave_path = tmp_path / "auto" / "take.clip.json"
+    assert rec.dirty
+    assert rec.autosave() == rec.autosave_path
+    assert not rec.dirty
+    back = Clip.load(rec.autosave_path)
+    assert len(back) == 40
+    np.testing.assert_allclose(back.joints_cam_mm[10], rec.to_clip().joints_cam_mm[10], atol=1e-3)
+
+
+def test_recorder_empty_and_out_of_order():
+    from engines.camera import CameraIntrinsics
+    from mocap_app.recorder import Recorder, RecorderError, empty_frame
+    rec = Recorder(CameraIntrinsics.from_focal(1000, 640, 480))
+    with pytest.raises(RecorderError, match="nothing was recorded"):
+        rec.to_clip()
+    rec.append(empty_frame(1.0))
+    rec.append(empty_frame(0.5))     # older timestamp: dropped
+    assert len(rec) == 1
+
+
+# -- live smoothing ----------------------------------------------------------------------------
+def test_streaming_one_euro_matches_batch_filter_and_reduces_jitter():
+    from mocap_app.export.filters import one_euro
+    from mocap_app.ui.worker import StreamingOneEuro
+    rng = np.random.default_rng(1)
+    t = np.arange(120) / 30.0
+    truth = np.stack([np.sin(t)[:, None] * np.ones(17)] * 3, -1) * 200.0
+    noisy = truth + rng.normal(0, 15, truth.shape)
+    f = StreamingOneEuro(strength=0.5)
+    out = np.stack([f(noisy[i], t[i]) for i in range(len(t))])
+    ref = one_euro(noisy, t, min_cutoff_hz=f.min_cutoff_hz, beta=f.beta)
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+    assert np.abs(out - truth)[30:].mean() < 0.8 * np.abs(noisy - truth)[30:].mean()
+    off = StreamingOneEuro(strength=0.0)
+    np.testing.assert_array_equal(off(noisy[5], t[5]), noisy[5])
+
+
+# -- export dialog: every invalid input ----------------------------------------------------------
+@pytest.mark.parametrize("field, value, message", [
+    ("folder", "/nonexistent/folder/xyz", "does not exist"),
+    ("folder", "", "choose a folder"),
+    ("name", "", "enter a file name"),
+    ("name", "a/b", "cannot have"),
+    ("fps", "abc", "must be a number"),
+    ("fps", "-5", "positive"),
+    ("fps", "5000", "fps must be in"),
+    ("cutoff", "0", "positive"),
+    ("formats", None, "at least one format"),
+])
+def test_export_dialog_rejects_invalid_input(qtbot, tmp_path, settings, field, value, message):
+    from mocap_app.ui.export_dialog import ExportDialog
+    dlg = ExportDialog(str(tmp_path), "take", settings)
+    qtbot.addWidget(dlg)
+    edits = {"folder": dlg.folder_edit, "name": dlg.name_edit, "fps": dlg.fps_edit, "cutoff": dlg.cutoff_edit}
+    if field == "formats":
+        dlg.bvh_check.setChecked(False)
+    else:
+        edits[field].setText(value)
+    dlg.show()
+    dlg.accept()
+    assert dlg.isVisible() and dlg.request is None
+    assert message.lower() in dlg.error_label.text().lower()
+
+
+def test_export_dialog_valid_request_and_persisted_options(qtbot, tmp_path, settings):
+    from mocap_app.ui.export_dialog import ExportDialog
+    dlg = ExportDialog(str(tmp_path), "walk.bvh", settings)
+    qtbot.addWidget(dlg)
+    dlg.fbx_check.setChecked(True)
+    dlg.fps_edit.setText("24")
+    dlg.order_combo.setCurrentText("XYZ")
+    dlg.names_combo.setCurrentText("mixamo")
+    dlg.foot_check.setChecked(True)
+    dlg.accept()
+    r = dlg.request
+    assert r.bvh == tmp_path / "walk.bvh" and r.fbx == tmp_path / "walk.fbx" and r.glb is None
+    assert (r.options.fps, r.options.rotation_order, r.options.names, r.options.foot_lock) == (24.0, "XYZ",
+                                                                                             "mixamo", True)
+    again = ExportDialog(str(tmp_path), "x", settings)   # options come back from QSettings
+    qtbot.addWidget(again)
+    assert again.fps_edit.text() == "24" and again.order_combo.currentText() == "XYZ"
+    assert again.fbx_check.isChecked() and again.foot_check.isChecked()
+
+
+# -- timeline ---------------------------------------------------------------------------------
+def test_timeline_trim_rules(qtbot):
+    from mocap_app.ui.widgets import Timeline
+    tl = Timeline()
+    qtbot.addWidget(tl)
+    tl.set_length(np.arange(50) / 25.0)
+    assert tl.trim == (0, 49)
+    assert not tl.set_trim(30, 10) and not tl.set_trim(5, 5) and not tl.set_trim(0, 50)
+    assert tl.set_trim(10, 30) and tl.trim == (10, 30)
+    tl.slider.setValue(40)
+    tl.in_btn.click()                   # in after out: the out point is pushed, never an empty range
+    a, b = tl.trim
+    assert a < b
+    assert "keep" in tl.pos_label.text()
+
+
+# -- main window: invalid inputs show one sentence, never a traceback ---------------------------------
+@pytest.fixture
+def window(qtbot, settings):
+    from mocap_app.ui.main_window import MainWindow
+    w = MainWindow(settings=settings, prefer_open3d=False, auto_start_files=False)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.clip_saved = True
+    w.close()
+
+
+def test_main_window_invalid_inputs(window, tmp_path):
+    w = window
+    if not w._cameras:
+        assert "No camera found" in w.banner.text()
+        assert w.source_combo.itemText(0) == "No camera found"
+        assert not w.source_combo.model().item(0).isEnabled()
+    assert not w.open_path(tmp_path / "missing.mp4")
+    assert "File not found" in w.banner.text()
+    bogus = tmp_path / "broken.mp4"
+    bogus.write_bytes(b"this is not a video")
+    assert not w.open_path(bogus)
+    assert w.banner.text() and "Traceback" not in w.banner.text()
+    bad_clip = tmp_path / "bad.json"
+    bad_clip.write_text('{"schema": "something-else"}')
+    assert not w.open_path(bad_clip)
+    assert "not a mocap clip" in w.banner.text()
+    notjson = tmp_path / "bad2.json"
+    notjson.write_text("{")
+    assert not w.open_path(notjson)
+    assert "not valid JSON" in w.banner.text()
+    w.source = None
+    assert not w.start_pipeline()
+    assert "Choose a source" in w.banner.text()
+    assert w.open_path(VIDEO) and w.source == str(VIDEO) and w.worker is None
+    for text, msg in (("abc", "must be a number"), ("5", "outside the plausible range")):
+        w.focal_edit.setText(text)
+        assert not w.start_pipeline()
+        assert msg in w.banner.text() and w.worker is None
+    w.focal_edit.setText("")
+    assert not w.act_export.isEnabled()
+    assert w.export_dialog() is None and "Nothing to export" in w.banner.text()
+
+
+def test_engine_selector_disables_unavailable_engines(window):
+    from engines.lifter import WEIGHTS
+    combo = window.engine_combo
+    for i in range(combo.count()):
+        assert combo.model().item(i).isEnabled() == (combo.itemData(i) in WEIGHTS)
+    assert combo.currentData() == "absposelifter"
+
+
+# -- worker crash keeps the recording --------------------------------------------------------------
+@pytest.mark.skipif(not VIDEO.exists() or not WEIGHTS.exists(), reason="needs the demo video and lifter weights")
+def test_worker_crash_autosaves_the_recording(qtbot, tmp_path):
+    """A camera that disconnects mid-take: the frames so far are autosaved and the user gets a sentence."""
+    from mocap_app.capture import CaptureError, VideoSource
+    from mocap_app.clip import Clip
+    from mocap_app.ui.worker import PipelineConfig, PipelineWorker
+
+    class Unplugged:
+        """The real video for 6 frames, then the camera 'disappears'."""
+        def __init__(self, path):
+            self.src = VideoSource(path)
+            self.size_wh, self.fps, self.frame_count = self.src.size_wh, self.src.fps, None
+
+        def __iter__(self):
+            for i, f in enumerate(self.src):
+                if i == 6:
+                    raise CaptureError("camera 0 stopped delivering frames (unplugged?)")
+                yield f
+
+        def close(self):
+            self.src.close()
+
+    class Worker(PipelineWorker):
+        def _open_source(self):
+            return Unplugged(self.config.source)
+
+    w = Worker(PipelineConfig(str(VIDEO), live=False, record=True))
+    errors: list[str] = []
+    w.failed.connect(errors.append)
+    with qtbot.waitSignal(w.finished, timeout=120_000) as blocker:
+        w.start()
+    assert blocker.args == [False]
+    assert errors and "unplugged" in errors[0] and "saved to" in errors[0]
+    saved = w.recorder.autosave_path
+    assert saved.exists() and saved.is_relative_to(tmp_path / "data")
+    clip = Clip.load(saved)
+    assert len(clip) == 6 and clip.person.sum() >= 5
+    assert np.isfinite(clip.joints_cam_mm[clip.person]).all()
