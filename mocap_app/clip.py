@@ -15,7 +15,8 @@ source video's pixel grid, camera frame = OpenCV axes: X right, Y down, Z forwar
         {"index": int, "timestamp_s": float, "person": bool,
          "keypoints_px": [[x, y] * 17] | null, "confidence": [c * 17] | null,
          "joints_cam_mm": [[x, y, z] * 17] | null,
-         "joints_world_mm": [[x, y, z] * 17] | null   (only when "world" is set)}
+         "joints_world_mm": [[x, y, z] * 17] | null   (only when "world" is set),
+         "plausibility": float in [0, 1] | null       (optional: engines.plausibility.score)}
       ]
     }
 
@@ -56,6 +57,7 @@ class Clip:
     engine: dict = field(default_factory=dict)
     world: dict | None = None
     joints_world_mm: np.ndarray | None = None   # [N, 17, 3] Y up, floor at y = 0
+    plausibility: np.ndarray | None = None      # [N] in [0, 1], NaN where no person (optional)
 
     def __len__(self) -> int:
         return len(self.timestamps_s)
@@ -80,6 +82,9 @@ class Clip:
                  "joints_cam_mm": arr(self.joints_cam_mm, i)}
             if self.joints_world_mm is not None:
                 f["joints_world_mm"] = arr(self.joints_world_mm, i)
+            if self.plausibility is not None:
+                q = float(self.plausibility[i])
+                f["plausibility"] = round(q, 4) if self.person[i] and np.isfinite(q) else None
             frames.append(f)
         intr = self.intrinsics.to_dict() | {"source": self.intrinsics_source}
         return {"schema": SCHEMA, "version": VERSION, "joint_names": list(JOINT_NAMES),
@@ -105,6 +110,7 @@ class Clip:
             return out
 
         has_world = d.get("world") is not None
+        has_plaus = any("plausibility" in f for f in fr)
         intr = dict(d["intrinsics"])
         return cls(
             timestamps_s=np.array([f["timestamp_s"] for f in fr], np.float64),
@@ -115,7 +121,9 @@ class Clip:
             intrinsics=CameraIntrinsics.from_dict(intr),
             intrinsics_source=intr.get("source", "unknown"),
             source=d.get("source", {}), engine=d.get("engine", {}), world=d.get("world"),
-            joints_world_mm=stack("joints_world_mm", (NUM_JOINTS, 3)) if has_world else None)
+            joints_world_mm=stack("joints_world_mm", (NUM_JOINTS, 3)) if has_world else None,
+            plausibility=np.array([np.nan if f.get("plausibility") is None else float(f["plausibility"])
+                                   for f in fr]) if has_plaus else None)
 
     def save(self, path: str | os.PathLike) -> Path:
         return atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")))
