@@ -85,6 +85,7 @@ def test_mixamo_names():
     for n in ("Hips", "Spine", "Spine1", "Spine2", "Neck", "Head", "LeftUpLeg", "LeftLeg", "LeftFoot",
               "RightUpLeg", "LeftArm", "LeftForeArm", "LeftHand", "RightHand"):
         assert n in names
+        assert "mixamorig:" + n in NAME_SETS["mixamorig"]
     assert len(set(names)) == len(names) == len(NAME_SETS["standard"])
 
 
@@ -429,6 +430,11 @@ def test_bad_options_and_paths_raise_export_error(tmp_path):
         export_clip(clip, fbx=tmp_path)
     with pytest.raises(ExportError, match="nothing to do"):
         export_clip(clip)
+    with pytest.raises(ExportError, match="foot locking"):
+        export_clip(clip, bvh=tmp_path / "x.bvh", options=ExportOptions(foot_lock=True, foot_speed_mm_s=0))
+    bad_t = Clip(**{**clip.__dict__, "timestamps_s": np.full(len(clip), np.nan)})
+    with pytest.raises(ExportError, match="finite"):
+        export_clip(bad_t, bvh=tmp_path / "x.bvh")
     empty = Clip(**{**clip.__dict__, "person": np.zeros(len(clip), bool)})
     with pytest.raises(ExportError, match="no frame of the clip has a person"):
         export_clip(empty, bvh=tmp_path / "x.bvh")
@@ -460,11 +466,12 @@ def test_cli_convert_and_errors(tmp_path, capsys):
     clip, _ = cmu_clip(stop=61, step=2)
     path = clip.save(tmp_path / "c.json")
     args = _parse(["convert", str(path), "--bvh", str(tmp_path / "o.bvh"), "--fbx", str(tmp_path / "o.fbx"),
-                   "--names", "mixamo", "--rotation-order", "xyz", "--smooth", "--foot-lock", "--fps", "30"])
+                   "--names", "mixamorig", "--rotation-order", "xyz", "--smooth", "--foot-lock", "--fps", "30"])
     assert args.func is run_convert and run_convert(args) == 0
     bvh = read_bvh(tmp_path / "o.bvh")
     assert bvh.frame_time_s == pytest.approx(1 / 30.0) and bvh.joints[1].channels == [
         "Xrotation", "Yrotation", "Zrotation"]
+    assert bvh.names[0] == "mixamorig:Hips"
     assert "wrote BVH" in capsys.readouterr().out
 
     assert run_convert(_parse(["convert", str(tmp_path / "missing.json"), "--bvh", "x.bvh"])) == 2

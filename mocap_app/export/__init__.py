@@ -44,7 +44,7 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    names: str = "standard"              # "standard" (our joint names) or "mixamo"
+    names: str = "standard"              # "standard" (our joint names), "mixamo" or "mixamorig"
     rotation_order: str = "ZXY"          # BVH channel order
     fps: float | None = None             # None: the clip's own rate
     max_gap_s: float = 0.5               # longer gaps without a person hold the nearest pose
@@ -67,6 +67,8 @@ class ExportOptions:
             raise ExportError(f"max gap must be >= 0 s, not {self.max_gap_s}")
         if self.min_cutoff_hz <= 0 or self.beta < 0:
             raise ExportError("One Euro filter needs min cutoff > 0 Hz and beta >= 0")
+        if self.foot_height_mm <= 0 or self.foot_speed_mm_s <= 0:
+            raise ExportError("foot locking needs a positive height (mm) and speed (mm/s) threshold")
 
 
 @dataclass
@@ -153,6 +155,8 @@ def prepare_motion(joints_mm: np.ndarray, times_s: np.ndarray, valid: np.ndarray
         raise ExportError(f"expected joints [N, 17, 3] and N timestamps, got {joints_mm.shape} and {times_s.shape}")
     if len(joints_mm) == 0 or not valid.any():
         raise ExportError("nothing to export: no frame of the clip has a person")
+    if not np.isfinite(times_s).all():
+        raise ExportError("timestamps must be finite numbers")
     if len(times_s) > 1 and np.any(np.diff(times_s) <= 0):
         raise ExportError("timestamps must increase strictly")
     joints_mm = apply_definitions(joints_mm)

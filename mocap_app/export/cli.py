@@ -23,8 +23,9 @@ def add_export_arguments(p: argparse.ArgumentParser, outputs: bool = True) -> No
         p.add_argument("--fbx", metavar="OUT.fbx", help="write a binary FBX 7.4 file (centimetres, Y up)")
         p.add_argument("--glb", metavar="OUT.glb", help="write a glTF 2.0 binary file (metres, Y up)")
     g = p.add_argument_group("export options")
-    g.add_argument("--names", choices=("standard", "mixamo"), default="standard",
-                   help="bone names: our joint names or Mixamo's (default: standard)")
+    g.add_argument("--names", choices=("standard", "mixamo", "mixamorig"), default="standard",
+                   help="bone names: our joint names, Mixamo's, or Mixamo's with the mixamorig: prefix "
+                        "(default: standard)")
     g.add_argument("--rotation-order", default="ZXY", type=str.upper, choices=VALID_ORDERS,
                    help="BVH rotation channel order (default: ZXY)")
     g.add_argument("--fps", type=float, default=None,

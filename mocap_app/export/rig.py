@@ -16,7 +16,7 @@ The nose hangs below the head (not the thorax, as in ``engines.skeleton.PARENTS`
 so turning the head moves the nose with it.
 
 Names: ``standard`` uses our joint names (plus ``lower_back`` and ``neck``);
-``mixamo`` uses Mixamo's bone names without the ``mixamorig:`` prefix. Mixamo has
+``mixamo`` uses Mixamo's bone names without the ``mixamorig:`` prefix, ``mixamorig`` with it. Mixamo has
 no nose, so it keeps the name ``Nose`` (a retargeter ignores it); the ear-midpoint
 ``head`` maps to ``Head`` and our shoulder-midpoint ``thorax`` to ``Spine2``.
 Mixamo's ``LeftShoulder`` (clavicle) and toes do not exist here.
@@ -57,7 +57,9 @@ RIG_PARENTS: tuple[int, ...] = tuple(-1 if s[1] is None else RIG_JOINTS.index(s[
 RIG_SOURCE: tuple[int, ...] = tuple(J[s[2]] for s in _RIG_SPEC)
 # rig index that represents each of our 17 joints (the first rig joint on it)
 JOINT_TO_RIG: tuple[int, ...] = tuple(RIG_SOURCE.index(j) for j in range(NUM_JOINTS))
-NAME_SETS = {"standard": RIG_JOINTS, "mixamo": tuple(s[3] for s in _RIG_SPEC)}
+NAME_SETS = {"standard": RIG_JOINTS, "mixamo": tuple(s[3] for s in _RIG_SPEC),
+             # as in files downloaded from Mixamo (an FBX namespace); some retargeters want the prefix
+             "mixamorig": tuple("mixamorig:" + s[3] for s in _RIG_SPEC)}
 
 # joints whose rotation comes from two directions (primary kept exactly, secondary orthogonalised):
 # rig joint -> ((from, to) primary, (from, to) secondary), in our joint names
