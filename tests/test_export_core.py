@@ -420,6 +420,13 @@ def test_variable_rate_clip_is_resampled():
     assert len(prep.motion) == int(np.floor((idx[-1] - idx[0]) / 120.0 * 25 + 1e-6)) + 1
 
 
+def test_prepare_motion_rejects_bad_shapes():
+    with pytest.raises(ExportError, match=r"expected joints \[N, 17, 3\]"):
+        prepare_motion(np.zeros((5, 16, 3)), np.arange(5.0), np.ones(5, bool))
+    with pytest.raises(ExportError, match="N timestamps"):
+        prepare_motion(np.zeros((5, 17, 3)), np.arange(4.0), np.ones(5, bool))
+
+
 def test_bad_options_and_paths_raise_export_error(tmp_path):
     clip, _ = cmu_clip(stop=41, step=4)
     with pytest.raises(ExportError, match="rotation order"):

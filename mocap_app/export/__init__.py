@@ -150,9 +150,11 @@ def prepare_motion(joints_mm: np.ndarray, times_s: np.ndarray, valid: np.ndarray
     options.validate()
     joints_mm = np.asarray(joints_mm, float)
     times_s = np.asarray(times_s, float)
+    if joints_mm.ndim != 3 or joints_mm.shape[1:] != (17, 3) or times_s.shape != (len(joints_mm),) \
+            or np.shape(valid) != (len(joints_mm),):
+        raise ExportError(f"expected joints [N, 17, 3], N timestamps and N person flags, got "
+                          f"{joints_mm.shape}, {times_s.shape} and {np.shape(valid)}")
     valid = np.asarray(valid, bool) & np.isfinite(joints_mm).all(axis=(1, 2))
-    if joints_mm.ndim != 3 or joints_mm.shape[1:] != (17, 3) or len(times_s) != len(joints_mm):
-        raise ExportError(f"expected joints [N, 17, 3] and N timestamps, got {joints_mm.shape} and {times_s.shape}")
     if len(joints_mm) == 0 or not valid.any():
         raise ExportError("nothing to export: no frame of the clip has a person")
     if not np.isfinite(times_s).all():
