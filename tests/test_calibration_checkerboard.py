@@ -1,7 +1,6 @@
 """Checkerboard calibration against the Pose2Sim demo's reference (Qualisys) intrinsics, and ChArUco on
 rendered views of a known camera."""
 import json
-import math
 from pathlib import Path
 
 import cv2

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mocap_app.calibration.cli import add_calibrate_parser, run_calibrate
+from mocap_app.calibration.cli import add_calibrate_parser
 from mocap_app.calibration.profile import CameraProfile
 
 DATA = Path("/work/shared/data/video/pose2sim_demo_singleperson/calibration")

@@ -1,6 +1,5 @@
 """World alignment on validation mocap watched by virtual cameras with known pitch, roll and height."""
 import argparse
-import math
 
 import numpy as np
 import pytest

@@ -38,6 +38,11 @@ from mocap_app.calibration.profile import CalibrationError, CameraProfile
 log = logging.getLogger(__name__)
 
 F_MIN, F_MAX = 300.0, 4000.0
+# Relative uncertainty of the trained AbsPoseLifter's root-relative depths: on 22 synthetic validation
+# clips its depth offsets are the true ones times 0.52 (median least-squares scale), with a spread of
+# 0.49 in log units from clip to clip (notes/calibration.md). The focal estimate scales with those
+# depths, so this doubt enters the confidence; an unbiased lifter (the test oracle) passes 0.
+LIFTER_DEPTH_UNCERTAINTY = 0.5
 MIN_FRAMES = 10
 RELIABLE_CONFIDENCE = 0.5
 
@@ -62,6 +67,7 @@ class AutoFocalResult:
     reason: str                       # a sentence for the user
     bootstrap_spread: float = 0.0     # std of log(f) over time-block resamples (~ relative uncertainty)
     curve_rise: float = 0.0           # t-statistic: how clearly the frames prefer f over f*1.15 and f/1.15
+    residual: float = 0.0             # mean reprojection residual at f, in units of the person's 2D size
     grid_px: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     score: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
@@ -190,10 +196,14 @@ def _search(L: _Lifted, frames=None, grid=None, bone_weight: float = 0.0) -> tup
 
 def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple[int, int], lifter: LifterLike,
                    *, min_confidence: float = 0.3, bootstrap: int = 12, bone_weight: float = 0.0,
+                   depth_uncertainty: float = LIFTER_DEPTH_UNCERTAINTY,
                    seed: int = 0, progress: Callable[[float], None] | None = None) -> AutoFocalResult:
     """Focal length (px, square pixels, principal point at the image centre) from a clip's 2D joints.
 
     ``keypoints_px [N,17,2]`` (NaN where no person), ``confidence [N,17]``, ``size=(width, height)``.
+    ``depth_uncertainty``: relative doubt about the lifter's root-relative depths; the search is
+    repeated with those depths scaled by ``1 -+ depth_uncertainty`` and the change of the answer
+    counts against the confidence (0 for a lifter whose depths are unbiased, like the test oracle).
     """
     kp = np.asarray(keypoints_px, float)
     conf = np.asarray(confidence, float)
@@ -227,7 +237,15 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
             progress(0.4 + 0.6 * (b + 1) / bootstrap)
     lb = np.log(np.array(boots))
     spread = float(np.std(lb))                                   # log-units ~ relative error
+    if depth_uncertainty > 0:
+        f_dep = []
+        for k in (1.0 - depth_uncertainty, 1.0 + depth_uncertainty):
+            Ls = _Lifted(L.kp, L.w, L.cdepth, L.rel * np.array([1.0, 1.0, k]), L.c)
+            f_dep.append(_search(Ls, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)[0])
+        depth_sens = abs(math.log(f_dep[1] / f_dep[0])) / 2
+        spread = math.hypot(spread, depth_sens)
     lo, hi = float(np.exp(np.percentile(lb, 16))), float(np.exp(np.percentile(lb, 84)))
+    s_best = _total_cost(L, f_best, None, bone_weight)
     # significance: do the frames (in time blocks) clearly prefer f_best over 15 % shorter and longer focals?
     t_lo = _preference_t(L, f_best, 1 / 1.15, bone_weight, n_blocks)
     t_hi = _preference_t(L, f_best, 1.15, bone_weight, n_blocks)
@@ -252,4 +270,4 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     log.info("auto focal: %.0f px (confidence %.2f, bootstrap %.0f-%.0f px, rise %.3f)", f_best, confidence, lo, hi,
              rise)
     return AutoFocalResult(f_best, float(confidence), reliable, (lo, hi), w_img, h_img, int(len(kp)), reason,
-                           spread, float(rise), grid, score)
+                           spread, float(rise), float(s_best), grid, score)
