@@ -1,3 +1,8 @@
 """Models, training and runtimes for 3D pose: the part of mocap that knows no Qt."""
 from engines.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, BONES  # noqa: F401
-from engines.lifter import load_lifter  # noqa: F401,E402
+
+
+def load_lifter(name: str = "absposelifter", backend: str = "auto", weights=None):
+    """``engines.lifter.load_lifter``, imported on first use so that ``import engines`` stays light (no torch)."""
+    from engines.lifter import load_lifter as _load
+    return _load(name, backend=backend, weights=weights)

@@ -125,9 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(t in ("-v", "--verbose") for t in argv)   # accepted anywhere, also after the command
+    argv = [t for t in argv if t not in ("-v", "--verbose")]
     ap = build_parser()
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if a.command is None:
         try:

@@ -20,8 +20,10 @@ notes/keypoints.md for the evidence and the side effects.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -63,6 +65,33 @@ def block_mediapipe_usage_logging() -> bool:
         return False
     os.environ["https_proxy"] = os.environ["HTTPS_PROXY"] = USAGE_LOG_BLOCK_PROXY
     return True
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence MediaPipe/TFLite's native start-up chatter (absl warnings about feedback tensors,
+    XNNPACK, NORM_RECT) that goes straight to file descriptor 2 and has no switch.
+
+    Used only around model creation and the first inference, where those lines come from;
+    ``MOCAP_NATIVE_LOGS=1`` keeps them (for debugging).
+    """
+    if os.environ.get("MOCAP_NATIVE_LOGS") == "1":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):       # no real stderr (e.g. some GUI launchers): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class MediaPipePoseDetector:
@@ -115,7 +144,8 @@ class MediaPipePoseDetector:
 
     def _create(self) -> None:
         try:
-            self._landmarker = self._vision.PoseLandmarker.create_from_options(self._options)
+            with _quiet_native_stderr():
+                self._landmarker = self._vision.PoseLandmarker.create_from_options(self._options)
         except Exception as e:  # mediapipe raises RuntimeError/ValueError with its C status text
             raise KeypointsError(f"could not load the pose model {self.model_path}: {e}") from e
         self._last_ts_ms = -1
@@ -146,8 +176,10 @@ class MediaPipePoseDetector:
                                 "call reset() first (continuing 1 ms after the previous one)",
                                 frame.index, frame.timestamp_s)
                 ts = self._last_ts_ms + 1
+            first = self._last_ts_ms < 0
             self._last_ts_ms = ts
-            result = self._landmarker.detect_for_video(mp_image, ts)
+            with _quiet_native_stderr() if first else contextlib.nullcontext():
+                result = self._landmarker.detect_for_video(mp_image, ts)
         else:
             result = self._landmarker.detect(mp_image)
         if not result.pose_landmarks:

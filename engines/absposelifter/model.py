@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from engines.skeleton import NUM_JOINTS, ROOT
+from engines.skeleton import FLIP_PERM, NUM_JOINTS, ROOT
 
 
 @dataclass
@@ -103,13 +103,25 @@ class AbsolutePose(nn.Module):
     This is what runtimes export and run, so every backend returns absolute poses.
     """
 
-    def __init__(self, lifter: AbsPoseLifter):
+    def __init__(self, lifter: AbsPoseLifter, flip_test: bool = False):
         super().__init__()
         self.lifter = lifter
+        self.flip_test = flip_test
+        self.register_buffer("flip_perm", torch.tensor(FLIP_PERM))
 
     def forward(self, keypoints_px: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         c = K[:, :2, 2]
-        canonical_depth, rel = self.lifter(keypoints_px, c)
+        if self.flip_test:
+            # test-time flip: mirror the image about the principal point (x -> 2 c_x - x) and swap
+            # left/right; in the camera frame that mirror is X -> -X. Average both predictions.
+            mirrored = keypoints_px[:, self.flip_perm].clone()
+            mirrored[..., 0] = 2 * c[:, None, 0] - mirrored[..., 0]
+            n = keypoints_px.shape[0]
+            depth2, rel2 = self.lifter(torch.cat([keypoints_px, mirrored]), torch.cat([c, c]))
+            rel_m = rel2[n:, self.flip_perm] * torch.tensor([-1.0, 1.0, 1.0])
+            canonical_depth, rel = 0.5 * (depth2[:n] + depth2[n:]), 0.5 * (rel2[:n] + rel_m)
+        else:
+            canonical_depth, rel = self.lifter(keypoints_px, c)
         fx, fy = K[:, 0, 0], K[:, 1, 1]
         Rz = fx * canonical_depth                                          # Eq. 6
         r = keypoints_px[:, ROOT]

@@ -52,7 +52,8 @@ def loss_fn(model: AbsPoseLifter, kp, K, joints_cam, lam: float = 1.0):
 
 def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str = "mixture",
           use_location_scale: bool = True, seed: int = 0, error_model_path: Path = DEFAULT_ERROR_MODEL,
-          width: int = 1024, threads: int = 2, log_every: int = 200) -> dict:
+          width: int = 1024, threads: int = 2, log_every: int = 200, lam: float = 1.0,
+          init: Path | None = None) -> dict:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -65,6 +66,8 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
             em = ErrorModel.load(error_model_path.with_name(error_model_path.stem + "_gaussian.json"))
     cfg = LifterConfig(width=width, use_location_scale=use_location_scale)
     model = AbsPoseLifter(cfg)
+    if init is not None:  # fine-tune from earlier weights (same config)
+        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     # the paper's schedule shape: lr, then lr/10 for the last third
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(steps * 2 / 3)], gamma=0.1)
@@ -76,7 +79,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
             kp_all, K_all, j_all = make_batch(poses[idx], rng, em)
         s = slice((step % chunk) * batch, (step % chunk + 1) * batch)
         model.train()
-        loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s])
+        loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s], lam)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -84,7 +87,8 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
         if step % log_every == 0 or step == steps - 1:
             log.info("step %d/%d loss %.2f (depth %.1f, pose %.1f mm) %.0fs", step, steps, loss.item(),
                      ld.item(), lp.item(), time.time() - t0)
-    meta = {"steps": steps, "batch": batch, "lr": lr, "noise": noise, "seed": seed,
+    meta = {"steps": steps, "batch": batch, "lr": lr, "lambda": lam, "noise": noise, "seed": seed,
+            "init": str(init) if init else None,
             "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
             "seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": "python -m engines.absposelifter.train " + " ".join(sys.argv[1:])}
@@ -105,11 +109,14 @@ def main(argv=None) -> int:
     ap.add_argument("--noise", choices=["mixture", "gaussian", "none"], default="mixture")
     ap.add_argument("--no-location-scale", action="store_true")
     ap.add_argument("--error-model", type=Path, default=DEFAULT_ERROR_MODEL)
+    ap.add_argument("--lam", type=float, default=1.0, help="lambda of Eq. 7 (pose term weight)")
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads)
+    train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads,
+          lam=a.lam, init=a.init)
     return 0
 
 
