@@ -45,15 +45,20 @@ def percentiles(ms: list[float] | np.ndarray) -> tuple[float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 95))
 
 
-def time_calls(fn: Callable[[], object], reps: int, warmup: int = 20) -> np.ndarray:
-    """Latency of ``fn`` in ms over ``reps`` calls after ``warmup`` untimed ones."""
+def time_calls(fn: Callable[[], object], reps: int, warmup: int = 20, max_seconds: float = 60.0,
+               min_reps: int = 10) -> np.ndarray:
+    """Latency of ``fn`` in ms over ``reps`` calls after ``warmup`` untimed ones; stops early (after
+    at least ``min_reps``) once ``max_seconds`` have passed, so a slow backend cannot stall the bench."""
     for _ in range(warmup):
         fn()
     t = np.empty(reps)
+    start = time.perf_counter()
     for i in range(reps):
         t0 = time.perf_counter()
         fn()
         t[i] = time.perf_counter() - t0
+        if i + 1 >= min_reps and t0 - start > max_seconds:
+            return t[:i + 1] * 1e3
     return t * 1e3
 
 
@@ -143,7 +148,7 @@ def available_backends() -> list[str]:
 
 
 def bench_engines(reps: int = 2000, weights: Path | None = None, batches: tuple[int, ...] = (1, 64),
-                  backends: list[str] | None = None) -> list[Row]:
+                  backends: list[str] | None = None, max_seconds: float = 60.0) -> list[Row]:
     """Latency of ``Lifter.lift`` per available backend and batch size (validation included)."""
     from engines.lifter import load_lifter
 
@@ -155,9 +160,10 @@ def bench_engines(reps: int = 2000, weights: Path | None = None, batches: tuple[
             continue
         for b in batches:
             kp, K = kp_all[:b], K_all[:b]
-            r = reps if b == 1 else max(50, reps // 10)
-            lat = time_calls(lambda: lifter.lift(kp, None, K), reps=r)
-            rows.append(Row(f"{name}, batch {b}", *percentiles(lat), r,
+            r = reps if b == 1 else max(10, reps // 10)
+            lat = time_calls(lambda: lifter.lift(kp, None, K), reps=r, warmup=min(20, r),
+                             max_seconds=max_seconds)
+            rows.append(Row(f"{name}, batch {b}", *percentiles(lat), len(lat),
                             f"{b / np.median(lat) * 1e3:,.0f} poses/s"))
     return rows
 

@@ -78,7 +78,15 @@ def threaded_frames(source, maxsize: int = 8) -> Iterator[Frame]:
         if err:
             raise err[0]
     finally:
+        # The caller may close ``source`` as soon as we return (``with VideoSource(...)``): wait for
+        # the reader to leave ``source`` first, else it decodes from a released capture (segfault).
         stop.set()
+        while t.is_alive():
+            try:
+                q.get(timeout=0.05)   # unblock a reader stuck in put() on a full queue
+            except queue.Empty:
+                pass
+        t.join()
 
 
 @dataclass
