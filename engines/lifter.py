@@ -15,7 +15,7 @@ import torch
 
 from engines.absposelifter.model import AbsolutePose, AbsPoseLifter, LifterConfig
 from engines.camera import MAX_FOCAL_PX, MIN_FOCAL_PX, InvalidIntrinsicsError
-from engines.runtime import BACKENDS, file_sha256
+from engines.runtime import BACKENDS, module_fingerprint
 from engines.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,9 @@ def load_torch_lifter(weights: Path) -> AbsPoseLifter:
     return model.eval()
 
 
-def engine_key(name: str, weights: Path) -> str:
-    """Cache key of the exported graph: changes whenever the weights file does."""
-    return f"{name}-{file_sha256(Path(weights))[:16]}"
+def engine_key(name: str, module: torch.nn.Module) -> str:
+    """Cache key of the exported graph: changes whenever the weights, settings or model code do."""
+    return f"{name}-{module_fingerprint(module)[:16]}"
 
 
 def example_inputs(n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,7 +63,7 @@ class Lifter:
         self.weights = Path(weights)
         self.module = AbsolutePose(load_torch_lifter(self.weights)).eval()
         chain, why = backend_candidates(backend)
-        key = engine_key(name, self.weights)
+        key = engine_key(name, self.module)
         example = example_inputs()
         self.runtime = None
         for i, b in enumerate(chain):

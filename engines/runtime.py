@@ -229,6 +229,33 @@ def onnx_for(module: torch.nn.Module, example_inputs, input_names, output_names,
     return export_onnx(module, example_inputs, input_names, output_names, path)
 
 
+def module_fingerprint(module: torch.nn.Module) -> str:
+    """Hash of everything the exported graph depends on: every parameter and buffer, the plain
+    settings of every submodule (e.g. a ``flip_test`` flag), the source of the project's own
+    module classes and the torch version. Any change gives a new cache key, so a stale graph
+    (or TensorRT engine) is never served after weights, options or code change."""
+    import inspect
+
+    h = hashlib.sha256(f"torch {torch.__version__}; export v{EXPORT_VERSION}".encode())
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    seen = set()
+    for name, m in module.named_modules():
+        cls = type(m)
+        settings = {k: v for k, v in vars(m).items()
+                    if not k.startswith("_") and isinstance(v, (bool, int, float, str, tuple))}
+        h.update(f"{name}:{cls.__module__}.{cls.__qualname__}:{sorted(settings.items())!r}".encode())
+        if cls not in seen and not cls.__module__.startswith("torch."):
+            seen.add(cls)
+            try:
+                h.update(inspect.getsource(cls).encode())
+            except (OSError, TypeError):   # no source (frozen app): weights + settings still count
+                pass
+    return h.hexdigest()
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

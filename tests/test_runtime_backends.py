@@ -280,7 +280,7 @@ def test_tensorrt_engine_matches_pytorch_and_is_cached(cache, torch_module):
     from engines.lifter import engine_key
     from engines.runtime import onnx_for
     path = onnx_for(torch_module, example_inputs(), ["keypoints_px", "K"], ["joints_cam_mm"],
-                    engine_key("absposelifter", WEIGHTS["absposelifter"]))
+                    engine_key("absposelifter", torch_module))
     rt = tensorrt_backend.TensorRTRuntime(path, torch_module, example_inputs(), ["keypoints_px", "K"])
     assert rt.path.exists() and rt.path.parent == cache / "tensorrt"
     for b in (1, 7, 64, 100):

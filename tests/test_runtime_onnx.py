@@ -52,7 +52,7 @@ def module():
 @pytest.fixture(scope="module")
 def exported(cache, module):
     """Export (fresh) to where ``onnx_for`` looks, recording stdout and warnings while exporting."""
-    path = onnx_cache_path(engine_key("absposelifter", WEIGHTS_PATH))
+    path = onnx_cache_path(engine_key("absposelifter", module))
     path.unlink(missing_ok=True)
     out = io.StringIO()
     with warnings.catch_warnings(record=True) as caught, redirect_stdout(out):
@@ -206,3 +206,19 @@ def test_export_failure_is_a_sentence(tmp_path):
         export_onnx(Eigen(), (torch.randn(2, 3, 3),), ["x"], ["y"], tmp_path / "bad.onnx")
     assert "\x1b[" not in str(e.value) and len(str(e.value)) < 1000
     assert not list(tmp_path.iterdir()), "a failed export left files behind"
+
+
+def test_cache_key_follows_weights_and_settings(module):
+    """A stale cached graph must never be served: the key changes with any weight or option."""
+    import copy
+
+    from engines.lifter import engine_key
+    key = engine_key("absposelifter", module)
+    assert engine_key("absposelifter", AbsolutePose(load_torch_lifter(WEIGHTS_PATH)).eval()) == key
+    nudged = copy.deepcopy(module)
+    with torch.no_grad():
+        nudged.lifter.out.bias[0] += 1e-6
+    assert engine_key("absposelifter", nudged) != key
+    flipped = copy.deepcopy(module)
+    flipped.flip_test = not getattr(module, "flip_test", False)
+    assert engine_key("absposelifter", flipped) != key
