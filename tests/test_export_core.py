@@ -501,3 +501,26 @@ def test_mocap_app_convert_command(tmp_path, capsys):
     assert (tmp_path / "o.fbx").read_bytes().startswith(b"Kaydara FBX Binary")
     assert cli.main(["convert", str(tmp_path / "nope.json"), "--bvh", str(tmp_path / "o.bvh")]) != 0
     assert "clip file not found" in capsys.readouterr().err
+
+
+def test_twist_stays_continuous_through_the_singular_pose():
+    """A bone sweeping past the opposite of its rest direction (3 degrees off it), then holding still:
+    the shortest arc flips about the bone by ~180 degrees within a frame or two; the carried twist
+    keeps every frame step small (unwinding slowly afterwards), and the bone direction exact."""
+    from mocap_app.export.rotations import _continuous_swing, shortest_arc
+    d0 = np.array([0.0, -1.0, 0.0])
+    n_move, n_hold = 20, 60
+    s = np.concatenate([np.linspace(-0.5, 0.5, n_move), np.full(n_hold, 0.5)])   # path parameter
+    off = np.radians(3.0)
+    d = np.stack([np.full_like(s, np.sin(off)), np.cos(off) * np.cos(s), np.cos(off) * np.sin(s)], -1)
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)          # passes 3 degrees from -d0 = +Y
+    n = len(d)
+    swing = shortest_arc(np.tile(d0, (n, 1)), d)
+    steady = _continuous_swing(swing, d0, fps=30.0, settle_s=2.0)
+
+    def steps(r):
+        return np.degrees((r[1:] * r[:-1].inv()).magnitude())
+    assert steps(swing).max() > 90.0                   # the raw shortest arc flips
+    assert steps(steady).max() < 10.0                  # carried twist: small steps
+    assert np.allclose(steady.apply(np.tile(d0, (n, 1))), d, atol=1e-9)   # same bone direction
+    assert steps(steady)[n_move:].max() < 4.0          # the extra twist unwinds slowly while holding

@@ -187,7 +187,7 @@ def prepare_motion(joints_mm: np.ndarray, times_s: np.ndarray, valid: np.ndarray
     fl = None
     if options.foot_lock:
         filled, fl = foot_lock(filled, times, options.foot_height_mm, options.foot_speed_mm_s)
-    motion = positions_to_motion(rig, filled)
+    motion = positions_to_motion(rig, filled, fps=fps)
     fk = forward_kinematics(rig, motion)[:, list(JOINT_TO_RIG)] * 10.0
     err = np.linalg.norm(fk - filled, axis=-1)
     return PreparedMotion(rig, motion, fps, filled, times, gaps, fl, not constant, err)

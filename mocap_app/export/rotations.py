@@ -5,8 +5,14 @@ are the identity, as in BVH); world rotations chain as ``G = G_parent * L`` and
 ``pos = pos_parent + G_parent * offset``.
 
 * Joints with one child: the *minimal* rotation (shortest arc) that turns the
-  rest bone into the posed bone, expressed in the parent's posed frame. It adds
-  no twist of its own, so it cannot flip by 180 degrees between frames.
+  rest bone into the posed bone, expressed in the parent's posed frame, so the
+  joint adds no twist of its own. The shortest arc is ill-defined where the bone
+  points opposite to its rest direction (a knee folded past ~150 degrees, a leg
+  swung overhead in a cartwheel): its axis can swing round in one frame and the
+  bone would spin about itself. A twist about the bone is therefore carried
+  over from the previous frame, cancelling that spin, and eased back to zero
+  (the minimal rotation) with time constant ``twist_settle_s``. Positions are the
+  same either way (a twist about a bone does not move its child).
 * The pelvis and thorax: a full frame from two vectors (the hip / shoulder line
   kept exactly, the spine direction orthogonalised against it).
 * Leaves: the identity.
@@ -70,8 +76,41 @@ def shortest_arc(a: np.ndarray, b: np.ndarray, fallback_axis: np.ndarray | None 
     return Rotation.from_rotvec(rotvec)
 
 
-def positions_to_motion(rig: Rig, joints_mm: np.ndarray) -> Motion:
-    """Solve local rotations so that the rig's bones point where the joints ``[N, 17, 3]`` (mm) do."""
+def _twist_angle(rot: Rotation, axis: np.ndarray) -> np.ndarray:
+    """Angle of the twist part of ``rot`` about unit ``axis`` (swing-twist decomposition), in (-pi, pi]."""
+    q = rot.as_quat()
+    ang = 2.0 * np.arctan2(q[:, :3] @ axis, q[:, 3])
+    return (ang + np.pi) % (2 * np.pi) - np.pi
+
+
+def _continuous_swing(swing: Rotation, rest_dir: np.ndarray, fps: float, settle_s: float) -> Rotation:
+    """``swing * twist(theta_t)`` about ``rest_dir`` with the twist that keeps frame-to-frame change
+    minimal, decaying to 0 with time constant ``settle_s``.
+
+    With ``S_t`` the shortest arcs, ``theta_t = k wrap(theta_{t-1} + phi_t)``, where ``phi_t`` is the
+    twist of ``S_t^-1 S_{t-1}`` about the rest direction, ``k = exp(-1 / (fps * settle_s))`` and
+    ``wrap`` maps to (-pi, pi] (a twist of 270 degrees unwinds as -90).
+    """
+    n = len(swing)
+    if n < 2 or settle_s <= 0:
+        return swing
+    axis = rest_dir / np.linalg.norm(rest_dir)
+    phi = _twist_angle(swing[1:].inv() * swing[:-1], axis)
+    k = float(np.exp(-1.0 / (fps * settle_s)))
+    theta = np.zeros(n)
+    for t, p in enumerate(phi.tolist(), start=1):
+        v = theta[t - 1] + p
+        theta[t] = k * ((v + np.pi) % (2 * np.pi) - np.pi)
+    return swing * Rotation.from_rotvec(theta[:, None] * axis)
+
+
+def positions_to_motion(rig: Rig, joints_mm: np.ndarray, fps: float = 30.0,
+                        twist_settle_s: float = 2.0) -> Motion:
+    """Solve local rotations so that the rig's bones point where the joints ``[N, 17, 3]`` (mm) do.
+
+    ``fps`` and ``twist_settle_s`` only set how fast a twist carried through a near-singular
+    pose eases back to the minimal rotation (see the module docstring); 0 disables it.
+    """
     joints_mm = np.asarray(joints_mm, float)
     if joints_mm.ndim != 3 or joints_mm.shape[1:] != (17, 3):
         raise ValueError(f"expected joints [N, 17, 3], got {joints_mm.shape}")
@@ -99,7 +138,9 @@ def positions_to_motion(rig: Rig, joints_mm: np.ndarray) -> Motion:
             c = children[r][0]
             d_world = P[:, c] - P[:, r]
             d_local = g_parent.inv().apply(d_world)
-            local = shortest_arc(np.tile(rig.offsets_cm[c], (n, 1)), d_local)
+            rest_dir = rig.offsets_cm[c]
+            local = _continuous_swing(shortest_arc(np.tile(rest_dir, (n, 1)), d_local), rest_dir,
+                                      fps, twist_settle_s)
             g = g_parent * local
         elif not children[r]:
             local = Rotation.identity(n)
