@@ -217,41 +217,131 @@ def test_engine_selector_disables_unavailable_engines(window):
 
 
 # -- worker crash keeps the recording --------------------------------------------------------------
-@pytest.mark.skipif(not VIDEO.exists() or not WEIGHTS.exists(), reason="needs the demo video and lifter weights")
-def test_worker_crash_autosaves_the_recording(qtbot, tmp_path):
+class UnpluggedCamera:
+    """The real video for ``n`` frames, then the 'camera' disappears (module level: the worker process
+    unpickles it)."""
+
+    def __init__(self, path, n=6):
+        from mocap_app.capture import VideoSource
+        self.src = VideoSource(path)
+        self.n = n
+        self.size_wh, self.fps, self.frame_count = self.src.size_wh, self.src.fps, None
+
+    def __iter__(self):
+        from mocap_app.capture import CaptureError
+        for i, f in enumerate(self.src):
+            if i == self.n:
+                raise CaptureError("camera 0 stopped delivering frames (unplugged?)")
+            yield f
+
+    def close(self):
+        self.src.close()
+
+
+def _make_unplugged():
+    return UnpluggedCamera(str(VIDEO))
+
+
+needs_pipeline = pytest.mark.skipif(not VIDEO.exists() or not WEIGHTS.exists(),
+                                    reason="needs the demo video and lifter weights")
+
+
+@needs_pipeline
+def test_worker_error_autosaves_the_recording(qtbot, tmp_path):
     """A camera that disconnects mid-take: the frames so far are autosaved and the user gets a sentence."""
-    from mocap_app.capture import CaptureError, VideoSource
     from mocap_app.clip import Clip
     from mocap_app.ui.worker import PipelineConfig, PipelineWorker
-
-    class Unplugged:
-        """The real video for 6 frames, then the camera 'disappears'."""
-        def __init__(self, path):
-            self.src = VideoSource(path)
-            self.size_wh, self.fps, self.frame_count = self.src.size_wh, self.src.fps, None
-
-        def __iter__(self):
-            for i, f in enumerate(self.src):
-                if i == 6:
-                    raise CaptureError("camera 0 stopped delivering frames (unplugged?)")
-                yield f
-
-        def close(self):
-            self.src.close()
-
-    class Worker(PipelineWorker):
-        def _open_source(self):
-            return Unplugged(self.config.source)
-
-    w = Worker(PipelineConfig(str(VIDEO), live=False, record=True))
+    w = PipelineWorker(PipelineConfig(str(VIDEO), live=False, record=True, source_factory=_make_unplugged))
     errors: list[str] = []
     w.failed.connect(errors.append)
-    with qtbot.waitSignal(w.finished, timeout=120_000) as blocker:
+    with qtbot.waitSignal(w.finished, timeout=150_000) as blocker:
         w.start()
     assert blocker.args == [False]
     assert errors and "unplugged" in errors[0] and "saved to" in errors[0]
-    saved = w.recorder.autosave_path
+    saved = w.autosave_path
     assert saved.exists() and saved.is_relative_to(tmp_path / "data")
     clip = Clip.load(saved)
     assert len(clip) == 6 and clip.person.sum() >= 5
     assert np.isfinite(clip.joints_cam_mm[clip.person]).all()
+    assert w.recorder is not None and len(w.recorder) == 6       # the take also reached the UI side
+
+
+@needs_pipeline
+def test_worker_process_killed_recording_recovered(qtbot, tmp_path):
+    """The worker process dies hard (SIGKILL, as in a native crash): the UI side recovers the autosaved take."""
+    import signal
+    from mocap_app.ui.worker import PipelineConfig, PipelineWorker
+    w = PipelineWorker(PipelineConfig(str(VIDEO), live=False, record=True, autosave_every_s=0.2))
+    errors: list[str] = []
+    w.failed.connect(errors.append)
+    w.start()
+    qtbot.waitUntil(lambda: w.recorded >= 4 and Path(w.config.autosave_path).exists(), timeout=150_000)
+    with qtbot.waitSignal(w.finished, timeout=30_000) as blocker:
+        os.kill(w._proc.pid, signal.SIGKILL)
+    assert blocker.args == [False]
+    assert errors and "stopped unexpectedly" in errors[0] and "recovered" in errors[0]
+    assert w.recorder is not None and len(w.recorder) >= 3
+    assert w.recorder.to_clip().person.sum() >= 3
+
+
+def test_calibration_dialog_from_the_menu(window, qtbot, settings):
+    """Camera ▸ Calibrate: an invalid size disables OK with a sentence; a valid focal becomes the
+    profile used for the next runs and is remembered in the settings."""
+    pytest.importorskip("mocap_app.calibration.dialog")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialogButtonBox
+    w = window
+    w.open_path(VIDEO)                      # auto_start is off: only sets the source
+    seen = {}
+
+    def drive():
+        dlg = QApplication.activeModalWidget()
+        if dlg is None:
+            QTimer.singleShot(50, drive)
+            return
+        ok = dlg.buttons.button(QDialogButtonBox.Ok)
+        seen["size"] = (dlg.width_spin.value(), dlg.height_spin.value())
+        dlg.width_spin.setValue(0)
+        seen["invalid"] = (ok.isEnabled(), dlg.message.text())
+        dlg.width_spin.setValue(1088)
+        dlg.name_edit.setText("demo cam")
+        seen["valid"] = ok.isEnabled()
+        ok.click()
+    QTimer.singleShot(50, drive)
+    assert w.act_calib in w.menuBar().actions()[2].menu().actions()
+    dlg = w.open_calibration()
+    assert dlg is not None
+    assert seen["size"] == (1088, 1920)     # the dialog opens at the video's size
+    assert seen["invalid"][0] is False and seen["invalid"][1]
+    assert seen["valid"]
+    assert w.camera_profile is not None and w.camera_profile.name == "demo cam"
+    assert "demo cam" in w.banner.text()
+    assert "demo cam" in str(settings.value("camera/profile"))
+
+
+def test_painting_and_signals_keep_reference_counts(qtbot):
+    """Guards against PySide6 6.12.0's refcount bug (void calls and emits dropped references to None/True/False,
+    which crashed the app after a few minutes): draw the 2D overlay and emit many times, None/True stay put."""
+    import sys
+    from PySide6.QtCore import QObject, Signal
+    from mocap_app.ui.main_window import pyside_problem
+    from mocap_app.ui.widgets import VideoWidget
+    v = VideoWidget()
+    qtbot.addWidget(v)
+    v.resize(320, 240)
+    img = np.full((120, 160, 3), 90, np.uint8)
+    kp = np.random.default_rng(0).uniform(10, 150, (17, 2))
+
+    class Emitter(QObject):
+        ping = Signal()
+    e = Emitter()
+    v.set_frame(img, kp, np.linspace(0, 1, 17))
+    v.grab()
+    e.ping.emit()
+    n0, t0 = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(200):
+        v.set_frame(img, kp, np.linspace(0, 1, 17))
+        v.grab()
+        e.ping.emit()
+    assert abs(sys.getrefcount(None) - n0) < 50, pyside_problem()
+    assert abs(sys.getrefcount(True) - t0) < 50, pyside_problem()

@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         self.clip: Clip | None = None           # the take under review
         self.clip_saved = True
         self.autosave_path: Path | None = None
-        self.profile = None                     # CameraIntrinsics from the calibration dialog
+        self.camera_profile = None              # CameraProfile from the calibration dialog
         self.intrinsics = None
         self.world: dict | None = None
         self.trail: collections.deque = collections.deque(maxlen=TRAIL_LEN)
@@ -96,6 +96,9 @@ class MainWindow(QMainWindow):
         self._export_thread: threading.Thread | None = None
         self.last_export = None
         self.max_frames: int | None = None      # limit per run (tests, benchmarks)
+        self.worker_class = PipelineWorker      # benchmarks swap in a paced "camera"
+        self.ui_ms: list[float] = []            # UI-thread time spent per pipeline result
+        self._last_dropped = 0
 
         self.renderer = SceneRenderer(prefer_open3d=prefer_open3d)
         self._build_ui()
@@ -239,6 +242,15 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         self.smooth_slider.setValue(int(s.value("pipeline/smoothing", 50)))
         self.focal_edit.setText(str(s.value("pipeline/focal_px", "")))
+        prof = str(s.value("camera/profile", "") or "")
+        if prof:
+            import json
+            try:
+                from mocap_app.calibration.profile import CameraProfile
+                self.camera_profile = CameraProfile.from_dict(json.loads(prof))
+                self.focal_edit.setPlaceholderText("profile")
+            except Exception as e:  # noqa: BLE001 - a stale setting must not stop the app
+                log.warning("ignoring the saved camera profile: %s", e)
         i = self.engine_combo.findData(str(s.value("pipeline/engine", "absposelifter")))
         if i >= 0 and self.engine_combo.model().item(i).isEnabled():
             self.engine_combo.setCurrentIndex(i)
@@ -375,13 +387,12 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             return False
         live = isinstance(self.source, int)
-        profile = self.profile if self.profile is not None and not live else None
         cfg = PipelineConfig(source=self.source, live=live, engine=self.engine_combo.currentData(),
-                             weights=self.weights, focal_px=focal, profile=profile,
+                             weights=self.weights, focal_px=focal, camera_profile=self.camera_profile,
                              smoothing=self.smooth_slider.value() / 100.0,
                              record=not live or self.act_record.isChecked(), autosave=self.autosave,
                              max_frames=self.max_frames)
-        self.worker = PipelineWorker(cfg)
+        self.worker = self.worker_class(cfg)
         self.worker.started.connect(self._on_started)
         self.worker.result_ready.connect(self._on_result)
         self.worker.status.connect(self.state_label.setText)
@@ -403,7 +414,7 @@ class MainWindow(QMainWindow):
         w = self.worker
         if w is None:
             return
-        w.stop(wait_s=5.0 if wait else 0.0)
+        w.stop(wait_s=20.0 if wait else 0.0)
         if wait:
             QApplication.processEvents()
             if self.worker is w:   # finished signal not yet delivered
@@ -442,23 +453,24 @@ class MainWindow(QMainWindow):
         r: FrameResult | None = w.take_latest()
         if r is None:
             return
+        t_ui = time.perf_counter()
         self.frames_drawn += 1
         self.video.set_frame(r.image_bgr, r.keypoints_px, r.confidence, r.display_scale)
         t = time.perf_counter() - self._t0
         self.plots.add(t, r.fps, r.stage_ms, r.confidence, r.joints_world_mm)
-        if w.alignment is not None and self.world is None:
-            self.world = w.alignment.to_dict()
+        if r.world is not None and self.world is None:
             self.trail.clear()        # the frame changed from the level-camera guess to the estimate
+        self.world = r.world
         if np.isfinite(r.joints_world_mm).all():
             self.trail.append(r.joints_world_mm[J["pelvis"]] / 1000.0)
-        R, tc = w.cam_to_world()
-        tc = tc / 1000.0
+        R, tc = r.cam_R, r.cam_t_mm / 1000.0
         self.renderer.submit(Scene(joints_m=r.joints_world_mm / 1000.0, trail_m=np.array(self.trail).reshape(-1, 3),
                                    cam_R=R, cam_t_m=tc, K=self.intrinsics.K if self.intrinsics else None,
                                    size_wh=(self.intrinsics.width_px, self.intrinsics.height_px)
                                    if self.intrinsics else (640, 480),
                                    frame_index=r.index, t_capture=r.t_capture))
         rec = f" · ● REC {r.recorded}" if r.recording else ""
+        self._last_dropped = r.dropped
         drop = f" · {r.dropped} dropped" if r.dropped else ""
         self.fps_label.setText(f"{r.fps:.1f} fps{drop}{rec}")
         if r.frames_total:
@@ -469,6 +481,7 @@ class MainWindow(QMainWindow):
         who = "person" if r.person else "no person"
         self.state_label.setText(f"{'Live' if w.config.live else 'Processing'} · frame {r.index} · {who} · "
                                  f"world: {r.world_method}")
+        self.ui_ms.append((time.perf_counter() - t_ui) * 1e3)
 
     def _on_frame_shown(self, _idx: int, ms: float) -> None:
         if self.worker is not None:
@@ -641,30 +654,50 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------------- calibration
     def open_calibration(self):
+        """The calibration dialog (manual / checkerboard / auto focal); its profile is used for the next runs."""
         try:
-            from mocap_app.calibration import dialog as cal
+            from mocap_app.calibration.dialog import CalibrationDialog
         except ImportError as e:
             self.banner.show_message(f"The calibration dialog is not available in this build ({e}).", "warning")
             return None
-        cls = getattr(cal, "CalibrationDialog", None)
-        if cls is None:
-            self.banner.show_message("The calibration dialog is not available in this build.", "warning")
-            return None
-        try:
-            dlg = cls(parent=self)
-        except TypeError:
-            dlg = cls()
+        size = self._source_size() or (1920, 1080)
+        weights = self.weights
+
+        def lifter_factory():
+            from engines.lifter import load_lifter
+            return load_lifter("absposelifter", weights=weights)
+        dlg = CalibrationDialog(self, size_wh=size, profile=self.camera_profile, lifter_factory=lifter_factory)
+        img = self.video._img
+        if img is not None:
+            dlg.set_frame(img)
         if dlg.exec():
-            prof = getattr(dlg, "profile", None)
-            if prof is not None and self.source is not None and isinstance(self.source, str):
-                try:
-                    from mocap_app.capture import VideoSource
-                    with VideoSource(self.source) as src:
-                        self.profile = prof.intrinsics(*src.size_wh)
-                    self.banner.show_message(f"Using camera profile {getattr(prof, 'name', '')}.", "info")
-                except Exception as e:  # noqa: BLE001
-                    self.banner.show_message(f"The camera profile does not fit this video: {e}")
+            prof = dlg.profile()
+            if prof is not None:
+                self.set_camera_profile(prof)
         return dlg
+
+    def _source_size(self) -> tuple[int, int] | None:
+        if self.intrinsics is not None:
+            return self.intrinsics.width_px, self.intrinsics.height_px
+        if isinstance(self.source, str):
+            from mocap_app.capture import CaptureError, VideoSource
+            try:
+                with VideoSource(self.source) as src:
+                    return tuple(src.size_wh)
+            except CaptureError:
+                return None
+        return None
+
+    def set_camera_profile(self, prof) -> None:
+        """Use ``prof`` (a CameraProfile) for the following runs and remember it (QSettings)."""
+        import json
+        self.camera_profile = prof
+        self.settings.setValue("camera/profile", json.dumps(prof.to_dict()) if prof is not None else "")
+        self.focal_edit.setPlaceholderText("profile" if prof is not None else "auto")
+        if prof is not None:
+            self.banner.show_message(f"Camera profile '{prof.name}' will be used (focal {prof.fx_px:.0f} px at "
+                                     f"{prof.size[0]}x{prof.size[1]}). A focal length typed in the toolbar "
+                                     "overrides it.", "info")
 
     # ------------------------------------------------------------------------- state/close
     def _update_state(self) -> None:
@@ -693,9 +726,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
 
     def has_unsaved(self) -> bool:
-        rec = self.worker.recorder if self.worker is not None else None
+        w = self.worker
         return (self.clip is not None and not self.clip_saved) or (
-            rec is not None and self.worker.recording and len(rec) > 0)
+            w is not None and w.recording and w.recorded > 0)
 
     def _confirm_discard(self) -> bool:
         """Ask before dropping an unsaved take: Save (clip JSON), Discard, Cancel."""
@@ -758,6 +791,18 @@ def _install_excepthook(win_ref: list) -> None:
     sys.excepthook = hook
 
 
+BROKEN_PYSIDE = {"6.12.0"}   # drops references to None/True/False on void calls and signal emits -> crashes
+
+
+def pyside_problem() -> str | None:
+    """A sentence when the installed PySide6 is known to crash long sessions, else None."""
+    import PySide6
+    if PySide6.__version__ in BROKEN_PYSIDE:
+        return (f"PySide6 {PySide6.__version__} has a reference-counting bug that crashes the app after a few "
+                "minutes; install PySide6-Essentials 6.11.3 (pip install 'PySide6-Essentials==6.11.3').")
+    return None
+
+
 def run_app(argv: list[str] | None = None) -> int:
     """Start the desktop app (``mocap-app`` without arguments)."""
     app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
@@ -771,6 +816,10 @@ def run_app(argv: list[str] | None = None) -> int:
     win = MainWindow(ask_file_if_no_camera=True)
     ref[0] = win
     win.show()
+    problem = pyside_problem()
+    if problem:
+        log.error(problem)
+        win.banner.show_message(problem, "error")
     args = [a for a in (sys.argv[1:] if argv is None else argv[1:]) if not a.startswith("-")]
     if args:
         QTimer.singleShot(0, lambda: win.open_path(args[0]))

@@ -49,8 +49,13 @@ class PipelineConfig:
     focal_px: float | None = None
     fov_deg: float | None = None
     profile: CameraIntrinsics | None = None
+    camera_profile: object | None = None  # mocap_app.calibration.profile.CameraProfile, scaled to the source
     smoothing: float = 0.5                # 0 = off .. 1 = strongest (display only; export has its own)
     record: bool = False                  # start recording immediately (files: the whole file)
+    source_factory: object | None = None  # picklable callable returning a source (tests, benchmarks)
+    use_process: bool = True              # run the pipeline in a worker process (else a thread)
+    autosave_path: str | None = None      # set by PipelineWorker when autosave is on
+    autosave_every_s: float = 5.0
     max_frames: int | None = None
     autosave: bool = True
 
@@ -75,6 +80,9 @@ class FrameResult:
     recording: bool = False
     recorded: int = 0
     world_method: str = ""
+    cam_R: np.ndarray | None = None       # camera -> displayed world rotation (frustum)
+    cam_t_mm: np.ndarray | None = None
+    world: dict | None = None             # the world alignment so far (WorldAlignment.to_dict)
 
     @property
     def person(self) -> bool:
@@ -135,72 +143,30 @@ def camera_axes_to_world(joints_cam_mm: np.ndarray) -> np.ndarray:
     return np.asarray(joints_cam_mm, float) * np.array([1.0, -1.0, -1.0])
 
 
-class PipelineWorker(QObject):
-    """Owns the pipeline threads; talk to it from the UI thread only through its methods."""
+class PipelineRunner:
+    """The pipeline itself (no Qt): runs in the worker process (or a thread), reports through ``emit``.
 
-    started = Signal(dict)                # {"backend", "engine", "intrinsics", "size", "frames_total", "live"}
-    result_ready = Signal()               # a new FrameResult: call take_latest()
-    status = Signal(str)                  # human-readable progress ("loading the 3D engine...")
-    failed = Signal(str)                  # one sentence; the recording (if any) was autosaved
-    finished = Signal(bool)               # True when the source ended normally, False when stopped/failed
+    ``emit(kind, payload)`` kinds: ``started`` (dict), ``status`` (str), ``result`` (FrameResult),
+    ``failed`` (str), ``take`` (Clip or None: the recording, at the end), ``finished`` (bool).
+    Control comes in through ``stop``/``recording`` events and the ``smoothing`` value
+    (multiprocessing objects when in a process).
+    """
 
-    def __init__(self, config: PipelineConfig, parent=None):
-        super().__init__(parent)
+    def __init__(self, config: PipelineConfig, emit, stop, recording, smoothing):
         self.config = config
+        self.emit = emit
+        self._stop = stop
+        self._recording = recording
+        self._smoothing = smoothing
         self.recorder: Recorder | None = None
-        self._stop = threading.Event()
-        self._recording = threading.Event()
-        if config.record:
-            self._recording.set()
-        self._latest: FrameResult | None = None
-        self._latest_lock = threading.Lock()
-        self._notified = False
-        self._thread: threading.Thread | None = None
         self._smoother = StreamingOneEuro(config.smoothing)
         self.alignment = None
         self._guess_offset: np.ndarray | None = None   # level-camera guess until the world is estimated
-        self.error: str | None = None
 
-    # -- control (UI thread) ----------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run_guarded, name="pipeline", daemon=True)
-        self._thread.start()
-
-    def stop(self, wait_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(wait_s)
-
-    def is_running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def set_recording(self, on: bool) -> None:
-        (self._recording.set if on else self._recording.clear)()
-
-    @property
-    def recording(self) -> bool:
-        return self._recording.is_set()
-
-    def set_smoothing(self, strength: float) -> None:
-        self._smoother.strength = float(strength)
-
-    def take_latest(self) -> FrameResult | None:
-        """The newest result (None if already taken); re-arms the notification."""
-        with self._latest_lock:
-            r, self._latest = self._latest, None
-            self._notified = False
-        return r
-
-    # -- worker threads -----------------------------------------------------------------
     def _publish(self, r: FrameResult) -> None:
-        with self._latest_lock:
-            self._latest = r
-            notify = not self._notified
-            self._notified = True
-        if notify:
-            self.result_ready.emit()
+        self.emit("result", r)
 
-    def _run_guarded(self) -> None:
+    def run(self) -> None:
         try:
             ok = self._run()
         except Exception as e:  # noqa: BLE001 - any crash must keep the recording and reach the user
@@ -209,15 +175,28 @@ class PipelineWorker(QObject):
             msg = _describe(e)
             if saved:
                 msg += f" The recording so far was saved to {saved}."
-            self.error = msg
-            self.failed.emit(msg)
-            self.finished.emit(False)
+            self.emit("failed", msg)
+            self._send_take()
+            self.emit("finished", False)
             return
         if self.recorder is not None:
             self.recorder.autosave()
-        self.finished.emit(ok)
+        self._send_take()
+        self.emit("finished", ok)
+
+    def _send_take(self) -> None:
+        rec = self.recorder
+        clip = None
+        if rec is not None and len(rec) > 0:
+            try:
+                clip = rec.to_clip()
+            except Exception as e:  # noqa: BLE001
+                log.error("recording could not be assembled: %s", e)
+        self.emit("take", (clip, str(rec.autosave_path) if rec is not None and rec.autosave_path else None))
 
     def _open_source(self):
+        if self.config.source_factory is not None:
+            return self.config.source_factory()
         from mocap_app.capture import VideoSource
         return VideoSource(self.config.source)
 
@@ -227,12 +206,15 @@ class PipelineWorker(QObject):
         from mocap_app.pipeline import resolve_intrinsics
 
         cfg = self.config
-        self.status.emit("opening the source...")
+        self.emit("status", "opening the source...")
         src = self._open_source()
         try:
             size = tuple(src.size_wh)
-            intr, intr_src = resolve_intrinsics(size, cfg.focal_px, cfg.fov_deg, cfg.profile)
-            self.status.emit("loading the 2D and 3D engines...")
+            profile = cfg.profile
+            if profile is None and cfg.camera_profile is not None and cfg.focal_px is None:
+                profile = cfg.camera_profile.intrinsics(*size)   # raises a sentence on an aspect mismatch
+            intr, intr_src = resolve_intrinsics(size, cfg.focal_px, cfg.fov_deg, profile)
+            self.emit("status", "loading the 2D and 3D engines...")
             lifter = load_lifter(cfg.engine, backend=cfg.backend, weights=cfg.weights)
             detector = MediaPipePoseDetector(running_mode="video")
             total = 0 if cfg.live else int(getattr(src, "frame_count", 0) or 0)
@@ -243,11 +225,12 @@ class PipelineWorker(QObject):
                 source={"path": str(cfg.source), "fps": float(getattr(src, "fps", 0.0) or 0.0),
                         "frame_count": total, "width_px": size[0], "height_px": size[1]},
                 engine={"name": cfg.engine, "backend": lifter.runtime.name, "refine": None},
-                autosave_path=new_autosave_path() if cfg.autosave else None)
-            self.started.emit({"backend": lifter.runtime.name, "engine": cfg.engine, "intrinsics": intr,
-                               "intrinsics_source": intr_src, "size": size, "frames_total": total,
-                               "live": cfg.live})
-            self.status.emit("running")
+                autosave_path=Path(cfg.autosave_path) if cfg.autosave_path else None,
+                autosave_every_s=cfg.autosave_every_s)
+            self.emit("started", {"backend": lifter.runtime.name, "engine": cfg.engine, "intrinsics": intr,
+                                  "intrinsics_source": intr_src, "size": size, "frames_total": total,
+                                  "live": cfg.live})
+            self.emit("status", "running")
             try:
                 return self._loop(src, detector, lifter, intr, total)
             finally:
@@ -335,6 +318,7 @@ class PipelineWorker(QObject):
                 if scale < 1.0:
                     img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 world = self._world(world_mod, cam, valid_cam)
+                self._smoother.strength = float(self._smoothing.value)
                 shown = self._smoother(world, frame.timestamp_s)
                 t3 = time.perf_counter()
                 rec = self.recorder
@@ -352,7 +336,9 @@ class PipelineWorker(QObject):
                               "world": (t3 - t2) * 1e3, "wait": (t0 - t_wait0) * 1e3},
                     fps=fps_ema, frames_done=n_done, frames_total=total, dropped=counters["dropped"],
                     recording=self._recording.is_set(), recorded=len(rec) if rec is not None else 0,
-                    world_method=self.alignment.method if self.alignment is not None else "camera axes (guess)"))
+                    world_method=self.alignment.method if self.alignment is not None else "camera axes (guess)",
+                    cam_R=self.cam_to_world()[0], cam_t_mm=self.cam_to_world()[1],
+                    world=self.alignment.to_dict() if self.alignment is not None else None))
                 t_wait0 = time.perf_counter()
         finally:
             self._stop.set()
@@ -398,6 +384,168 @@ def _describe(e: BaseException) -> str:
     name = type(e).__name__
     text = str(e).strip() or name
     if name in ("CaptureError", "NoPersonError", "InvalidIntrinsicsError", "InvalidKeypointsError",
-                "UnknownEngineError", "FileNotFoundError"):
+                "UnknownEngineError", "FileNotFoundError", "KeypointsError", "ProfileError",
+                "AspectRatioMismatchError", "CalibrationError"):
         return f"{text.rstrip('.')}."
     return f"The pipeline stopped unexpectedly ({name}: {text})."
+
+
+def _child_main(config: PipelineConfig, conn, stop, recording, smoothing) -> None:
+    """Worker process entry: run the pipeline, send every event through ``conn``."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    def emit(kind, payload):
+        try:
+            conn.send((kind, payload))
+        except (BrokenPipeError, OSError):   # the app went away: stop
+            stop.set()
+    PipelineRunner(config, emit, stop, recording, smoothing).run()
+    conn.close()
+
+
+class PipelineWorker(QObject):
+    """The UI side of the pipeline. Call its methods from the UI thread only.
+
+    The pipeline runs in a **worker process** (spawned): MediaPipe, ONNX Runtime and the
+    Python glue around them then never hold the UI process's GIL, so the event loop
+    keeps running even when the CPU is saturated (with threads, a GIL holder preempted
+    by the OS stalled the UI for hundreds of ms on the 2-core machine). A receiver
+    thread reads the process's messages, keeps only the newest result and notifies the
+    UI (``result_ready``) only when it has taken the previous one. If the process dies
+    without reporting (a native crash), the autosaved take is read back from disk.
+    """
+
+    started = Signal(dict)                # {"backend", "engine", "intrinsics", "size", "frames_total", "live"}
+    result_ready = Signal()               # a new FrameResult: call take_latest()
+    status = Signal(str)                  # human-readable progress ("loading the 3D engine...")
+    failed = Signal(str)                  # one sentence; the recording (if any) was autosaved
+    finished = Signal(bool)               # True when the source ended normally, False when stopped/failed
+
+    def __init__(self, config: PipelineConfig, parent=None):
+        super().__init__(parent)
+        import dataclasses
+        import multiprocessing as mp
+        if config.autosave and not config.autosave_path:
+            config = dataclasses.replace(config, autosave_path=str(new_autosave_path()))
+        self.config = config
+        self._ctx = mp.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self._recording = self._ctx.Event()
+        if config.record:
+            self._recording.set()
+        self._smoothing = self._ctx.Value("d", float(config.smoothing))
+        self._latest: FrameResult | None = None
+        self._latest_lock = threading.Lock()
+        self._notified = False
+        self._thread: threading.Thread | None = None
+        self._proc = None
+        self.recorder: Recorder | None = None     # the take, available after ``finished``
+        self.autosave_path: Path | None = None
+        self.alignment = None
+        self.recorded = 0
+        self.error: str | None = None
+        self._done = False
+
+    # -- control (UI thread) ----------------------------------------------------------
+    def start(self) -> None:
+        if self.config.use_process:
+            self._conn, child = self._ctx.Pipe(duplex=False)
+            self._proc = self._ctx.Process(target=_child_main, name="mocap-pipeline", daemon=True,
+                                           args=(self.config, child, self._stop, self._recording, self._smoothing))
+            self._proc.start()
+            child.close()
+            target = self._receive
+        else:
+            target = self._run_in_thread
+        self._thread = threading.Thread(target=target, name="pipeline-rx", daemon=True)
+        self._thread.start()
+
+    def stop(self, wait_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None and wait_s > 0:
+            self._thread.join(wait_s)
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def set_recording(self, on: bool) -> None:
+        (self._recording.set if on else self._recording.clear)()
+
+    @property
+    def recording(self) -> bool:
+        return self._recording.is_set()
+
+    def set_smoothing(self, strength: float) -> None:
+        self._smoothing.value = float(strength)
+
+    def take_latest(self) -> FrameResult | None:
+        """The newest result (None if already taken); re-arms the notification."""
+        with self._latest_lock:
+            r, self._latest = self._latest, None
+            self._notified = False
+        return r
+
+    # -- receiver thread -------------------------------------------------------------------
+    def _handle(self, kind: str, payload) -> None:
+        if kind == "result":
+            self.recorded = payload.recorded
+            if payload.world is not None:
+                self.alignment = payload.world
+            with self._latest_lock:
+                self._latest = payload
+                notify = not self._notified
+                self._notified = True
+            if notify:
+                self.result_ready.emit()
+        elif kind == "started":
+            self.started.emit(payload)
+        elif kind == "status":
+            self.status.emit(payload)
+        elif kind == "failed":
+            self.error = payload
+            self.failed.emit(payload)
+        elif kind == "take":
+            clip, path = payload
+            self.autosave_path = Path(path) if path else None
+            if clip is not None:
+                self.recorder = Recorder.from_clip(clip)
+                self.recorder.autosave_path = self.autosave_path
+        elif kind == "finished":
+            self._done = True
+            self.finished.emit(bool(payload))
+
+    def _run_in_thread(self) -> None:
+        PipelineRunner(self.config, self._handle, self._stop, self._recording, self._smoothing).run()
+
+    def _receive(self) -> None:
+        try:
+            while True:
+                try:
+                    kind, payload = self._conn.recv()
+                except (EOFError, OSError):
+                    break
+                self._handle(kind, payload)
+                if kind == "finished":
+                    break
+        finally:
+            self._proc.join(5.0)
+            if not self._done:
+                self._process_died()
+
+    def _process_died(self) -> None:
+        """The worker process ended without a word (native crash, killed): recover the autosave."""
+        code = self._proc.exitcode
+        msg = f"The pipeline process stopped unexpectedly (exit code {code})."
+        saved = Path(self.config.autosave_path) if self.config.autosave_path else None
+        if saved is not None and saved.exists():
+            try:
+                from mocap_app.clip import Clip
+                self.recorder = Recorder.from_clip(Clip.load(saved))
+                self.recorder.autosave_path = self.autosave_path = saved
+                msg += f" The recording so far was recovered from {saved}."
+            except Exception as e:  # noqa: BLE001
+                log.error("autosave %s unreadable: %s", saved, e)
+        self.error = msg
+        self.failed.emit(msg)
+        self._done = True
+        self.finished.emit(False)
