@@ -39,6 +39,7 @@ def cases(seed, step=2):
 
 
 @needs_mocap
+@pytest.mark.slow
 def test_focal_within_10_percent_and_misses_flagged():
     """Oracle lifter = true relative pose + 30 mm noise per joint, canonical depth with 5 % smooth error."""
     rows = []
