@@ -27,7 +27,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from engines.bvh import load_joints17
-from engines.skeleton import FLIP_PERM, ROOT
+from engines.skeleton import DETECTOR_BONE_SCALE, FLIP_PERM, ROOT, retarget_bones
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,21 @@ def mocap_index(mocap_dir: Path = MOCAP_DIR) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def load_split(split: str, step: int = 4, mocap_dir: Path = MOCAP_DIR, cache: bool = True) -> dict:
+def load_split(split: str, step: int = 4, mocap_dir: Path = MOCAP_DIR, cache: bool = True, raw: bool = False) -> dict:
     """All poses of one split (``'train'`` or ``'val'``, by subject as the data README suggests).
 
     ``step`` subsamples the 120 Hz capture (4 -> 30 Hz). Returns ``joints_mm [N, 17, 3]``
     (world, Y up), ``subject [N]`` and ``clip [N]`` (file name). Cached under ``.cache/``.
+    Joints are retargeted to the 2D detector's proportions (``skeleton.DETECTOR_BONE_SCALE``),
+    so what engines learn matches what MediaPipe reports; ``raw=True`` keeps the CMU skeleton's.
     """
+    out = _load_split_raw(split, step, mocap_dir, cache)
+    if not raw and DETECTOR_BONE_SCALE is not None:
+        out = dict(out, joints_mm=retarget_bones(out["joints_mm"], DETECTOR_BONE_SCALE))
+    return out
+
+
+def _load_split_raw(split: str, step: int, mocap_dir: Path, cache: bool) -> dict:
     cache_file = CACHE_DIR / f"mocap17_{split}_step{step}.npz"
     if cache and cache_file.exists():
         d = np.load(cache_file)

@@ -84,6 +84,25 @@ def mediapipe_to_joints(lm: np.ndarray) -> np.ndarray:
     return out
 
 
+# Detector proportions: MediaPipe's landmarks are not the mocap's joint centres (its torso is
+# ~1.36x the CMU skeleton's, forearms ~1.35x, head higher, shins shorter), so the mocap joints
+# are retargeted to the detector's median bone lengths (ratio per bone in BONES order, left/right
+# averaged), measured by `python -m engines.detector_proportions` on the 4-view pose2sim
+# triangulation. Bone directions - the motion - are unchanged.
+DETECTOR_BONE_SCALE: tuple[float, ...] | None = (
+    1.046, 0.952, 0.869, 1.046, 0.952, 0.869, 1.361, 1.361, 1.430, 1.357, 0.949, 0.943, 1.354, 0.949, 0.943, 1.354)
+
+
+def retarget_bones(joints: np.ndarray, scale) -> np.ndarray:
+    """Joints ``[..., 17, 3]`` with each bone's length multiplied by ``scale`` (``[16]`` or ``[..., 16]``,
+    BONES order), keeping every bone's direction and the root position: children follow their parents."""
+    scale = np.broadcast_to(np.asarray(scale, dtype=joints.dtype), joints.shape[:-2] + (len(BONES),))
+    out = joints.copy()
+    for b, (p, c) in enumerate(BONES):          # BONES is in topological order: parents first
+        out[..., c, :] = out[..., p, :] + (joints[..., c, :] - joints[..., p, :]) * scale[..., b, None]
+    return out
+
+
 def bone_lengths(joints: np.ndarray) -> np.ndarray:
     """Bone lengths ``[..., len(BONES)]`` of joints ``[..., 17, 3]``."""
     p = np.array([b[0] for b in BONES])

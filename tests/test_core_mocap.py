@@ -72,3 +72,21 @@ def test_virtual_cameras_are_plausible():
     # upright people appear upright: head above the pelvis in the image for almost all
     assert (v.keypoints_px[:, J["head"], 1] < v.keypoints_px[:, ROOT, 1]).mean() > 0.9
     assert n == len(v.joints_cam_mm)
+
+
+def test_retarget_bones_scales_lengths_keeps_directions():
+    from engines.skeleton import BONES, DETECTOR_BONE_SCALE, bone_lengths, retarget_bones
+    j = load_split("val", raw=True)["joints_mm"][:50]
+    scale = np.random.default_rng(0).uniform(0.7, 1.4, len(BONES))
+    r = retarget_bones(j, scale)
+    np.testing.assert_allclose(bone_lengths(r), bone_lengths(j) * scale, rtol=1e-4)
+    np.testing.assert_allclose(r[:, ROOT], j[:, ROOT])
+    for b, (p, c) in enumerate(BONES):
+        d0 = (j[:, c] - j[:, p]) / np.linalg.norm(j[:, c] - j[:, p], axis=-1, keepdims=True)
+        d1 = (r[:, c] - r[:, p]) / np.linalg.norm(r[:, c] - r[:, p], axis=-1, keepdims=True)
+        np.testing.assert_allclose(d0, d1, atol=1e-4)
+    # the dataset speaks the detector's proportions by default: e.g. a longer torso than CMU's
+    default = load_split("val")["joints_mm"][:50]
+    np.testing.assert_allclose(bone_lengths(default), bone_lengths(j) * np.array(DETECTOR_BONE_SCALE), rtol=1e-4)
+    torso = np.linalg.norm(default[:, J["thorax"]] - default[:, ROOT], axis=-1)
+    assert 450 < np.median(torso) < 600
