@@ -41,9 +41,17 @@ def test_scaled_to_smaller_video():
 def test_aspect_mismatch_is_a_clear_error():
     with pytest.raises(AspectRatioMismatchError, match="aspect"):
         make().intrinsics(640, 480)
-    # 1088x1920 -> 1080x1920 is 0.7 % off: accepted as a rescale
-    p = make(width_px=1088, height_px=1920, fx_px=1680, fy_px=1680, cx_px=533, cy_px=948)
-    assert p.intrinsics(1080, 1920).fx_px == pytest.approx(1680 * 1080 / 1088)
+    # pose2sim cam01: the 1088x1920 calibration image scaled by 1080/1088 and letterboxed by ~7 rows
+    # (data README: u_cal = u * 1088/1080, v_cal = (v - 7) * 1088/1080)
+    p = make(width_px=1088, height_px=1920, fx_px=1681.2, fy_px=1681.1, cx_px=533.0, cy_px=948.1)
+    v = p.intrinsics(1080, 1920)
+    s = 1080 / 1088
+    assert v.fx_px == pytest.approx(1681.2 * s) and v.fy_px == pytest.approx(1681.1 * s)
+    assert v.cx_px == pytest.approx(533.0 * s, abs=0.5)
+    assert v.cy_px == pytest.approx(948.1 * s + 7, abs=0.5)
+    # 1920x1088 encoded as 1920x1080: 4 rows cropped top and bottom, focal unchanged
+    q = make(width_px=1920, height_px=1088, cy_px=543.5).intrinsics(1920, 1080)
+    assert q.fx_px == 1400.0 and q.cy_px == pytest.approx(539.5)
 
 
 @pytest.mark.parametrize("kw, msg", [

@@ -122,8 +122,9 @@ class CameraProfile:
     def intrinsics(self, width_px: int | None = None, height_px: int | None = None) -> CameraIntrinsics:
         """Intrinsics for a video of ``width_px`` x ``height_px`` (default: the profile's own size).
 
-        Scales focal length and principal point with the image; a different aspect
-        ratio raises ``AspectRatioMismatchError`` (the video is a crop, not a rescale).
+        Scales focal length and principal point with the image (uniformly, by the width ratio); an
+        aspect ratio within 1 % is taken as a centred crop / letterbox of the rows, a larger difference
+        raises ``AspectRatioMismatchError`` (a different crop of the sensor that cannot be recovered).
         """
         w0, h0 = self.size
         w = w0 if width_px is None else int(width_px)
@@ -136,10 +137,15 @@ class CameraProfile:
                 f"{w}x{h} (aspect {w / h:.3f}); a different aspect ratio is a different crop of the sensor, so "
                 f"the profile cannot be scaled to it. Calibrate the camera at this video size "
                 f"(or rotate the profile if the video is portrait).")
-        sx, sy = w / w0, h / h0
+        # one uniform scale (the sensor is resized, never stretched); a small aspect difference is a
+        # centred crop or letterbox along the other axis: e.g. 1920x1088 encoded as 1920x1080 drops 4
+        # rows top and bottom, and the pose2sim cam01 video is 1088x1920 scaled by 1080/1088 with ~7
+        # black rows added top and bottom
+        s = w / w0
+        pad_y = (h - h0 * s) / 2.0
         # pixel centres: a pixel edge at 0 maps to 0, so the centre (c + 0.5) scales
-        return CameraIntrinsics(w, h, self.fx_px * sx, self.fy_px * sy,
-                                (self.cx_px + 0.5) * sx - 0.5, (self.cy_px + 0.5) * sy - 0.5, self.dist_coeffs)
+        return CameraIntrinsics(w, h, self.fx_px * s, self.fy_px * s,
+                                (self.cx_px + 0.5) * s - 0.5, (self.cy_px + 0.5) * s - 0.5 + pad_y, self.dist_coeffs)
 
     def rotated_90(self) -> "CameraProfile":
         """The same camera held in the other orientation (landscape <-> portrait), clockwise rotation."""
