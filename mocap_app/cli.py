@@ -46,39 +46,47 @@ def add_process_parser(sub) -> None:
     cam.add_argument("--calibration", type=Path, help="camera profile JSON (mocap-app calibrate)")
     p.add_argument("--engine", default="absposelifter", choices=["absposelifter"])
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch (and GPU backends when present)")
-    p.add_argument("--world", action="store_true", help="also estimate the world frame (Y up, floor at 0)")
-    p.add_argument("--bvh", type=Path, help="also export a BVH file")
-    p.add_argument("--fbx", type=Path, help="also export a binary FBX file")
+    p.add_argument("--weights", type=Path, default=None, help="lifter weights to use instead of the shipped ones")
     p.add_argument("--max-frames", type=int, default=None)
+    from mocap_app.export.cli import add_export_arguments
+    from mocap_app.world import add_world_args
+    add_world_args(p)
+    add_export_arguments(p)   # --bvh/--fbx/--glb and their options (same as `convert`)
     p.set_defaults(func=run_process)
 
 
 def run_process(a) -> int:
     from engines.camera import InvalidIntrinsicsError
-    from engines.lifter import InvalidKeypointsError
+    from engines.lifter import InvalidKeypointsError, load_lifter
     from mocap_app.capture import CaptureError
     from mocap_app.pipeline import NoPersonError, process_video
+    from mocap_app.world import WorldAlignmentError, align_clip, world_overrides_from_args
 
     if not a.video.exists():
         return _fail(f"video not found: {a.video}", EXIT_INPUT)
     out = a.out or a.video.with_suffix(".clip.json")
-    profile = None
     try:
+        world = world_overrides_from_args(a)
+        profile = None
         if a.calibration:
             from mocap_app.calibration.profile import CameraProfile
-            profile = CameraProfile.load(a.calibration)
+            profile = _profile_intrinsics(CameraProfile.load(a.calibration), a.video)
+        lifter = load_lifter(a.engine, backend=a.backend, weights=a.weights)
         clip = process_video(a.video, focal_px=a.focal_px, fov_deg=a.fov_deg, engine=a.engine,
-                             backend=a.backend, max_frames=a.max_frames,
-                             profile=None if profile is None else _profile_intrinsics(profile, a.video))
+                             max_frames=a.max_frames, profile=profile, lifter=lifter)
     except CaptureError as e:
         return _fail(str(e), EXIT_INPUT)
     except NoPersonError as e:
         return _fail(str(e), EXIT_NO_PERSON)
-    except (InvalidIntrinsicsError, InvalidKeypointsError, ValueError) as e:
+    except FileNotFoundError as e:
+        return _fail(str(e), EXIT_INPUT)
+    except (InvalidIntrinsicsError, InvalidKeypointsError, WorldAlignmentError, ValueError) as e:
         return _fail(str(e), EXIT_USAGE)
-    if a.world or a.bvh or a.fbx:
-        from mocap_app.world import align_clip
-        clip = align_clip(clip)
+    if world is not None or a.bvh or a.fbx or a.glb:
+        try:
+            clip = align_clip(clip, **(world or {}))
+        except WorldAlignmentError as e:
+            log.warning("world alignment failed (%s); the clip keeps camera coordinates only", e)
     try:
         clip.save(out)
     except OSError as e:
@@ -86,14 +94,17 @@ def run_process(a) -> int:
     n = int(clip.person.sum())
     print(f"wrote {out}: {len(clip)} frames ({n} with a person), "
           f"focal {clip.intrinsics.fx_px:.0f} px ({clip.intrinsics_source})")
-    if a.bvh or a.fbx:
+    if a.bvh or a.fbx or a.glb:
         from mocap_app.export import ExportError, export_clip
+        from mocap_app.export.cli import options_from_args
         try:
-            written = export_clip(clip, bvh=a.bvh, fbx=a.fbx)
+            res = export_clip(clip, bvh=a.bvh, fbx=a.fbx, glb=a.glb, options=options_from_args(a))
         except (ExportError, OSError) as e:
             return _fail(f"export failed ({e}); the clip is safe in {out}", EXIT_OUTPUT)
-        for w in written or []:
-            print(f"wrote {w}")
+        for w in res.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        for kind, path in res.written.items():
+            print(f"wrote {kind.upper()}: {path} ({res.frames} frames at {res.fps:.3f} fps)")
     return 0
 
 

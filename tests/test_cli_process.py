@@ -75,3 +75,24 @@ def test_video_without_person(tmp_path):
 def test_absurd_focal_gives_message(tmp_path, focal):
     r = run_cli("process", tmp_path / "nope.mp4", "--focal-px", focal)
     assert r.returncode == 2 and "--focal-px" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(not VIDEO_DIR.exists(), reason="../shared/data/video not present")
+def test_process_to_bvh_and_fbx_in_one_command(tmp_path):
+    """The README's main job: video -> clip with a world frame -> BVH + FBX, in one command."""
+    from mocap_app.export.bvh import read_bvh as read_our_bvh
+
+    out, bvh, fbx = tmp_path / "c.json", tmp_path / "c.bvh", tmp_path / "c.fbx"
+    r = run_cli("process", VIDEO_DIR / "videos" / "cam03.mp4", "--out", out, "--focal-px", 1681,
+                "--max-frames", 30, "--bvh", bvh, "--fbx", fbx)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert d["world"] is not None
+    world = np.array([f["joints_world_mm"] for f in d["frames"] if f["person"]])
+    # world frame: Y up, the person stands on the floor (ankles near y = 0, head well above)
+    assert np.median(world[:, J["head"], 1]) > 1200
+    assert abs(np.median(np.minimum(world[:, J["left_ankle"], 1], world[:, J["right_ankle"], 1]))) < 150
+    assert bvh.stat().st_size > 1000 and fbx.read_bytes()[:18] == b"Kaydara FBX Binary"
+    assert "wrote BVH" in r.stdout and "wrote FBX" in r.stdout
+    parsed = read_our_bvh(bvh)
+    assert parsed.frame_count == 30 and parsed.frame_time_s == pytest.approx(1 / 60, rel=1e-3)
