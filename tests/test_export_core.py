@@ -524,3 +524,30 @@ def test_twist_stays_continuous_through_the_singular_pose():
     assert steps(steady).max() < 10.0                  # carried twist: small steps
     assert np.allclose(steady.apply(np.tile(d0, (n, 1))), d, atol=1e-9)   # same bone direction
     assert steps(steady)[n_move:].max() < 4.0          # the extra twist unwinds slowly while holding
+
+
+def test_foot_lock_holds_in_the_exported_rig_with_noisy_bone_lengths(walk):
+    """Lifter-like input (shin and thigh lengths jitter by +-4 % per frame): the *exported* ankle, not
+    just the cleaned target, stays still during a contact (second IK pass on the rig's own legs)."""
+    from mocap_app.export.filters import _runs
+    joints, _ = walk
+    t = np.arange(len(joints)) / 120.0
+    rng = np.random.default_rng(5)
+    noisy = joints.copy()
+    for side in ("left", "right"):
+        hip, knee, ank = J[f"{side}_hip"], J[f"{side}_knee"], J[f"{side}_ankle"]
+        thigh = (joints[:, knee] - joints[:, hip]) * rng.uniform(0.96, 1.04, (len(joints), 1))
+        shin = (joints[:, ank] - joints[:, knee]) * rng.uniform(0.96, 1.04, (len(joints), 1))
+        noisy[:, knee] = joints[:, hip] + thigh
+        noisy[:, ank] = noisy[:, knee] + shin
+    prep = prepare_motion(noisy, t, np.ones(len(t), bool), ExportOptions(foot_lock=True, foot_speed_mm_s=400.0))
+    fk = forward_kinematics(prep.rig, prep.motion)[:, list(JOINT_TO_RIG)] * 10.0
+    checked = 0
+    for side in ("left", "right"):
+        a = J[f"{side}_ankle"]
+        still = np.concatenate([[False], np.abs(np.diff(prep.joints_mm[:, a, [0, 2]], axis=0)).max(-1) < 1e-6])
+        for s, e in _runs(still):
+            if e - s > 5:
+                checked += 1
+                assert np.abs(fk[s - 1:e, a, [0, 2]] - fk[s - 1, a, [0, 2]]).max() < 0.5
+    assert checked >= 2

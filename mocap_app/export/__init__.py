@@ -28,7 +28,7 @@ from engines.skeleton import J
 from mocap_app.export.bvh import VALID_ORDERS, bvh_text
 from mocap_app.export.fbx import fbx_bytes
 from mocap_app.export.filters import FootLockReport, GapReport, fill_gaps, foot_lock, is_constant_rate, one_euro, \
-    resample
+    resample, two_bone_ik
 from mocap_app.export.rig import JOINT_TO_RIG, NAME_SETS, Rig, RigError, apply_definitions, build_rig
 from mocap_app.export.rotations import Motion, forward_kinematics, positions_to_motion
 
@@ -188,9 +188,30 @@ def prepare_motion(joints_mm: np.ndarray, times_s: np.ndarray, valid: np.ndarray
     if options.foot_lock:
         filled, fl = foot_lock(filled, times, options.foot_height_mm, options.foot_speed_mm_s)
     motion = positions_to_motion(rig, filled, fps=fps)
+    if fl is not None and any(m.any() for m in fl.moved.values()):
+        filled = _relock_on_rig(rig, motion, filled, fl)
+        motion = positions_to_motion(rig, filled, fps=fps)
     fk = forward_kinematics(rig, motion)[:, list(JOINT_TO_RIG)] * 10.0
     err = np.linalg.norm(fk - filled, axis=-1)
     return PreparedMotion(rig, motion, fps, filled, times, gaps, fl, not constant, err)
+
+
+def _relock_on_rig(rig: Rig, motion: Motion, targets: np.ndarray, fl: FootLockReport) -> np.ndarray:
+    """Foot locking, second pass: re-solve knee and ankle of the locked frames from the *rig's* hip
+    and bone lengths, so the exported ankle (not just the target) stays put.
+
+    The rig's constant lengths and hip width differ from a lifter's per-frame ones by
+    centimetres, which let a locked target still slide in the output by ~6 mm (cam03).
+    """
+    fk = forward_kinematics(rig, motion)[:, list(JOINT_TO_RIG)] * 10.0
+    out = targets.copy()
+    for side, moved in fl.moved.items():
+        hip, knee, ankle = J[f"{side}_hip"], J[f"{side}_knee"], J[f"{side}_ankle"]
+        l1 = rig.bone_lengths_cm[f"{side}_knee"] * 10.0
+        l2 = rig.bone_lengths_cm[f"{side}_ankle"] * 10.0
+        for t in np.flatnonzero(moved):
+            out[t, knee], out[t, ankle] = two_bone_ik(fk[t, hip], targets[t, knee], targets[t, ankle], l1, l2)
+    return out
 
 
 def _check_target(path: str | os.PathLike, kind: str) -> Path:

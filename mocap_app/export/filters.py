@@ -124,9 +124,10 @@ def one_euro(x: np.ndarray, times_s: np.ndarray, min_cutoff_hz: float = 1.0, bet
 @dataclass
 class FootLockReport:
     contact_frames: dict[str, int] = field(default_factory=dict)
+    moved: dict[str, np.ndarray] = field(default_factory=dict)   # side -> [N] bool, ankle target changed
 
 
-def _two_bone_ik(hip: np.ndarray, knee: np.ndarray, target: np.ndarray, l1: float, l2: float) -> tuple[
+def two_bone_ik(hip: np.ndarray, knee: np.ndarray, target: np.ndarray, l1: float, l2: float) -> tuple[
         np.ndarray, np.ndarray]:
     """Knee and ankle that reach ``target`` from ``hip`` with lengths l1, l2, bending towards the old knee."""
     d = target - hip
@@ -181,9 +182,10 @@ def foot_lock(joints: np.ndarray, times_s: np.ndarray, height_mm: float = 100.0,
                     target[b - 1 + k, [0, 2]] = ank[a, [0, 2]]
                     weight[b - 1 + k] = max(weight[b - 1 + k], 1 - k / (blend_frames + 1))
         moved = weight > 0
+        rep.moved[side] = moved
         for t in np.flatnonzero(moved):
             goal = ank[t].copy()
             goal[[0, 2]] = weight[t] * target[t, [0, 2]] + (1 - weight[t]) * ank[t, [0, 2]]
-            knee, new_ank = _two_bone_ik(out[t, hip_i], out[t, knee_i], goal, l1, l2)
+            knee, new_ank = two_bone_ik(out[t, hip_i], out[t, knee_i], goal, l1, l2)
             out[t, knee_i], out[t, ank_i] = knee, new_ank
     return out, rep

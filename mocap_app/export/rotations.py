@@ -123,9 +123,11 @@ def positions_to_motion(rig: Rig, joints_mm: np.ndarray, fps: float = 30.0,
     n_rig = len(rig.parents)
     G: list[Rotation | None] = [None] * n_rig
     L = np.zeros((n, n_rig, 4))
+    pos = np.zeros((n, n_rig, 3))            # where the rig's joints actually are (FK so far)
     for r in range(n_rig):
         p = rig.parents[r]
         g_parent = G[p] if p >= 0 else Rotation.identity(n)
+        pos[:, r] = P[:, 0] if p < 0 else pos[:, p] + g_parent.apply(np.tile(rig.offsets_cm[r], (n, 1)))
         name = RIG_JOINTS[r]
         if name in TWO_VECTOR_JOINTS:
             (a0, a1), (b0, b1) = TWO_VECTOR_JOINTS[name]
@@ -136,7 +138,9 @@ def positions_to_motion(rig: Rig, joints_mm: np.ndarray, fps: float = 30.0,
             local = g_parent.inv() * g
         elif len(children[r]) == 1:
             c = children[r][0]
-            d_world = P[:, c] - P[:, r]
+            # aim from where the rig's joint is (not where the input put it) at the child's target:
+            # with constant bone lengths the errors then do not add up down the chain
+            d_world = P[:, c] - pos[:, r]
             d_local = g_parent.inv().apply(d_world)
             rest_dir = rig.offsets_cm[c]
             local = _continuous_swing(shortest_arc(np.tile(rest_dir, (n, 1)), d_local), rest_dir,
