@@ -12,14 +12,19 @@ root at distance ``Z`` and ``du`` pixels off the principal point moves by about
 log grid (300..4000 px) by how well ``joints(f)`` reprojects onto the 2D joints
 (W-HMR's "project the 3D joints with the predicted focal length onto the 2D
 joints", Sec. 3.2), with the per-frame translation re-fitted so that errors of
-the canonical depth do not masquerade as focal length; a second term asks the
+the canonical depth do not masquerade as focal length. An optional second term
+(``bone_weight``, off by default: it biased the estimate on noisy poses) asks the
 skeleton back-projected through ``K(f)`` at the lifted depths to keep constant bone
 lengths over the clip. The minimum is refined with a bounded scalar search.
 
-Confidence: the same search on random halves of the clip (bootstrap over
-time blocks) must agree, and the score curve must rise clearly on both sides of
-the minimum. Clips that cannot tell - a person far away, centred, barely moving in
-depth - get a flat curve, spread-out bootstrap answers and a low confidence.
+Confidence: the search on time-block bootstrap resamples of the clip must agree,
+the frames must prefer ``f`` clearly over ``f * 1.15`` and ``f / 1.15`` (t-statistic
+over time blocks), and - because the answer scales one to one with the lifter's
+relative depths - the doubt about those depths (``depth_uncertainty``) is added to the
+spread. Clips that cannot tell - a person far away, centred, barely moving in depth -
+get a flat curve, spread-out answers and a low confidence. With the current
+AbsPoseLifter (depth offsets ~0.5x the truth, varying by clip) every estimate is
+flagged unreliable; see notes/calibration.md.
 """
 from __future__ import annotations
 
