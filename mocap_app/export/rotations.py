@@ -5,8 +5,10 @@ are the identity, as in BVH); world rotations chain as ``G = G_parent * L`` and
 ``pos = pos_parent + G_parent * offset``.
 
 * Joints with one child: the *minimal* rotation (shortest arc) that turns the
-  rest bone into the posed bone, expressed in the parent's posed frame, so the
-  joint adds no twist of its own. The shortest arc is ill-defined where the bone
+  rest bone towards the child's target as seen from where the rig's joint
+  actually is (not the input bone's direction: with constant bone lengths the
+  errors would otherwise add up down the chain), expressed in the parent's posed
+  frame, so the joint adds no twist of its own. The shortest arc is ill-defined where the bone
   points opposite to its rest direction (a knee folded past ~150 degrees, a leg
   swung overhead in a cartwheel): its axis can swing round in one frame and the
   bone would spin about itself. A twist about the bone is therefore carried
