@@ -21,7 +21,14 @@ SCRIPTS_DIR = Path(__file__).resolve().parent
 
 
 class BlenderUnavailable(RuntimeError):
-    """The Blender venv could not be built (e.g. PyPI unreachable); tests skip with this reason."""
+    """The Blender venv cannot be built here (PyPI unreachable, or no Python 3.11); tests skip with this."""
+
+
+# pip's messages when the package index cannot be reached (anything else is a real failure)
+_OFFLINE_HINTS = ("NewConnectionError", "Temporary failure in name resolution", "Name or service not known",
+                  "Max retries exceeded", "Network is unreachable", "Connection refused", "ConnectTimeout",
+                  "ProxyError", "Failed to establish a new connection", "Read timed out",
+                  "No matching distribution found")
 
 
 def _venv_python(venv: Path) -> Path:
@@ -50,8 +57,10 @@ def bpy_python() -> Path:
                        capture_output=True, text=True, timeout=1800)
     if r.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
-        raise BlenderUnavailable("could not install " + " ".join(BPY_REQUIREMENTS)
-                                 + " (is PyPI reachable?): " + r.stderr.strip()[-500:])
+        msg = "could not install " + " ".join(BPY_REQUIREMENTS) + ": " + r.stderr.strip()[-500:]
+        if any(h in r.stderr for h in _OFFLINE_HINTS):
+            raise BlenderUnavailable("PyPI unreachable, " + msg)
+        raise RuntimeError(msg)
     shutil.rmtree(VENV_DIR, ignore_errors=True)
     partial.rename(VENV_DIR)   # venv scripts keep the old path in their shebang; we only use `python -m`
     if not _works(py):
