@@ -232,13 +232,25 @@ def test_batch1_onnxruntime_is_faster_than_pytorch(ort_lifter, torch_lifter):
 
 
 def test_lift_validation_overhead_is_small(ort_lifter):
-    """Lifter.lift at batch 1 costs little more than the bare runtime call (validation is cheap)."""
+    """Lifter.lift's own work at batch 1 (checks, conversions; the runtime call replaced by one that
+    returns a ready array) is a few percent of the ~0.5 ms engine call."""
+    import copy
+
+    class Ready:
+        name = "ready"
+        out = [np.zeros((1, NUM_JOINTS, 3), np.float32)]
+
+        def run(self, inputs):
+            return self.out
+
+    lifter = copy.copy(ort_lifter)
+    lifter.runtime = Ready()
     kp, K = _inputs(1)
-    feed = {"keypoints_px": kp, "K": K}
-    K0 = K[0]
-    t_lift, t_run = _interleaved_median_ms([lambda: ort_lifter.lift(kp, None, K0),
-                                            lambda: ort_lifter.runtime.run(feed)], reps=300)
-    assert t_lift - t_run < 0.1, f"lift {t_lift:.3f} ms vs runtime.run {t_run:.3f} ms"
+    conf = np.ones((1, NUM_JOINTS), np.float32)
+    K0 = K[0].astype(np.float64)
+    (t_lift,) = _interleaved_median_ms([lambda: lifter.lift(kp, conf, K0)], reps=3000)
+    assert t_lift < 0.05, f"Lifter.lift overhead {t_lift * 1e3:.0f} us at batch 1"
+    assert lifter.lift(kp, conf, K0) is Ready.out[0]        # the fast path hands the result straight back
 
 
 # ----------------------------------------------------------------------------- GPU (skipped on CPU)
