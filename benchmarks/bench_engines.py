@@ -8,6 +8,7 @@ this shared 2-core machine affects all of them alike; reports median / p95 / p10
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from engines.lifter import WEIGHTS, load_lifter
-from engines.runtime import OnnxRuntimeCPU, file_sha256, onnx_for
+from engines.runtime import OnnxRuntimeCPU
 
 
 def _session(path: Path, threads: int, level: str, spin: bool):
@@ -39,8 +40,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     lifter = load_lifter("absposelifter", backend="onnxruntime", weights=a.weights)
     ref_lifter = load_lifter("absposelifter", backend="torch", weights=a.weights)
-    key = f"absposelifter-{file_sha256(a.weights)[:16]}"
-    path = onnx_for(lifter.module, None, None, None, key)   # cached: no export happens here
+    path = lifter.runtime.onnx_path
     rng = np.random.default_rng(0)
     kp = (rng.random((a.batch, 17, 2)) * 300 + 300).astype(np.float32)
     K = np.tile(np.array([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]], np.float32), (a.batch, 1, 1))
@@ -52,6 +52,15 @@ def main(argv=None) -> None:
         with torch.inference_mode():
             lifter.module(tk, tK)
     variants["torch 1 thread (module call)"] = torch_call
+
+    def torch_call_2():
+        torch.set_num_threads(2)
+        try:
+            with torch.inference_mode():
+                lifter.module(tk, tK)
+        finally:
+            torch.set_num_threads(1)
+    variants["torch 2 threads (module call)"] = torch_call_2
     for level in ("ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL"):
         for threads in (1, 2):
             s = _session(path, threads, level, spin=False)
@@ -62,23 +71,28 @@ def main(argv=None) -> None:
     variants["OnnxRuntimeCPU.run (iobinding at batch 1)"] = lambda: rt.run(feed)
     Kone = K[0]
     variants["Lifter.lift onnxruntime (validation incl.)"] = lambda: lifter.lift(kp, None, Kone)
-    variants["Lifter.lift torch (validation incl.)"] = lambda: ref_lifter.lift(kp, None, Kone)
+    variants["Lifter.lift torch 1 thread (validation incl.)"] = lambda: ref_lifter.lift(kp, None, Kone)
 
     names = list(variants)
     for f in variants.values():
         for _ in range(30):
             f()
     t = np.zeros((len(names), a.reps))
+    c = np.zeros((len(names), a.reps))
     for r in range(a.reps):
         for i, n in enumerate(names):
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             variants[n]()
-            t[i, r] = time.perf_counter() - t0
+            t[i, r], c[i, r] = time.perf_counter() - t0, time.thread_time() - c0
     t *= 1e3
-    print(f"batch {a.batch}, {a.reps} round-robin repetitions, ms")
-    print(f"{'variant':48s} {'p50':>7s} {'p95':>7s} {'p10':>7s}")
+    c *= 1e3
+    print(f"batch {a.batch}, {a.reps} round-robin repetitions, ms; load average {os.getloadavg()[0]:.1f}")
+    print("wall = perf_counter per call; cpu = this thread's CPU time per call (excludes time the")
+    print("process waited for a core; only meaningful for single-threaded variants)")
+    print(f"{'variant':48s} {'wall p50':>9s} {'wall p95':>9s} {'wall p10':>9s} {'cpu p50':>9s}")
     for i, n in enumerate(names):
-        print(f"{n:48s} {np.median(t[i]):7.3f} {np.percentile(t[i], 95):7.3f} {np.percentile(t[i], 10):7.3f}")
+        print(f"{n:48s} {np.median(t[i]):9.3f} {np.percentile(t[i], 95):9.3f} {np.percentile(t[i], 10):9.3f} "
+              f"{np.median(c[i]):9.3f}")
 
 
 if __name__ == "__main__":

@@ -289,6 +289,7 @@ class OnnxRuntimeCPU:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         so.log_severity_level = 3
+        self.onnx_path = Path(onnx_path)
         self.session = ort.InferenceSession(str(onnx_path), so, providers=list(providers))
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -46,20 +46,27 @@ def percentiles(ms: list[float] | np.ndarray) -> tuple[float, float]:
 
 
 def time_calls(fn: Callable[[], object], reps: int, warmup: int = 20, max_seconds: float = 60.0,
-               min_reps: int = 10) -> np.ndarray:
-    """Latency of ``fn`` in ms over ``reps`` calls after ``warmup`` untimed ones; stops early (after
-    at least ``min_reps``) once ``max_seconds`` have passed, so a slow backend cannot stall the bench."""
+               min_reps: int = 10, cpu_ms: list | None = None) -> np.ndarray:
+    """Wall-clock latency of ``fn`` in ms over ``reps`` calls after ``warmup`` untimed ones; stops
+    early (after at least ``min_reps``) once ``max_seconds`` have passed, so a slow backend cannot
+    stall the bench. ``cpu_ms`` (if given) receives the calling thread's CPU time per call: on a
+    busy machine that is close to what the call costs when it has a core to itself."""
     for _ in range(warmup):
         fn()
     t = np.empty(reps)
+    c = np.empty(reps)
     start = time.perf_counter()
+    n = reps
     for i in range(reps):
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         fn()
-        t[i] = time.perf_counter() - t0
+        t[i], c[i] = time.perf_counter() - t0, time.thread_time() - c0
         if i + 1 >= min_reps and t0 - start > max_seconds:
-            return t[:i + 1] * 1e3
-    return t * 1e3
+            n = i + 1
+            break
+    if cpu_ms is not None:
+        cpu_ms.extend((c[:n] * 1e3).tolist())
+    return t[:n] * 1e3
 
 
 def format_table(rows: list[Row], title: str) -> str:
@@ -107,7 +114,7 @@ def bench_pipeline(video: Path, max_frames: int | None = None, backend: str = "a
                 "decoder runs on its own thread"),
             Row("2D keypoints (MediaPipe)", *percentiles(times.keypoints_ms), len(times.keypoints_ms))]
     p50, p95 = percentiles(times.lift_ms)
-    rows.append(Row(f"lift, whole clip in one batch", p50, p95, len(times.lift_ms),
+    rows.append(Row("lift, whole clip in one batch", p50, p95, len(times.lift_ms),
                     f"{lifter.runtime.name}; per frame (batch time / frames)"))
     person = np.flatnonzero(clip.person)
     if len(person):
@@ -150,7 +157,10 @@ def available_backends() -> list[str]:
 def bench_engines(reps: int = 2000, weights: Path | None = None, batches: tuple[int, ...] = (1, 64),
                   backends: list[str] | None = None, max_seconds: float = 60.0) -> list[Row]:
     """Latency of ``Lifter.lift`` per available backend and batch size (validation included)."""
+    import torch
+
     from engines.lifter import load_lifter
+    from engines.runtime import BACKENDS
 
     kp_all, K_all = bench_inputs(max(batches))
     rows = []
@@ -158,13 +168,27 @@ def bench_engines(reps: int = 2000, weights: Path | None = None, batches: tuple[
         lifter = load_lifter("absposelifter", backend=name, weights=weights)
         if lifter.runtime.name != name:   # fell back: already reported by load_lifter
             continue
-        for b in batches:
-            kp, K = kp_all[:b], K_all[:b]
-            r = reps if b == 1 else max(10, reps // 10)
-            lat = time_calls(lambda: lifter.lift(kp, None, K), reps=r, warmup=min(20, r),
-                             max_seconds=max_seconds)
-            rows.append(Row(f"{name}, batch {b}", *percentiles(lat), len(lat),
-                            f"{b / np.median(lat) * 1e3:,.0f} poses/s"))
+        # torch's default is one intra-op thread per core; ONNX Runtime here uses one thread,
+        # so torch is also timed with one thread for a like-for-like comparison
+        thread_settings = [None, 1] if name == "torch" and torch.get_num_threads() > 1 else [None]
+        for threads in thread_settings:
+            saved = torch.get_num_threads()
+            if threads:
+                torch.set_num_threads(threads)
+            try:
+                for b in batches:
+                    kp, K = kp_all[:b], K_all[:b]
+                    r = reps if b == 1 else max(10, reps // 10)
+                    cpu: list[float] = []
+                    lat = time_calls(lambda: lifter.lift(kp, None, K), reps=r, warmup=min(20, r),
+                                     max_seconds=max_seconds, cpu_ms=cpu)
+                    label = f"{name}{' (1 thread)' if threads else ''}, batch {b}"
+                    single_thread_cpu = BACKENDS[name].device == "cpu" and (threads or name != "torch")
+                    cpu_note = f"; calling thread's CPU p50 {np.median(cpu):.3f} ms" if single_thread_cpu else ""
+                    rows.append(Row(label, *percentiles(lat), len(lat),
+                                    f"{b / np.median(lat) * 1e3:,.0f} poses/s{cpu_note}"))
+            finally:
+                torch.set_num_threads(saved)
     return rows
 
 

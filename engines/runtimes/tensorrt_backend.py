@@ -177,7 +177,7 @@ class TensorRTRuntime:
             profile = builder.create_optimization_profile()
             for i in range(network.num_inputs):
                 t = network.get_input(i)
-                rest = tuple(int(d) for d in t.shape[1:])
+                rest = tuple(int(d) for d in list(t.shape)[1:])
                 profile.set_shape(t.name, (MIN_BATCH, *rest), (opt, *rest), (MAX_BATCH, *rest))
             config.add_optimization_profile(profile)
         serialized = builder.build_serialized_network(network, config)
@@ -224,7 +224,7 @@ class TensorRTRuntime:
         arrays = [np.ascontiguousarray(inputs[n], np.float32) for n in self.input_names]
         n = len(arrays[0])
         if n == 0:
-            return [np.zeros((0, *self.engine.get_tensor_shape(o)[1:]), np.float32) for o in self.outputs]
+            return [np.zeros((0, *list(self.engine.get_tensor_shape(o))[1:]), np.float32) for o in self.outputs]
         chunks = [self._run_chunk([a[s:s + MAX_BATCH] for a in arrays]) for s in range(0, n, MAX_BATCH)]
         return [np.concatenate(parts) if len(parts) > 1 else parts[0] for parts in zip(*chunks)]
 
@@ -253,8 +253,8 @@ def _pin_geometry_to_fp32(trt, network) -> None:
     float_types = {trt.float32, trt.float16}
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        if layer.type == trt.LayerType.MATRIX_MULTIPLY:
-            continue
+        if layer.type in (trt.LayerType.MATRIX_MULTIPLY, trt.LayerType.CONSTANT):
+            continue   # the GEMMs (and their weights) are what FP16 is for
         outs = [layer.get_output(j) for j in range(layer.num_outputs)]
         if outs and all(o.dtype in float_types for o in outs):
             layer.precision = trt.float32
