@@ -72,11 +72,12 @@ def diffusion_loss(net: ScoreNet, sde: SubVPSDE, x0: torch.Tensor, small_t_frac:
 
 def train(out: Path, minutes: float = 11.0, max_steps: int = 200000, batch: int = 2048, lr: float = 2e-4,
           small_t_frac: float = 0.5, cfg: PriorConfig = PriorConfig(), seed: int = 0, threads: int = 1,
-          ema_decay: float = 0.999, warmup: int = 500, log_every: int = 250, init: Path | None = None) -> dict:
+          ema_decay: float = 0.999, warmup: int = 500, log_every: int = 250, init: Path | None = None,
+          raw_joints: bool = False) -> dict:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
-    poses = load_split("train")["joints_mm"].astype(np.float64)
+    poses = load_split("train", raw=raw_joints)["joints_mm"].astype(np.float64)
     net = ScoreNet(cfg)
     history = []
     if init is not None:   # continue from a checkpoint (its EMA weights), e.g. to focus on small t
@@ -127,7 +128,7 @@ def train(out: Path, minutes: float = 11.0, max_steps: int = 200000, batch: int 
         step += 1
     val = validation_loss(ema, sde)
     meta = {"config": cfg.to_dict(), "state_dict": ema.state_dict(), "steps": step, "batch": batch, "lr": lr,
-            "small_t_frac": small_t_frac, "seed": seed, "train_minutes": (time.time() - t0) / 60,
+            "small_t_frac": small_t_frac, "seed": seed, "raw_joints": raw_joints, "train_minutes": (time.time() - t0) / 60,
             "final_train_loss": float(np.mean(losses[-log_every:])), "val_loss": val,
             "data": "CMU mocap training subjects (engines.data.load_split('train'))",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -165,9 +166,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="1 is fastest on a busy 2-core machine")
     p.add_argument("--init", type=Path, default=None, help="continue from this checkpoint")
     p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--raw-joints", action="store_true",
+                   help="CMU joint centres instead of the detector-proportion retargeted joints (load_split raw=True)")
     a = p.parse_args(argv)
     train(a.out, a.minutes, a.max_steps, a.batch, a.lr, a.small_t_frac,
-          PriorConfig(hidden=a.hidden, blocks=a.blocks), a.seed, a.threads, warmup=a.warmup, init=a.init)
+          PriorConfig(hidden=a.hidden, blocks=a.blocks), a.seed, a.threads, warmup=a.warmup, init=a.init,
+          raw_joints=a.raw_joints)
     return 0
 
 
