@@ -246,6 +246,7 @@ needs_pipeline = pytest.mark.skipif(not VIDEO.exists() or not WEIGHTS.exists(),
                                     reason="needs the demo video and lifter weights")
 
 
+@pytest.mark.slow     # ~45 s on the loaded 2-core sandbox: the worker process imports torch + MediaPipe
 @needs_pipeline
 def test_worker_error_autosaves_the_recording(qtbot, tmp_path):
     """A camera that disconnects mid-take: the frames so far are autosaved and the user gets a sentence."""
@@ -266,6 +267,7 @@ def test_worker_error_autosaves_the_recording(qtbot, tmp_path):
     assert w.recorder is not None and len(w.recorder) == 6       # the take also reached the UI side
 
 
+@pytest.mark.slow
 @needs_pipeline
 def test_worker_process_killed_recording_recovered(qtbot, tmp_path):
     """The worker process dies hard (SIGKILL, as in a native crash): the UI side recovers the autosaved take."""

@@ -4,6 +4,7 @@ Units: metres, world frame (X right, Y up, Z towards the camera, floor at y = 0)
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import types
@@ -17,6 +18,7 @@ RENDER_W, RENDER_H = 640, 480
 BG = (0.11, 0.12, 0.14)
 SAMPLES_PER_BONE = 14
 TRAIL_LEN = 120
+RENDER_NICE = int(os.environ.get("MOCAP_RENDER_NICE", "2"))   # UI first, then 3D view, then pipeline
 
 
 def import_open3d():
@@ -166,6 +168,10 @@ class Open3DBackend:
 
 def _open3d_child(conn, width: int, height: int) -> None:
     """Render process main: an Open3DBackend driven over a pipe (see :class:`RemoteOpen3DBackend`)."""
+    try:
+        os.nice(RENDER_NICE)       # the UI process first, the 3D view before the pipeline (nice 4)
+    except (AttributeError, OSError):
+        pass
     try:
         backend = Open3DBackend(width, height)
     except Exception as e:  # noqa: BLE001 - reported to the parent, which falls back

@@ -16,6 +16,7 @@ result (``take_latest``), so a slow UI can never build a backlog of queued signa
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -393,6 +394,7 @@ def _describe(e: BaseException) -> str:
 def _child_main(config: PipelineConfig, conn, stop, recording, smoothing) -> None:
     """Worker process entry: run the pipeline, send every event through ``conn``."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _lower_priority(PIPELINE_NICE)
 
     def emit(kind, payload):
         try:
@@ -401,6 +403,17 @@ def _child_main(config: PipelineConfig, conn, stop, recording, smoothing) -> Non
             stop.set()
     PipelineRunner(config, emit, stop, recording, smoothing).run()
     conn.close()
+
+
+PIPELINE_NICE = int(os.environ.get("MOCAP_PIPELINE_NICE", "4"))   # the UI process wins a saturated CPU
+
+
+def _lower_priority(increment: int) -> None:
+    """Best effort: make this (child) process yield the CPU to the UI process."""
+    try:
+        os.nice(increment)
+    except (AttributeError, OSError):
+        pass
 
 
 class PipelineWorker(QObject):
