@@ -11,7 +11,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get install -y -qq --no-install-recommends \
     xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 \
     libxkbcommon-x11-0 libxcb-cursor0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 \
-    libusb-1.0-0 libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 >/dev/null
+    libusb-1.0-0 libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 assimp-utils >/dev/null
 fi
 "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0" -e ".[gui,dev]"
 echo "mocap installed: run 'mocap-app --help'"
