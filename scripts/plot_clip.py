@@ -42,8 +42,6 @@ def main(argv=None) -> int:
             frames[i] = img[..., ::-1]
     fig = plt.figure(figsize=(4 * len(idx), 9))
     J = clip.joints_cam_mm
-    valid = clip.person
-    lo, hi = np.nanmin(J[valid], (0, 1)), np.nanmax(J[valid], (0, 1))
     for c, i in enumerate(idx):
         ax = fig.add_subplot(2, len(idx), c + 1)
         ax.imshow(frames.get(i, np.zeros((10, 10, 3), np.uint8)))
@@ -61,9 +59,11 @@ def main(argv=None) -> int:
                 col = "tab:red" if JOINT_NAMES[q].startswith("right") else "tab:blue"
                 ax3.plot(P[[p, q], 0], P[[p, q], 2], -P[[p, q], 1], "-o", ms=2, color=col)
             ax3.set_title(f"pelvis at {np.linalg.norm(P[0]) / 1000:.2f} m")
-        ax3.set_xlim(lo[0], hi[0]); ax3.set_ylim(lo[2], hi[2]); ax3.set_zlim(-hi[1], -lo[1])
-        ax3.set_xlabel("X (mm)"); ax3.set_ylabel("Z depth (mm)"); ax3.set_zlabel("up (mm)")
-        ax3.set_box_aspect((hi[0] - lo[0], hi[2] - lo[2], hi[1] - lo[1]))
+            c = P[0]   # a 2 m cube around the pelvis: the person fills the panel at any distance
+            ax3.set_xlim(c[0] - 1000, c[0] + 1000); ax3.set_ylim(c[2] - 1000, c[2] + 1000)
+            ax3.set_zlim(-c[1] - 1000, -c[1] + 1000)
+        ax3.set_xlabel("X (mm)"); ax3.set_ylabel("Z depth (mm)"); ax3.set_zlabel("-Y (mm)")
+        ax3.set_box_aspect((1, 1, 1))
         ax3.view_init(elev=15, azim=-60)
     fig.tight_layout()
     fig.savefig(a.out, dpi=70)
