@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     ap.add_argument("--errors", type=Path, default=SOURCE)
     ap.add_argument("--out-dir", type=Path, default=ASSETS)
     a = ap.parse_args(argv)
+    a.out_dir.mkdir(parents=True, exist_ok=True)
     e = load_errors_crop(a.errors)
     src = (f"{a.errors.name}: {len(e)} detections, robust leave-one-camera-out MediaPipe errors on the pose2sim "
            "demo (4 calibrated views, BSD-3); fitted by `python -m engines.fit_error_model`")
