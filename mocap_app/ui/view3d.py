@@ -260,6 +260,8 @@ class View3DWidget(QWidget):
         self.renderer = renderer
         self._img: QImage | None = None
         self._pending: tuple[int, float] | None = None
+        self._image_index = -1
+        self.shown_index = -1          # source frame index of the 3D image last painted (-1: none yet)
         self._last_pos = None
         self._target = (0.0, 0.9, 0.0)
         self.setMinimumSize(240, 180)
@@ -269,6 +271,7 @@ class View3DWidget(QWidget):
 
     def _on_image(self, img: QImage, frame_index: int, t_capture: float, _ms: float) -> None:
         self._img = img
+        self._image_index = frame_index
         self._pending = (frame_index, t_capture)
         self.update()
 
@@ -289,6 +292,7 @@ class View3DWidget(QWidget):
             s = min(self.width() / iw, self.height() / ih)
             r = QRectF((self.width() - iw * s) / 2, (self.height() - ih * s) / 2, iw * s, ih * s)
             p.drawImage(r, self._img)
+            self.shown_index = self._image_index
         else:
             p.setPen(QColor(200, 200, 200))
             p.drawText(self.rect(), Qt.AlignCenter, "3D view starting...")
