@@ -68,7 +68,7 @@ def main(argv=None) -> None:
     s = _session(path, 1, "ORT_ENABLE_ALL", spin=True)
     variants["ort all intra=1 spinning run()"] = lambda: s.run(None, feed)
     rt = OnnxRuntimeCPU(path)
-    variants["OnnxRuntimeCPU.run (iobinding at batch 1)"] = lambda: rt.run(feed)
+    variants["OnnxRuntimeCPU.run (the backend)"] = lambda: rt.run(feed)
     Kone = K[0]
     variants["Lifter.lift onnxruntime (validation incl.)"] = lambda: lifter.lift(kp, None, Kone)
     variants["Lifter.lift torch 1 thread (validation incl.)"] = lambda: ref_lifter.lift(kp, None, Kone)
