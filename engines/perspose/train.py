@@ -1,12 +1,18 @@
 """Train PersPose variants on the pre-rendered synthetic crops (``engines.perspose.render``).
 
-    nice -n 10 python -m engines.perspose.render --size 64 --train 8000 --val 600
-    nice -n 10 python -m engines.perspose.train --size 64 --steps 1500 --minutes 15 --threads 2
+    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.render --size 64 --train 8000 --val 600
+    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.render --size 64 --only train --train 4000 --seed 7
+    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.train --size 64 --steps 3000 --minutes 15 --threads 1
+    # shipped weights: the ablation's pe_pr model trained 15 more minutes alone, then copied
+    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.train --variants pe_pr --init runs/perspose \
+        --seed 1 --lr 1e-3 --steps 3000 --minutes 15 --threads 1 --out runs/perspose_final
+    cp runs/perspose_final/perspose_pe_pr.pt assets/perspose/perspose.pt
 
 The Table 2 ablation trains the three variants in ONE process, interleaved step by step on
 the same batches from the same initial weights (identical budgets even when the shared CPU
 slows down mid-run): ``none`` (box crop, no PE), ``pe`` (box crop + PE), ``pe_pr`` (PR crop
-+ PE). AdamW (paper: 3e-4; here 2e-3 for a tiny net and a short run), cosine decay, batch 32.
++ PE). AdamW (paper: 3e-4; here 2e-3 for a tiny net and a short run), cosine decay over
+whichever budget (steps or minutes) runs out first, batch 32.
 Eq. 18's L1 terms without SMPL.
 """
 from __future__ import annotations
@@ -53,21 +59,25 @@ def batch(data: dict, crop: str, idx: np.ndarray):
 
 
 def train(size: int, steps: int, minutes: float, variants: list[str], out_dir: Path, seed: int = 0,
-          batch_size: int = 32, lr: float = 2e-3) -> dict:
+          batch_size: int = 32, lr: float = 2e-3, init: Path | None = None) -> dict:
     data = load_rendered("train", size)
     n = len(data["s_pr"])
     models, opts = {}, {}
     for v in variants:
         torch.manual_seed(seed)             # same initial weights for the shared layers
         models[v] = PersPoseNet(PersPoseConfig(size=size, use_pe=VARIANTS[v][1])).train()
+        if init is not None:    # continue training (the shipped model continues the ablation's pe_pr run)
+            ck = torch.load(init / f"perspose_{v}.pt" if init.is_dir() else init, map_location="cpu",
+                            weights_only=False)
+            models[v].load_state_dict(ck["state_dict"])
         opts[v] = torch.optim.AdamW(models[v].parameters(), lr=lr, weight_decay=1e-4)
     rng = np.random.default_rng(seed)
     t0, hist, done = time.time(), {v: [] for v in variants}, 0
     for step in range(steps):
-        if time.time() - t0 > minutes * 60:
+        f = max(step / steps, (time.time() - t0) / (minutes * 60))   # schedule follows whichever budget ends first
+        if f >= 1.0:
             log.info("time budget of %.1f min reached after %d steps (each variant)", minutes, step)
             break
-        f = step / steps
         cur = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * f))) * min(1.0, (step + 1) / 50)
         idx = np.sort(rng.choice(n, batch_size, replace=False))
         for v in variants:
@@ -79,7 +89,7 @@ def train(size: int, steps: int, minutes: float, variants: list[str], out_dir: P
             loss.backward()
             torch.nn.utils.clip_grad_norm_(models[v].parameters(), 5.0)
             opts[v].step()
-            hist[v].append([float(loss), parts["uv_px"], parts["d_mm"], parts["s"]])
+            hist[v].append([float(loss.detach()), parts["uv_px"], parts["d_mm"], parts["s"]])
         done = step + 1
         if step % 50 == 0 or step == steps - 1:
             msg = "  ".join(f"{v}: L={np.mean([h[0] for h in hist[v][-50:]]):.4f} "
@@ -87,7 +97,7 @@ def train(size: int, steps: int, minutes: float, variants: list[str], out_dir: P
                             f"d={np.mean([h[2] for h in hist[v][-50:]]):.0f}mm" for v in variants)
             log.info("step %d/%d (%.0fs) lr %.1e  %s", step, steps, time.time() - t0, cur, msg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    info = {"steps": done, "seconds": round(time.time() - t0, 1), "batch": batch_size, "lr": lr, "size": size,
+    info = {"init": str(init) if init else None, "steps": done, "seconds": round(time.time() - t0, 1), "batch": batch_size, "lr": lr, "size": size,
             "train_samples": n, "seed": seed}
     for v in variants:
         ckpt = {"config": config_dict(models[v].cfg), "state_dict": models[v].eval().state_dict(),
@@ -108,10 +118,13 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "perspose")
+    ap.add_argument("--init", type=Path, default=None, help="checkpoint (or run folder) to continue from")
+    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(a.threads)
-    info = train(a.size, a.steps, a.minutes, a.variants, a.out, batch_size=a.batch, lr=a.lr)
+    info = train(a.size, a.steps, a.minutes, a.variants, a.out, seed=a.seed, batch_size=a.batch, lr=a.lr,
+                 init=a.init)
     print(json.dumps(info))
     return 0
 
