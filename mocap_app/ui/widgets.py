@@ -163,6 +163,8 @@ class PlotsPanel(QTabWidget):
         self.fps_plot.setLabel("left", "fps")
         self.fps_plot.setLabel("bottom", "time", "s")
         self.fps_curve = self.fps_plot.plot(pen=pg.mkPen("#1f77b4", width=2))
+        for plot in (self.fps_plot,):
+            plot.getAxis("left").enableAutoSIPrefix(False)     # "fps (x0.001)" at < 1 fps otherwise
         self.lat_plot = pg.PlotWidget(title="Latency per stage")
         self.lat_plot.setLabel("left", "ms")
         self.lat_plot.setLabel("bottom", "time", "s")
