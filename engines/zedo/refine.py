@@ -55,8 +55,9 @@ UP_CAM = np.array([0.0, -1.0, 0.0])   # a level camera's "up" in OpenCV axes
 # Refine mode's defaults, tuned on validation poses of another seed than the reported tables
 # (notes/zedo.md): with realistic 2D errors, Alg. 1's hard projection imports the keypoints'
 # noise into the pose; moving joints 10 % of the way to their rays per iteration (and less
-# for joints far from their ray, i.e. 2D outliers) lets the prior average it out.
-REFINE_DEFAULTS = {"ray_weight": 0.1, "ray_robust_mm": 200.0}
+# for joints far from their ray, i.e. 2D outliers) lets the prior average it out. The lifter's
+# pose is already close, so the diffusion time starts lower (0.05 instead of 0.1).
+REFINE_DEFAULTS = {"ray_weight": 0.1, "ray_robust_mm": 200.0, "t_max": 0.05}
 TORSO = (J["pelvis"], J["right_hip"], J["left_hip"], J["right_shoulder"], J["left_shoulder"])
 
 
@@ -461,11 +462,13 @@ def refine_sequence(refiner: ZedoRefiner, joints_cam_mm, keypoints_px, confidenc
 
 
 def refine_clip(clip, iterations: int = 20, refiner: ZedoRefiner | None = None, backend: str = "auto",
-                warm_start: bool = True):
+                warm_start: bool = False):
     """``Clip -> Clip`` with ``joints_cam_mm`` refined by ZeDO (for ``mocap-app process --refine zedo``).
 
     World joints are dropped (set to None) because they derive from the camera joints;
     re-run world alignment on the result. ``clip.engine['refine']`` records what ran.
+    ``warm_start`` (start each frame from the previous refined pose) halves the jitter but
+    lags behind fast motion (notes/zedo.md), so frames are independent by default.
     """
     from dataclasses import replace as dc_replace
 
