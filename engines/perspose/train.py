@@ -3,10 +3,12 @@
     OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.render --size 64 --train 8000 --val 600
     OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.render --size 64 --only train --train 4000 --seed 7
     OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.train --size 64 --steps 3000 --minutes 15 --threads 1
-    # shipped weights: the ablation's pe_pr model trained 15 more minutes alone, then copied
+    # shipped weights: the ablation's pe_pr model trained 15 + 14 more minutes alone (2 warm restarts)
     OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.train --variants pe_pr --init runs/perspose \
         --seed 1 --lr 1e-3 --steps 3000 --minutes 15 --threads 1 --out runs/perspose_final
-    cp runs/perspose_final/perspose_pe_pr.pt assets/perspose/perspose.pt
+    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.train --variants pe_pr --init runs/perspose_final \
+        --seed 2 --lr 1e-3 --steps 4000 --minutes 14 --threads 1 --out runs/perspose_final2
+    cp runs/perspose_final2/perspose_pe_pr.pt assets/perspose/perspose.pt
 
 The Table 2 ablation trains the three variants in ONE process, interleaved step by step on
 the same batches from the same initial weights (identical budgets even when the shared CPU
