@@ -186,7 +186,6 @@ def table_video(refiner, iters: int, seed: int) -> dict:
     lifter = get_lifter()
     conf = np.ones((L, NUM_JOINTS))
     rows = {"lifter alone": [], "refine, independent frames": [], "refine, warm start": []}
-    jitter = {k: [] for k in rows}
     for s in range(S):
         lifted = lifter.lift(kp[s], conf, K[s]).astype(np.float64)
         preds = {"lifter alone": lifted,

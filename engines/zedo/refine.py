@@ -27,10 +27,15 @@ Choices the paper leaves open, taken from the ZeDO release where it has them:
 * Zero-shot initial poses: K-means centres of the training poses (``assets/zedo``),
   heading-normalised, so the S hypotheses differ in pose, not in heading (the
   rotation search supplies the heading).
+
+Deviation (refine mode only, ``REFINE_DEFAULTS``): with realistic 2D errors the hard
+projection imports the keypoint noise every iteration, so refine mode moves joints only
+part of the way to their rays (``ray_weight``, ``ray_robust_mm``) and starts at t = 0.05.
+``ray_weight=1, ray_robust_mm=0, t_max=0.1`` is Alg. 1 exactly; zero-shot mode uses it.
+See notes/zedo.md for the measurements behind this.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -40,7 +45,6 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from engines.camera import InvalidIntrinsicsError
 from engines.lifter import InvalidKeypointsError, UnknownEngineError, _check_K, select_backend
 from engines.runtime import BACKENDS, file_sha256
 from engines.skeleton import J, NUM_JOINTS, ROOT
