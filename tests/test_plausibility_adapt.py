@@ -14,6 +14,15 @@ from engines.plausibility.evaluate import SHIFTED
 from engines.plausibility.wkcs import normalize_pose
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a loaded 2-core machine two threads spin against each other."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def train_poses() -> np.ndarray:
     return load_split("train")["joints_mm"][::20]
@@ -99,3 +108,23 @@ def test_saved_weights_load_with_load_lifter(tmp_path, train_poses):
     np.testing.assert_allclose(joints - joints[:, :1], ref, atol=1e-3)
     meta = torch.load(path, weights_only=False)["meta"]
     assert meta["adapted"]["iterations"] == 2 and meta["steps"] == 1
+
+
+def test_reprojection_loss_zero_for_consistent_pose_positive_otherwise():
+    from engines.plausibility.adapt import reprojection_loss
+    from engines.skeleton import ROOT
+
+    val = load_split("val")["joints_mm"][:32]
+    v = view_poses(val, np.random.default_rng(0), SHIFTED)
+    P = torch.from_numpy(v.joints_cam_mm)
+    K = torch.from_numpy(v.K)
+    kp = torch.from_numpy(v.keypoints_px)
+    canon = P[:, ROOT, 2] / K[:, 0, 0]
+    rel = P - P[:, ROOT:ROOT + 1]
+    exact = reprojection_loss(canon, rel, kp, K)
+    assert exact < 1e-4
+    moved = rel.clone()
+    moved[:, :, 0] += 100.0                       # 10 cm sideways: no longer projects onto the 2D
+    moved[:, ROOT] = 0
+    # ~2-5 % of the person's 2D size on x (half the coordinates): Huber / delta ~ 0.01-0.03
+    assert reprojection_loss(canon, moved, kp, K) > max(0.008, 100 * exact)

@@ -25,8 +25,17 @@ Deviations from the paper, and why:
   the pose; under SO(3) rotations the real and fake orientation distributions match;
 * ``L_angle`` measures ``sin beta`` about the body's own up axis (pelvis -> thorax) rather
   than the camera's y axis, for the same reason (with a level camera the two agree);
-* the target batch also passes through the lifter's batch norm in training mode, so its
-  statistics adapt (the ``sup-only`` control does the same, to isolate the adversarial part).
+* 2D-3D consistency with the *input*: the paper's generator predicts only depth, so its
+  x, y are the input 2D by construction; AbsPoseLifter predicts all three coordinates, so
+  that consistency becomes a loss (``reprojection_loss``, Huber, weight ``w_proj``): the
+  perspective projection of the lifted pose must land on the input keypoints. Together
+  with the discriminator's bone-length/angle prior this pins down the depths, i.e. how
+  the body is tilted towards an unusual camera, which the rotation-invariant critic
+  alone cannot see (``w_proj=0`` reproduces the paper's loss set; see notes/plausibility.md);
+* the lifter's batch-norm statistics stay frozen (its layers run in eval mode; dropout is
+  on): the target 2D is out of the training distribution by design, and letting it into
+  the batch statistics shifts every output at once (a first try did: the supervised loss
+  jumped 6x), which is drift, not adaptation.
 """
 from __future__ import annotations
 
@@ -57,7 +66,7 @@ class AdaptInputError(ValueError):
 class AdaptConfig:
     steps: int = 300
     warmup: int = 100              # discriminator/reprojection-only iterations before the generator moves
-    batch: int = 128               # per part: supervised source, target 2D, real 3D
+    batch: int = 64                # per part: supervised source, target 2D, real 3D
     lr_gen: float = 2e-5
     lr: float = 8e-5               # discriminator and reprojection network (Sec. 3.7)
     betas: tuple[float, float] = (0.0, 0.9)
@@ -66,6 +75,8 @@ class AdaptConfig:
     w_adv: float = 3.0             # weight of -p_fake against Eq. 7 (mm)
     w_angle: float = 3.0           # lambda of Eq. 13 (paper: 1 with L_gen unweighted), times w_adv/3 units
     gp: float = 10.0
+    w_proj: float = 1000.0         # 2D consistency: perspective reprojection of the lifted pose vs the input 2D
+    proj_delta: float = 0.02       # Huber knee, in units of the person's 2D size (bounding-box diagonal)
     critic_width: int = 256
     seed: int = 0
     max_seconds: float | None = None   # stop early (logged) when a wall-clock budget runs out
@@ -100,6 +111,32 @@ def angle_loss(pose: torch.Tensor) -> torch.Tensor:
     up = up / up.norm(dim=-1, keepdim=True).clamp_min(1e-6)
     s = (torch.cross(v, w, dim=-1) * up).sum(-1) / (v.norm(dim=-1) * w.norm(dim=-1)).clamp_min(1e-6)
     return torch.relu(-s).mean()
+
+
+def reprojection_loss(canon: torch.Tensor, rel: torch.Tensor, kp: torch.Tensor, K: torch.Tensor,
+                      delta: float = 0.02) -> torch.Tensor:
+    """Huber distance between the input 2D and the perspective projection of the lifted pose.
+
+    The generator of paper 004 predicts only depth, so its x, y equal the input by
+    construction; AbsPoseLifter predicts all three coordinates, so the same 2D-3D
+    consistency is a loss here. Errors are in units of the person's 2D size.
+    """
+    f, c = K[:, [0, 1], [0, 1]], K[:, :2, 2]
+    Rz = f[:, 0] * canon
+    root_xy = (kp[:, ROOT] - c) * Rz[:, None] / f
+    root = torch.cat([root_xy, Rz[:, None]], -1)
+    P = root[:, None] + rel
+    uv = P[..., :2] / P[..., 2:3].clamp_min(100.0) * f[:, None] + c[:, None]
+    size = (kp.amax(1) - kp.amin(1)).norm(dim=-1).clamp_min(1.0)
+    return torch.nn.functional.huber_loss((uv - kp) / size[:, None, None], torch.zeros_like(uv), delta=delta) / delta
+
+
+def _train_mode(model: torch.nn.Module) -> None:
+    """Dropout on, batch-norm statistics frozen (see the module docstring)."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def _check_target(kp: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,11 +195,11 @@ def adapt(lifter: AbsPoseLifter, target_kp: np.ndarray, target_K: np.ndarray, re
             with torch.no_grad():
                 _, rel_t = lifter(kt, Kt[:, :2, 2])
         else:
-            lifter.train()
+            _train_mode(lifter)
             s = slice((it % chunk) * B, (it % chunk + 1) * B)
             kp_s, K_s, j_s = src[0][s], src[1][s], src[2][s]
             canon, rel = lifter(torch.cat([kp_s, kt]), torch.cat([K_s[:, :2, 2], Kt[:, :2, 2]]))
-            rel_t = rel[B:]
+            rel_t, canon_t = rel[B:], canon[B:]
             target_canon = j_s[:, ROOT, 2] / K_s[:, 0, 0]
             target_rel = j_s - j_s[:, ROOT:ROOT + 1]
             l_sup = (canon[:B] - target_canon).abs().mean() * 1000.0 + \
@@ -198,6 +235,10 @@ def adapt(lifter: AbsPoseLifter, target_kp: np.ndarray, target_K: np.ndarray, re
             else:
                 l_ang = angle_loss(rel_t)
                 l_gen = l_sup + cfg.w_adv * (-p) + cfg.w_angle * l_ang
+                if cfg.w_proj:
+                    l_proj = reprojection_loss(canon_t, rel_t, kt, Kt, cfg.proj_delta)
+                    l_gen = l_gen + cfg.w_proj * l_proj
+                    rec["l_proj"] = float(l_proj.detach())
                 l_gen.backward()
                 opt_g.step()
                 rec.update(l_sup=float(l_sup.detach()), l_angle=float(l_ang.detach()))
@@ -210,7 +251,12 @@ def adapt(lifter: AbsPoseLifter, target_kp: np.ndarray, target_K: np.ndarray, re
             opt_r.step()
         else:
             opt_g.zero_grad(set_to_none=True)
-            l_sup.backward()
+            loss = l_sup
+            if cfg.w_proj:   # the "proj-only" control: reprojection consistency without the GAN
+                l_proj = reprojection_loss(canon_t, rel_t, kt, Kt, cfg.proj_delta)
+                loss = loss + cfg.w_proj * l_proj
+                rec["l_proj"] = float(l_proj.detach())
+            loss.backward()
             opt_g.step()
             rec["l_sup"] = float(l_sup.detach())
         hist.append(rec)

@@ -88,9 +88,12 @@ def corruption_test(fraction: float = 0.25, seed: int = 0, families=ALL_FAMILIES
 
 # -- adaptation experiment --------------------------------------------------------------------
 
+RAW = {"raw": False}   # True: the CMU skeleton's own proportions (``load_split(raw=True)``)
+
+
 def views_with_noise(subjects, cfg: CameraSampler, seed: int):
     """Virtual views of the validation ``subjects`` through ``cfg`` cameras, with realistic 2D noise."""
-    val = load_split("val")
+    val = load_split("val", **RAW)
     poses = val["joints_mm"][np.isin(val["subject"], list(subjects))]
     v = view_poses(poses, np.random.default_rng(seed), cfg)
     noise = ErrorModel.load(DEFAULT_ERROR_MODEL).sample(np.random.default_rng(seed + 1), person_scale_px(v.keypoints_px))
@@ -123,7 +126,8 @@ def evaluate_plausibility(lifter, kp: np.ndarray, K: np.ndarray, batch: int = 20
 
 VARIANTS = {
     "pretrained": None,
-    "sup-only": dict(training="sup-only"),
+    "sup-only": dict(training="sup-only", w_proj=0.0),
+    "proj-only": dict(training="sup-only"),
     "sep-kcs": dict(training="sep", kcs="kcs"),
     "sep-wkcs": dict(training="sep", kcs="wkcs"),
     "syn-kcs": dict(training="syn", kcs="kcs"),
@@ -136,10 +140,10 @@ def run_variant(name: str, steps: int, weights: Path = BASE_WEIGHTS, seed: int =
 
     model = load_generator(weights)
     t_kp_v, t_kp = views_with_noise(ADAPT_SUBJECTS, SHIFTED, seed=100)
-    meta = {"variant": name, "weights": str(weights), "weights_meta": torch.load(
+    meta = {"variant": name, "weights": str(weights), "raw_proportions": RAW["raw"], "weights_meta": torch.load(
         weights, map_location="cpu", weights_only=False).get("meta", {}).get("date")}
     if VARIANTS[name] is not None:
-        train = load_split("train")["joints_mm"]
+        train = load_split("train", **RAW)["joints_mm"]
         cfg = AdaptConfig(steps=steps, seed=seed, **{**VARIANTS[name], **overrides})
         model, info = adapt(model, t_kp, t_kp_v.K, train, train, cfg)
         meta["adapt"] = {k: v for k, v in info.items() if k != "history"}
@@ -172,6 +176,12 @@ def main(argv=None) -> int:
     a2.add_argument("--w-adv", type=float, default=None)
     a2.add_argument("--w-angle", type=float, default=None)
     a2.add_argument("--lr-gen", type=float, default=None)
+    a2.add_argument("--w-proj", type=float, default=None)
+    a2.add_argument("--tag", default="", help="label for the table row")
+    a2.add_argument("--max-seconds", type=float, default=None)
+    a2.add_argument("--seed", type=int, default=None, help="adaptation seed (evaluation views are fixed)")
+    a2.add_argument("--raw-proportions", action="store_true",
+                    help="mocap with the CMU skeleton's proportions (for lifters trained before the retargeting)")
     a2.add_argument("--weights", type=Path, default=BASE_WEIGHTS)
     a2.add_argument("--out", type=Path)
     a3 = sub.add_parser("table")
@@ -184,9 +194,14 @@ def main(argv=None) -> int:
         res = corruption_test()
     elif a.cmd == "adapt":
         ov = {k: v for k, v in (("warmup", a.warmup), ("w_adv", a.w_adv), ("w_angle", a.w_angle),
-                                ("lr_gen", a.lr_gen)) if v is not None}
-        res = run_variant(a.variant, a.steps, a.weights, **ov)
+                                ("lr_gen", a.lr_gen), ("w_proj", a.w_proj),
+                                ("max_seconds", a.max_seconds)) if v is not None}
+        RAW["raw"] = a.raw_proportions
+        res = run_variant(a.variant, a.steps, a.weights, seed=a.seed or 0, **ov)
+        res["seed"] = a.seed or 0
         res["overrides"] = ov
+        if a.tag:
+            res["variant"] = f"{a.variant}, {a.tag}"
     else:
         rows = [json.loads(f.read_text()) for f in a.files]
         print(format_table(rows))

@@ -18,7 +18,8 @@
 * **learned wKCS discriminator** (``learned``): the Fig. 4 discriminator without the 2D
   input (3D pose in a body-fixed frame + wKCS, both normalised as Sec. 3.6), trained
   with a logistic loss on training-subject poses vs corruptions of them
-  (``engines.plausibility.corruptions.TRAIN_FAMILIES``); its sigmoid output.
+  (``engines.plausibility.corruptions.TRAIN_FAMILIES``); the sigmoid of its logit averaged
+  over the pose and its left/right mirror image.
 
 Everything is invariant to where the camera is (poses are put in a body-fixed frame by a
 proper rotation), so camera-frame (Y down) and world-frame (Y up) joints score the same.
@@ -236,8 +237,10 @@ def plausibility_parts(joints_mm) -> PlausibilityParts:
     dirs = limb_directions(Y)
     chord = np.stack([t.query(dirs[:, k])[0] for k, t in enumerate(trees)], 1)
     ang = np.degrees(2 * np.arcsin(np.clip(chord / 2, 0, 1))).max(-1)
-    with torch.no_grad():
-        logit = net(discriminator_input(Y)).numpy().astype(np.float64)
+    with torch.no_grad():   # a mirrored real pose is real: average the logit over the pose and its mirror
+        x = discriminator_input(Y)
+        xm = x[:, list(FLIP_PERM)] * torch.tensor([-1.0, 1.0, 1.0])
+        logit = (0.5 * (net(x) + net(xm))).numpy().astype(np.float64)
     parts["bone_dev"][valid] = dev
     parts["bone"][valid] = bone
     parts["angle_deg"][valid] = ang
