@@ -6,3 +6,9 @@ def load_lifter(name: str = "absposelifter", backend: str = "auto", weights=None
     """``engines.lifter.load_lifter``, imported on first use so that ``import engines`` stays light (no torch)."""
     from engines.lifter import load_lifter as _load
     return _load(name, backend=backend, weights=weights)
+
+
+def load_refiner(name: str = "zedo", backend: str = "auto", **kw):
+    """``engines.zedo.refine.load_refiner`` (ZeDO diffusion-prior refinement), imported on first use."""
+    from engines.zedo.refine import load_refiner as _load
+    return _load(name, backend=backend, **kw)

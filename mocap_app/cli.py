@@ -44,9 +44,15 @@ def add_process_parser(sub) -> None:
     cam.add_argument("--focal-px", type=_positive_float("--focal-px"), help="focal length in pixels")
     cam.add_argument("--fov-deg", type=_positive_float("--fov-deg"), help="horizontal field of view in degrees")
     cam.add_argument("--calibration", type=Path, help="camera profile JSON (mocap-app calibrate)")
-    p.add_argument("--engine", default="absposelifter", choices=["absposelifter"])
+    p.add_argument("--engine", default="absposelifter", choices=["absposelifter", "perspose"],
+                   help="3D engine: absposelifter (2D -> 3D, default) or perspose (image crops; experimental, "
+                        "CPU-trained, see BENCHMARKS.md)")
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch (and GPU backends when present)")
     p.add_argument("--weights", type=Path, default=None, help="lifter weights to use instead of the shipped ones")
+    p.add_argument("--refine", choices=["none", "zedo"], default="none",
+                   help="refine the 3D with the ZeDO diffusion pose prior (off by default: neutral with real "
+                        "2D noise in our measurements, see BENCHMARKS.md)")
+    p.add_argument("--refine-iterations", type=int, default=20, help="ZeDO iterations per frame (default: 20)")
     p.add_argument("--max-frames", type=int, default=None)
     from mocap_app.export.cli import add_export_arguments
     from mocap_app.world import add_world_args
@@ -82,6 +88,9 @@ def run_process(a) -> int:
         return _fail(str(e), EXIT_INPUT)
     except (InvalidIntrinsicsError, InvalidKeypointsError, WorldAlignmentError, ValueError) as e:
         return _fail(str(e), EXIT_USAGE)
+    if a.refine == "zedo":   # before world alignment: refinement changes the camera-frame joints
+        from engines.zedo.refine import refine_clip
+        clip = refine_clip(clip, iterations=a.refine_iterations, backend=a.backend)
     if world is not None or a.bvh or a.fbx or a.glb:
         try:
             clip = align_clip(clip, **(world or {}))

@@ -115,6 +115,10 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
         own_detector = detector is None
         detector = detector or MediaPipePoseDetector(running_mode="video")
         ts, kps, confs = [], [], []
+        # image engines (PersPose) lift inside the loop, while the frame is at hand; 2D lifters
+        # lift the whole clip in one batch afterwards (faster)
+        needs_images = getattr(lifter, "needs_images", False) or lifter.name == "perspose"
+        per_frame: list[np.ndarray] = []
         total = src.frame_count or 0
         try:
             t_prev = time.perf_counter()
@@ -126,6 +130,9 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
                     times.decode_ms.append((t0 - t_prev) * 1e3)   # time waiting for the decoder
                     times.keypoints_ms.append((t1 - t0) * 1e3)
                 ts.append(frame.timestamp_s); kps.append(k.xy_px); confs.append(k.confidence)
+                if needs_images:
+                    per_frame.append(lifter.lift(k.xy_px[None], k.confidence[None], intr.K,
+                                                 images=[frame.image_bgr])[0])
                 if progress:
                     progress(len(ts), total)
                 t_prev = time.perf_counter()
@@ -143,8 +150,8 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
     if not person.any():
         raise NoPersonError(f"{path}: no person was found in any of its {len(ts)} frames")
     t0 = time.perf_counter()
-    joints = lifter.lift(kp, conf, intr.K)
-    if times is not None:
+    joints = np.asarray(per_frame, np.float32) if needs_images else lifter.lift(kp, conf, intr.K)
+    if times is not None and not needs_images:
         times.lift_ms.extend([(time.perf_counter() - t0) * 1e3 / len(kp)] * len(kp))
     log.info("%s: %d frames, person in %d", path, len(ts), int(person.sum()))
     return Clip(timestamps_s=np.asarray(ts, np.float64), person=person, keypoints_px=kp, confidence=conf,

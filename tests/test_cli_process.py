@@ -96,3 +96,19 @@ def test_process_to_bvh_and_fbx_in_one_command(tmp_path):
     assert "wrote BVH" in r.stdout and "wrote FBX" in r.stdout
     parsed = read_our_bvh(bvh)
     assert parsed.frame_count == 30 and parsed.frame_time_s == pytest.approx(1 / 60, rel=1e-3)
+
+
+@pytest.mark.skipif(not VIDEO_DIR.exists(), reason="../shared/data/video not present")
+@pytest.mark.parametrize("extra,engine,refine", [(("--refine", "zedo"), "absposelifter", "zedo"),
+                                                 (("--engine", "perspose"), "perspose", None)])
+def test_process_with_refinement_or_image_engine(tmp_path, extra, engine, refine):
+    out = tmp_path / "c.json"
+    r = run_cli("process", VIDEO_DIR / "videos" / "cam03.mp4", "--out", out, "--focal-px", 1681,
+                "--max-frames", 8, *extra)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert d["engine"]["name"] == engine
+    assert (d["engine"]["refine"] or "").startswith(refine) if refine else d["engine"]["refine"] is None
+    joints = np.array([f["joints_cam_mm"] for f in d["frames"] if f["person"]])
+    assert len(joints) >= 7 and np.isfinite(joints).all()
+    assert 1000 < np.median(joints[:, J["pelvis"], 2]) < 8000          # metres away, in front of the camera
