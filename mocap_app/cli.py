@@ -5,6 +5,7 @@
     mocap-app convert clip.json --bvh out.bvh --fbx out.fbx [--glb out.glb]
     mocap-app calibrate ...
     mocap-app bench [VIDEO] | --engines
+    mocap-app adapt VIDEO... --out adapted.pt      (then: process --weights adapted.pt)
 
 Every failure a user can cause (missing file, unreadable video, no person, absurd
 focal length, unwritable path) prints one clear sentence and exits non-zero.
@@ -136,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     # other commands live beside the code they drive
     for mod, fn in (("mocap_app.export.cli", "add_convert_parser"),
                     ("mocap_app.calibration.cli", "add_calibrate_parser"),
-                    ("mocap_app.bench", "add_bench_parser")):
+                    ("mocap_app.bench", "add_bench_parser"),
+                    ("mocap_app.adapt_cli", "add_adapt_parser")):
         try:
             getattr(__import__(mod, fromlist=[fn]), fn)(sub)
         except ImportError as e:  # an optional part missing from this install
