@@ -272,12 +272,18 @@ def test_worker_error_autosaves_the_recording(qtbot, tmp_path):
 def test_worker_process_killed_recording_recovered(qtbot, tmp_path):
     """The worker process dies hard (SIGKILL, as in a native crash): the UI side recovers the autosaved take."""
     import signal
+    from mocap_app.clip import Clip
     from mocap_app.ui.worker import PipelineConfig, PipelineWorker
     w = PipelineWorker(PipelineConfig(str(VIDEO), live=False, record=True, autosave_every_s=0.2))
     errors: list[str] = []
     w.failed.connect(errors.append)
     w.start()
-    qtbot.waitUntil(lambda: w.recorded >= 4 and Path(w.config.autosave_path).exists(), timeout=150_000)
+    def autosaved_frames() -> int:   # autosaves are atomic (rename), so a read sees a whole take
+        p = Path(w.config.autosave_path)
+        return len(Clip.load(p)) if p.exists() else 0
+
+    # kill only once the autosave itself holds >= 3 frames (the UI-side count can run ahead of it)
+    qtbot.waitUntil(lambda: w.recorded >= 4 and autosaved_frames() >= 3, timeout=150_000)
     with qtbot.waitSignal(w.finished, timeout=30_000) as blocker:
         os.kill(w._proc.pid, signal.SIGKILL)
     assert blocker.args == [False]
