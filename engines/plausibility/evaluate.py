@@ -23,6 +23,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from scipy.stats import rankdata
 
 from engines.absposelifter.model import AbsolutePose
 from engines.absposelifter.train import DEFAULT_ERROR_MODEL
-from engines.data import CameraSampler, load_split, view_poses
+from engines.data import CameraSampler, Views, load_split, view_poses
 from engines.metrics import mpjpe, pa_mpjpe
 from engines.noise import ErrorModel, person_scale_px
 from engines.plausibility.corruptions import ALL_FAMILIES, corrupt_one
@@ -95,9 +96,27 @@ def views_with_noise(subjects, cfg: CameraSampler, seed: int):
     """Virtual views of the validation ``subjects`` through ``cfg`` cameras, with realistic 2D noise."""
     val = load_split("val", **RAW)
     poses = val["joints_mm"][np.isin(val["subject"], list(subjects))]
-    v = view_poses(poses, np.random.default_rng(seed), cfg)
+    rng = np.random.default_rng(seed)
+    try:
+        v = view_poses(poses, rng, cfg)
+    except RuntimeError:   # a few poses fit no camera of this setting: place in chunks, drop those
+        parts = []
+        for i in range(0, len(poses), 256):
+            try:
+                parts.append(view_poses(poses[i:i + 256], rng, cfg))
+            except RuntimeError:
+                parts += [vv for vv in (_place_one(p, rng, cfg) for p in poses[i:i + 256]) if vv is not None]
+        v = Views(*(np.concatenate([getattr(pp, f.name) for pp in parts]) for f in fields(Views)))
+        log.warning("%d of %d poses fit no camera of this setting and were left out", len(poses) - len(v.K), len(poses))
     noise = ErrorModel.load(DEFAULT_ERROR_MODEL).sample(np.random.default_rng(seed + 1), person_scale_px(v.keypoints_px))
     return v, (v.keypoints_px + noise).astype(np.float32)
+
+
+def _place_one(pose, rng, cfg):
+    try:
+        return view_poses(pose[None], rng, cfg)
+    except RuntimeError:
+        return None
 
 
 def evaluate_model(lifter, v, kp: np.ndarray, batch: int = 2048) -> dict:
