@@ -321,9 +321,9 @@ def fit(out_dir: Path = ASSETS, steps: int = 3000, batch: int = 256, seed: int =
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fit", action="store_true", help="rebuild assets/plausibility from the training subjects")
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--width", type=int, default=128)
-    ap.add_argument("--pool-mult", type=int, default=1, help="corrupted copies per training pose")
+    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--pool-mult", type=int, default=2, help="corrupted copies per training pose")
     ap.add_argument("--reference-only", action="store_true", help="rebuild only the reference data")
     ap.add_argument("--out-dir", type=Path, default=ASSETS)
     a = ap.parse_args(argv)
