@@ -92,6 +92,8 @@ def run_process(a) -> int:
     if a.refine == "zedo":   # before world alignment: refinement changes the camera-frame joints
         from engines.zedo.refine import refine_clip
         clip = refine_clip(clip, iterations=a.refine_iterations, backend=a.backend)
+    from engines.plausibility.score import add_plausibility
+    clip = add_plausibility(clip)   # per-frame score in [0, 1] for the clip JSON (a ranking, not a probability)
     if world is not None or a.bvh or a.fbx or a.glb:
         try:
             clip = align_clip(clip, **(world or {}))

@@ -28,6 +28,8 @@ def test_process_pose2sim_video_with_calibrated_focal(tmp_path):
     d = json.loads(out.read_text())
     assert d["schema"] == "mocap-clip" and d["version"] == 1 and len(d["frames"]) == 40
     assert d["intrinsics"]["fx_px"] == pytest.approx(calib["K"][0][0])
+    scores = [f["plausibility"] for f in d["frames"] if f["person"]]   # per-frame plausibility is written
+    assert all(0.0 <= s <= 1.0 for s in scores) and len(set(scores)) > 1
     ts = [f["timestamp_s"] for f in d["frames"]]
     assert np.all(np.diff(ts) > 0)
     frames = [f for f in d["frames"] if f["person"]]
