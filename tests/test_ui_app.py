@@ -3,7 +3,8 @@ screenshot while it plays, scrub, trim, export BVH through the real dialog, drag
 ask before closing an unsaved take, and restore settings.
 
 Needs Xvfb (for OpenGL: Qt's offscreen platform has none); skipped with the reason otherwise.
-The screenshot is kept as ``notes/ui_screenshot.png``.
+The screenshot is kept as a test artifact in ``.cache/test-artifacts/ui_screenshot.png`` (git-ignored;
+``notes/ui_screenshot.png`` is a reviewed copy).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from mocap_app.ui.xvfb import ensure_display  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = Path("/work/shared/data/video/pose2sim_demo_singleperson/videos/cam03.mp4")
 WEIGHTS = REPO / "assets" / "absposelifter" / "absposelifter.pt"
-SCREENSHOT = REPO / "notes" / "ui_screenshot.png"
+SCREENSHOT = REPO / ".cache" / "test-artifacts" / "ui_screenshot.png"
 FRAMES = 24
 
 pytestmark = [
@@ -116,7 +117,7 @@ def test_process_screenshot_scrub_trim_export(qtbot, app_state, monkeypatch):
     w.video._kp = None
     bare = _array(w.video.grab().toImage())      # the same frame without the overlay
     w.video._kp = kp
-    SCREENSHOT.parent.mkdir(exist_ok=True)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shot_img.save(str(SCREENSHOT))
     shot = _array(shot_img)
     video = _region(shot, w.video, w)
