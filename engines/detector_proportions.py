@@ -33,14 +33,11 @@ def symmetric_ratio(ratio: np.ndarray) -> np.ndarray:
 
 def measure() -> tuple[np.ndarray, np.ndarray]:
     """Median bone lengths ``(detector [16], mocap train [16])`` in mm."""
-    from engines.absposelifter.evaluate import pose2sim_detections
+    from engines.absposelifter.evaluate import pose2sim_views
     from engines.data import load_split
     from engines.real_errors import triangulate_dlt
 
-    cams, xy, conf = pose2sim_detections()
-    names = list(cams)
-    und = np.stack([cams[n].undistort(cams[n].video_to_calib(xy[i])) for i, n in enumerate(names)])
-    P = np.stack([cams[n].P for n in names])
+    _, _, und, conf, P = pose2sim_views()
     X = triangulate_dlt(np.moveaxis(und, 0, 2), P, np.moveaxis(conf.astype(float), 0, 2)) * 1000.0
     det = np.nanmedian(bone_lengths(X), 0)
     mocap = np.median(bone_lengths(load_split("train", raw=True)["joints_mm"]), 0)

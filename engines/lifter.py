@@ -62,22 +62,9 @@ class Lifter:
         self.name = name
         self.weights = Path(weights)
         self.module = AbsolutePose(load_torch_lifter(self.weights)).eval()
-        chain, why = backend_candidates(backend)
-        key = engine_key(name, self.module)
-        example = example_inputs()
-        self.runtime = None
-        for i, b in enumerate(chain):
-            try:
-                self.runtime = BACKENDS[b](self.module, example, self.input_names, self.output_names, key)
-                break
-            except Exception as e:   # never crash on a backend that cannot load: fall back
-                if i + 1 == len(chain):
-                    raise
-                log.warning("lifter backend %s failed to load (%s: %s); falling back to %s",
-                            b, type(e).__name__, e, chain[i + 1])
-                log.debug("backend %s failure", b, exc_info=True)
+        self.runtime = open_runtime(name, backend, self.module, example_inputs(), self.input_names,
+                                    self.output_names, engine_key(name, self.module))
         self.backend = self.runtime.name
-        log.info("lifter %s on %s (%s)", name, self.runtime.name, why)
         self._k_key: bytes | None = None      # last validated 3x3 K (live capture reuses one camera)
         self._k32 = np.zeros((1, 3, 3), np.float32)
 
@@ -144,6 +131,25 @@ def _check_K(K, N: int) -> np.ndarray:
             f"focal length {f.min():.1f}-{f.max():.1f} px is outside the plausible range "
             f"[{MIN_FOCAL_PX:.0f}, {MAX_FOCAL_PX:.0f}] px")
     return K
+
+
+def open_runtime(label: str, backend: str, module, example, input_names, output_names, key: str):
+    """The first backend of ``backend_candidates(backend)`` that loads ``module``; a backend that fails
+    to load falls back to the next with one warning (never a crash), and the choice is logged once."""
+    chain, why = backend_candidates(backend)
+    for i, b in enumerate(chain):
+        try:
+            runtime = BACKENDS[b](module, example, input_names, output_names, key)
+        except Exception as e:
+            if i + 1 == len(chain):
+                raise
+            log.warning("%s backend %s failed to load (%s: %s); falling back to %s",
+                        label, b, type(e).__name__, e, chain[i + 1])
+            log.debug("backend %s failure", b, exc_info=True)
+            continue
+        log.info("%s on %s (%s)", label, runtime.name, why)
+        return runtime
+    raise RuntimeError(f"no backend could run {label}")
 
 
 def backend_candidates(backend: str) -> tuple[list[str], str]:

@@ -67,6 +67,16 @@ def pose2sim_detections(cache: bool = True):
     return cams, xy, conf
 
 
+def pose2sim_views():
+    """The 4 pose2sim views ready for geometry: ``(cams, names, und [C,F,17,2], conf [C,F,17], P [C,3,4])``
+    with detections mapped to undistorted calibration pixels."""
+    cams, xy, conf = pose2sim_detections()
+    names = list(cams)
+    und = np.stack([cams[n].undistort(cams[n].video_to_calib(xy[i])) for i, n in enumerate(names)])
+    P = np.stack([cams[n].P for n in names])
+    return cams, names, und, conf, P
+
+
 def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime") -> dict[str, float]:
     """Real MediaPipe 2D on each pose2sim view, against the 3D triangulated from the *other* 3 views.
 
@@ -77,10 +87,7 @@ def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime") -> 
     from engines.real_errors import triangulate_dlt
 
     lifter = load_lifter("absposelifter", backend=backend, weights=weights)
-    cams, xy, conf = pose2sim_detections()
-    names = list(cams)
-    und = np.stack([cams[n].undistort(cams[n].video_to_calib(xy[i])) for i, n in enumerate(names)])
-    P = np.stack([cams[n].P for n in names])
+    cams, names, und, conf, P = pose2sim_views()
     uv = np.moveaxis(und, 0, 2)
     w = np.moveaxis(conf.astype(float), 0, 2)
     preds, gts = [], []

@@ -17,7 +17,7 @@ import torch
 
 from engines.perspose.geometry import PerspectiveError, person_crop
 from engines.perspose.model import AbsoluteFromImage, PersPoseConfig, PersPoseNet
-from engines.runtime import BACKENDS, file_sha256
+from engines.runtime import file_sha256
 from engines.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class PersPoseEngine:
     output_names = ["joints_cam_mm"]
 
     def __init__(self, backend: str = "auto", weights: str | Path | None = None):
-        from engines.lifter import backend_candidates   # lazy: engines.lifter imports this module lazily too
+        from engines.lifter import open_runtime   # lazy: engines.lifter imports this module lazily too
 
         self.name = "perspose"
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
@@ -57,20 +57,9 @@ class PersPoseEngine:
         example = (torch.rand(2, 3, S, S) * 255,
                    torch.tensor([[S * 1.5, 0, (S - 1) / 2], [0, S * 1.5, (S - 1) / 2], [0, 0, 1]]).expand(2, 3, 3)
                    .contiguous(), torch.eye(3).expand(2, 3, 3).contiguous())
-        chain, why = backend_candidates(backend)
-        key = f"perspose-{file_sha256(self.weights)[:16]}"
-        self.runtime = None
-        for i, b in enumerate(chain):
-            try:
-                self.runtime = BACKENDS[b](self.module, example, self.input_names, self.output_names, key)
-                break
-            except Exception as e:   # never crash on a backend that cannot load: fall back
-                if i + 1 == len(chain):
-                    raise
-                log.warning("perspose backend %s failed to load (%s: %s); falling back to %s",
-                            b, type(e).__name__, e, chain[i + 1])
+        self.runtime = open_runtime("perspose", backend, self.module, example, self.input_names,
+                                    self.output_names, f"perspose-{file_sha256(self.weights)[:16]}")
         self.backend = self.runtime.name
-        log.info("lifter perspose on %s (%s)", self.backend, why)
 
     def crops(self, images, keypoints_px: np.ndarray, K: np.ndarray):
         """Network inputs for frames with a person: crops ``[M, 3, S, S]``, ``K_crop``, ``R`` and their indices."""

@@ -111,16 +111,13 @@ def undistorted_frames(cam, max_frames: int = 100) -> list[np.ndarray]:
 
 
 def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime", figure: Path | None = None) -> dict:
-    from engines.absposelifter.evaluate import pose2sim_detections
+    from engines.absposelifter.evaluate import pose2sim_views
     from engines.lifter import load_lifter
     from engines.real_errors import triangulate_dlt
 
     pp = load_lifter("perspose", backend=backend, weights=weights)
     ab = load_lifter("absposelifter", backend=backend)
-    cams, xy, conf = pose2sim_detections()
-    names = list(cams)
-    und = np.stack([cams[n].undistort(cams[n].video_to_calib(xy[i])) for i, n in enumerate(names)])
-    P = np.stack([cams[n].P for n in names])
+    cams, names, und, conf, P = pose2sim_views()
     uv = np.moveaxis(und, 0, 2)
     w = np.moveaxis(conf.astype(float), 0, 2)
     res, show = {"perspose": {}, "absposelifter": {}}, None
