@@ -27,6 +27,16 @@ class InvalidKeypointsError(ValueError):
     """Keypoints that cannot be lifted (wrong shape, partly NaN, infinite)."""
 
 
+def as_keypoints(keypoints_px, dtype=np.float32) -> np.ndarray:
+    """Keypoints as ``[N, 17, 2]`` (a single ``[17, 2]`` pose becomes N = 1); any other shape is refused."""
+    kp = np.asarray(keypoints_px, dtype=dtype)
+    if kp.ndim == 2:
+        kp = kp[None]
+    if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 2):
+        raise InvalidKeypointsError(f"keypoints must have shape [N, {NUM_JOINTS}, 2], got {kp.shape}")
+    return kp
+
+
 class UnknownEngineError(ValueError):
     pass
 
@@ -69,11 +79,7 @@ class Lifter:
         self._k32 = np.zeros((1, 3, 3), np.float32)
 
     def lift(self, keypoints_px, confidence=None, K=None) -> np.ndarray:
-        kp = np.asarray(keypoints_px, dtype=np.float32)
-        if kp.ndim == 2:
-            kp = kp[None]
-        if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 2):
-            raise InvalidKeypointsError(f"keypoints must have shape [N, {NUM_JOINTS}, 2], got {kp.shape}")
+        kp = as_keypoints(keypoints_px)
         N = len(kp)
         if confidence is not None:
             conf = np.asarray(confidence, dtype=np.float32)

@@ -81,3 +81,18 @@ def pose2sim_videos() -> Pose2SimData:
     missing = [str(p) for p in [*videos.values(), calib] if not p.is_file()]
     assert not missing, f"pose2sim demo incomplete, missing: {missing}"
     return Pose2SimData(POSE2SIM, videos, calib)
+
+
+@pytest.fixture(scope="module")
+def engine_cache(tmp_path_factory):
+    """A temporary engine cache (``MOCAP_CACHE``) shared by the test_runtime_* modules, so one ONNX export
+    serves the session and the user's own cache is never touched; restored after each module."""
+    d = tmp_path_factory.getbasetemp() / "runtime_cache"
+    d.mkdir(exist_ok=True)
+    old = os.environ.get("MOCAP_CACHE")
+    os.environ["MOCAP_CACHE"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("MOCAP_CACHE", None)
+    else:
+        os.environ["MOCAP_CACHE"] = old

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from dataclasses import replace
@@ -23,28 +22,16 @@ from engines.skeleton import NUM_JOINTS
 HAS_CUDA = torch.cuda.is_available()
 NO_GPU = f"needs an NVIDIA GPU; PyTorch {torch.__version__} sees none"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    """The session-wide temporary engine cache shared with test_runtime_onnx (one export per session)."""
-    d = tmp_path_factory.getbasetemp() / "runtime_cache"
-    d.mkdir(exist_ok=True)
-    old = os.environ.get("MOCAP_CACHE")
-    os.environ["MOCAP_CACHE"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("MOCAP_CACHE", None)
-    else:
-        os.environ["MOCAP_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("engine_cache")
 
 
 @pytest.fixture(scope="module")
-def ort_lifter(cache):
+def ort_lifter(engine_cache):
     return load_lifter("absposelifter", backend="onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def torch_lifter(cache):
+def torch_lifter(engine_cache):
     return load_lifter("absposelifter", backend="torch")
 
 
@@ -154,11 +141,11 @@ def test_tensorrt_engine_key_changes_with_gpu_version_and_graph(tmp_path):
     assert tensorrt_backend.engine_cache_key(onnx_a, "NVIDIA H100 80GB HBM3", "9.0", "10.3.0") != key
 
 
-def test_tensorrt_default_engine_folder_is_in_the_cache(cache, tmp_path):
+def test_tensorrt_default_engine_folder_is_in_the_cache(engine_cache, tmp_path):
     onnx_a = tmp_path / "g.onnx"
     onnx_a.write_bytes(b"x")
     key = tensorrt_backend.engine_cache_key(onnx_a, "gpu", "8.0", "10.0.1")
-    assert tensorrt_backend.engine_path(key, onnx_a).parent == cache / "tensorrt"
+    assert tensorrt_backend.engine_path(key, onnx_a).parent == engine_cache / "tensorrt"
 
 
 def test_tensorrt_parity_inputs_look_like_people():
@@ -277,7 +264,7 @@ def test_cuda_graph_backend_matches_pytorch(torch_module, batch):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_CUDA, reason=NO_GPU)
-def test_auto_on_gpu_picks_a_gpu_backend(cache):
+def test_auto_on_gpu_picks_a_gpu_backend(engine_cache):
     lifter = load_lifter("absposelifter", backend="auto")
     assert lifter.runtime.name in ("tensorrt", "cuda")
     kp, K = _inputs(7)
@@ -288,13 +275,13 @@ def test_auto_on_gpu_picks_a_gpu_backend(cache):
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_CUDA or tensorrt_backend.unavailable_reason() is not None,
                     reason=f"needs an NVIDIA GPU and TensorRT: {tensorrt_backend.unavailable_reason()}")
-def test_tensorrt_engine_matches_pytorch_and_is_cached(cache, torch_module):
+def test_tensorrt_engine_matches_pytorch_and_is_cached(engine_cache, torch_module):
     from engines.lifter import engine_key
     from engines.runtime import onnx_for
     path = onnx_for(torch_module, example_inputs(), ["keypoints_px", "K"], ["joints_cam_mm"],
                     engine_key("absposelifter", torch_module))
     rt = tensorrt_backend.TensorRTRuntime(path, torch_module, example_inputs(), ["keypoints_px", "K"])
-    assert rt.path.exists() and rt.path.parent == cache / "tensorrt"
+    assert rt.path.exists() and rt.path.parent == engine_cache / "tensorrt"
     for b in (1, 7, 64, 100):
         kp, K = _inputs(b, seed=b)
         with torch.inference_mode():

@@ -1,7 +1,6 @@
 """``mocap-app bench``: the per-stage table on a real video and the per-backend lifter table."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -10,19 +9,7 @@ from mocap_app.bench import DEFAULT_VIDEO, Row, format_table, percentiles
 from mocap_app.cli import build_parser, main
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    """The session-wide temporary engine cache shared with the other test_runtime_* modules."""
-    d = tmp_path_factory.getbasetemp() / "runtime_cache"
-    d.mkdir(exist_ok=True)
-    old = os.environ.get("MOCAP_CACHE")
-    os.environ["MOCAP_CACHE"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("MOCAP_CACHE", None)
-    else:
-        os.environ["MOCAP_CACHE"] = old
-
+pytestmark = pytest.mark.usefixtures("engine_cache")
 
 def _rows(out: str) -> dict[str, tuple[float, float, int]]:
     """stage -> (p50, p95, n) for every numeric row of the printed tables."""

@@ -6,7 +6,6 @@ the other ``test_runtime_*`` modules), so the user's cache is never touched.
 from __future__ import annotations
 
 import io
-import os
 import time
 import warnings
 from contextlib import redirect_stdout
@@ -30,27 +29,13 @@ BATCHES = (1, 7, 64)
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A session-wide temporary engine cache (``MOCAP_CACHE``)."""
-    d = tmp_path_factory.getbasetemp() / "runtime_cache"
-    d.mkdir(exist_ok=True)
-    old = os.environ.get("MOCAP_CACHE")
-    os.environ["MOCAP_CACHE"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("MOCAP_CACHE", None)
-    else:
-        os.environ["MOCAP_CACHE"] = old
-
-
-@pytest.fixture(scope="module")
 def module():
     assert WEIGHTS_PATH.exists(), f"shipped lifter weights missing: {WEIGHTS_PATH}"
     return AbsolutePose(load_torch_lifter(WEIGHTS_PATH)).eval()
 
 
 @pytest.fixture(scope="module")
-def exported(cache, module):
+def exported(engine_cache, module):
     """Export (fresh) to where ``onnx_for`` looks, recording stdout and warnings while exporting."""
     path = onnx_cache_path(engine_key("absposelifter", module))
     path.unlink(missing_ok=True)
@@ -163,7 +148,7 @@ def test_onnxruntime_matches_pytorch_on_mediapipe_keypoints(module, ort_runtime,
     assert ((z > 1500) & (z < 8000)).all(), z
 
 
-def test_lifter_api_on_onnxruntime_matches_torch_backend(cache, exported):
+def test_lifter_api_on_onnxruntime_matches_torch_backend(engine_cache, exported):
     ort_l = load_lifter("absposelifter", backend="onnxruntime")
     torch_l = load_lifter("absposelifter", backend="torch")
     assert ort_l.runtime.name == "onnxruntime" and torch_l.runtime.name == "torch"
@@ -176,7 +161,7 @@ def test_lifter_api_on_onnxruntime_matches_torch_backend(cache, exported):
     assert relative_error(one, b[:1]) <= PARITY_RTOL
 
 
-def test_cached_graph_is_reused_and_a_corrupt_one_is_rebuilt(cache, tmp_path):
+def test_cached_graph_is_reused_and_a_corrupt_one_is_rebuilt(engine_cache, tmp_path):
     """Tiny module, so the re-export is quick: a truncated cached file must not be trusted."""
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))

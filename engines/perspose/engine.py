@@ -17,6 +17,7 @@ import torch
 
 from engines.perspose.geometry import PerspectiveError, person_crop
 from engines.perspose.model import AbsoluteFromImage, PersPoseConfig, PersPoseNet
+from engines.lifter import InvalidKeypointsError
 from engines.runtime import file_sha256
 from engines.skeleton import NUM_JOINTS
 
@@ -26,7 +27,7 @@ DEFAULT_WEIGHTS = REPO / "assets" / "perspose" / "perspose.pt"
 BOX_SCALE = 1.25          # person box = keypoint box x 1.25 (as in training, engines.perspose.render)
 
 
-class PersPoseInputError(ValueError):
+class PersPoseInputError(InvalidKeypointsError):
     """Frames or keypoints that PersPose cannot use (missing frames, wrong shapes)."""
 
 
@@ -80,13 +81,9 @@ class PersPoseEngine:
 
     def lift(self, keypoints_px, confidence=None, K=None, images=None) -> np.ndarray:
         """Absolute camera-frame joints ``[N, 17, 3]``; NaN for frames without a person."""
-        from engines.lifter import _check_K
+        from engines.lifter import _check_K, as_keypoints
 
-        kp = np.asarray(keypoints_px, dtype=np.float64)
-        if kp.ndim == 2:
-            kp = kp[None]
-        if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 2):
-            raise PersPoseInputError(f"keypoints must have shape [N, {NUM_JOINTS}, 2], got {kp.shape}")
+        kp = as_keypoints(keypoints_px, np.float64)
         N = len(kp)
         if images is None:
             raise PersPoseInputError("the perspose engine estimates 3D from the image: pass the frames "

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from engines.lifter import InvalidKeypointsError, UnknownEngineError, _check_K, select_backend
+from engines.lifter import InvalidKeypointsError, UnknownEngineError, _check_K, as_keypoints, select_backend
 from engines.runtime import BACKENDS, file_sha256
 from engines.skeleton import J, NUM_JOINTS, ROOT
 from engines.zedo.prior import DenoiseStep, load_prior
@@ -315,11 +315,7 @@ class ZedoRefiner:
 
     @staticmethod
     def _check(keypoints_px, confidence, K, joints_cam_mm=None):
-        kp = np.asarray(keypoints_px, dtype=np.float64)
-        if kp.ndim == 2:
-            kp = kp[None]
-        if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 2):
-            raise InvalidKeypointsError(f"keypoints must have shape [N, {NUM_JOINTS}, 2], got {kp.shape}")
+        kp = as_keypoints(keypoints_px, np.float64)
         N = len(kp)
         conf = np.ones((N, NUM_JOINTS)) if confidence is None else \
             np.asarray(confidence, dtype=np.float64).reshape(N, NUM_JOINTS)
