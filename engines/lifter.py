@@ -196,6 +196,41 @@ def select_backend(backend: str) -> str:
     return backend_candidates(backend)[0][0]
 
 
+def engine_weights(name: str) -> Path | None:
+    """The bundled weights of a 3D engine or refiner (``absposelifter``, ``perspose``, ``zedo``); None if unknown."""
+    if name in WEIGHTS:
+        return WEIGHTS[name]
+    if name == "perspose":
+        from engines.perspose.engine import DEFAULT_WEIGHTS
+        return DEFAULT_WEIGHTS
+    if name == "zedo":
+        from engines.zedo.refine import PRIOR_WEIGHTS
+        return PRIOR_WEIGHTS
+    return None
+
+
+def engine_available(name: str) -> bool:
+    """Whether this installation has the bundled weights of ``name``."""
+    w = engine_weights(name)
+    return w is not None and w.exists()
+
+
+def check_lifter_weights(path: str | Path) -> Path:
+    """Refuse, with a sentence, a file that is not AbsPoseLifter weights (e.g. for the GUI's weight picker)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"lifter weights {p} do not exist")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+        LifterConfig(**ckpt["config"])
+        if not isinstance(ckpt["state_dict"], dict):
+            raise TypeError("no state_dict")
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same sentence
+        raise ValueError(f"{p.name} is not AbsPoseLifter weights (from training or `mocap-app adapt`): "
+                         f"{type(e).__name__}") from e
+    return p
+
+
 def load_lifter(name: str = "absposelifter", backend: str = "auto", weights: str | Path | None = None) -> Lifter:
     if name == "perspose":   # image-based engine (engines/perspose): lift(kp, conf, K, images=frames)
         from engines.perspose.engine import PersPoseEngine

@@ -17,6 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger("mocap_app")
 
 EXIT_USAGE = 2
@@ -92,8 +94,15 @@ def run_process(a) -> int:
     if a.refine == "zedo":   # before world alignment: refinement changes the camera-frame joints
         from engines.zedo.refine import refine_clip
         clip = refine_clip(clip, iterations=a.refine_iterations, backend=a.backend)
-    from engines.plausibility.score import add_plausibility
-    clip = add_plausibility(clip)   # per-frame score in [0, 1] for the clip JSON (a ranking, not a probability)
+    from engines.plausibility.score import MissingAssetError, add_plausibility, implausible
+    try:   # calibrated per-frame plausibility in [0, 1] for the clip JSON; its absence costs nothing else
+        clip = add_plausibility(clip)
+        flagged = np.flatnonzero(implausible(clip.plausibility))
+        if len(flagged):
+            log.warning("%d frame(s) look implausible (plausibility < flag level), first: %s", len(flagged),
+                        ", ".join(str(int(i)) for i in flagged[:10]))
+    except MissingAssetError as e:
+        log.warning("no plausibility scores: %s", e)
     if world is not None or a.bvh or a.fbx or a.glb:
         try:
             clip = align_clip(clip, **(world or {}))
@@ -148,12 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+GUI_FILE_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".json")
+
+
+def gui_file_argument(argv: list[str]) -> str | None:
+    """``mocap-app FILE`` (a file manager's *Open with*, the .desktop entry's ``%f``): the video or clip to
+    open in the desktop app; None for a command line."""
+    if len(argv) == 1 and not argv[0].startswith("-") and Path(argv[0]).suffix.lower() in GUI_FILE_SUFFIXES:
+        return argv[0]
+    return None
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = any(t in ("-v", "--verbose") for t in argv)   # accepted anywhere, also after the command
     argv = [t for t in argv if t not in ("-v", "--verbose")]
+    gui_file = gui_file_argument(argv)
     ap = build_parser()
-    a = ap.parse_args(argv)
+    a = ap.parse_args([] if gui_file else argv)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if a.command is None:
@@ -162,7 +183,7 @@ def main(argv=None) -> int:
         except ImportError:
             ap.print_help()
             return 0
-        return run_app()
+        return run_app([sys.argv[0], gui_file] if gui_file else None)
     func = getattr(a, "func", None) or getattr(a, "run", None)
     try:
         return int(func(a) or 0)

@@ -30,6 +30,8 @@ def test_process_pose2sim_video_with_calibrated_focal(tmp_path):
     assert d["intrinsics"]["fx_px"] == pytest.approx(calib["K"][0][0])
     scores = [f["plausibility"] for f in d["frames"] if f["person"]]   # per-frame plausibility is written
     assert all(0.0 <= s <= 1.0 for s in scores) and len(set(scores)) > 1
+    from engines.plausibility.score import FLAG_BELOW   # calibrated: a real take is mostly not flagged
+    assert np.mean(np.asarray(scores) < FLAG_BELOW) <= 0.1, scores
     ts = [f["timestamp_s"] for f in d["frames"]]
     assert np.all(np.diff(ts) > 0)
     frames = [f for f in d["frames"] if f["person"]]
@@ -114,3 +116,12 @@ def test_process_with_refinement_or_image_engine(tmp_path, extra, engine, refine
     joints = np.array([f["joints_cam_mm"] for f in d["frames"] if f["person"]])
     assert len(joints) >= 7 and np.isfinite(joints).all()
     assert 1000 < np.median(joints[:, J["pelvis"], 2]) < 8000          # metres away, in front of the camera
+
+
+def test_a_lone_video_or_clip_argument_opens_the_desktop_app():
+    """The .desktop entry runs ``mocap-app %f``: a lone video/clip path goes to the GUI, not to argparse."""
+    from mocap_app.cli import gui_file_argument
+    assert gui_file_argument(["/videos/My Take.MP4"]) == "/videos/My Take.MP4"
+    assert gui_file_argument(["take.clip.json"]) == "take.clip.json"
+    for argv in ([], ["process", "a.mp4"], ["--help"], ["notes.txt"], ["a.mp4", "b.mp4"]):
+        assert gui_file_argument(argv) is None, argv

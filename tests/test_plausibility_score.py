@@ -32,6 +32,7 @@ def test_corruption_auc_on_validation_subjects():
     res = corruption_test(fraction=0.25, seed=3)
     assert res["corrupted_frames"] > 1000
     assert res["auc"]["combined"] >= 0.95, res["auc"]
+    assert res["auc"]["calibrated"] >= 0.95, res["auc"]   # the score the clip JSON and the GUI show
     for fam in HELD_OUT_FAMILIES:   # never shown to the discriminator
         assert res["per_family"][fam]["combined"] >= 0.9, res["per_family"][fam]
 
@@ -117,3 +118,36 @@ def test_add_plausibility_round_trips_in_clip_json(tmp_path, val_clip):
     assert np.isnan(back.plausibility[3])
     np.testing.assert_allclose(back.plausibility[person], clip.plausibility[person], atol=1e-4)
     assert ((back.plausibility[person] >= 0) & (back.plausibility[person] <= 1)).all()
+
+
+# -- calibration: the score users see, and which frames the GUI flags ---------------------------------
+def test_calibration_belongs_to_the_shipped_lifter():
+    import hashlib
+
+    from engines.plausibility.evaluate import BASE_WEIGHTS
+    from engines.plausibility.score import load_calibration
+    c = load_calibration()
+    assert c["lifter_sha256"] == hashlib.sha256(BASE_WEIGHTS.read_bytes()).hexdigest(), (
+        "the lifter changed: rerun `python -m engines.plausibility.evaluate calibrate`")
+    rep = c["report"]
+    assert rep["flagged"]["real mocap, validation subjects"] <= 0.01
+    assert rep["flagged"]["lifted poses with one corruption, all families"] >= 0.3
+    assert all(v <= 0.1 for k, v in rep["flagged"].items() if k.startswith("real video"))
+
+
+def test_calibrated_scores_flag_corrupted_frames_not_real_ones(val_clip):
+    from engines.plausibility.score import FLAG_BELOW, calibrated_scores, implausible
+    rng = np.random.default_rng(5)
+    X = val_clip.copy()
+    bad = np.arange(10, len(X), 25)
+    for i in bad:
+        X[i] = corrupt_one(X[i], "jitter", rng)
+    X[5] = np.nan
+    p = calibrated_scores(X)
+    assert np.isnan(p[5]) and not implausible(p)[5]
+    ok = np.setdiff1d(np.arange(len(X)), np.r_[bad, 5])
+    assert ((p[ok] >= 0) & (p[ok] <= 1)).all()
+    flags = implausible(p)
+    assert flags[bad].mean() >= 0.9, p[bad]
+    assert flags[ok].mean() <= 0.02, np.sort(p[ok])[:10]
+    assert np.median(p[ok]) > 10 * FLAG_BELOW

@@ -208,12 +208,130 @@ def test_main_window_invalid_inputs(window, tmp_path):
     assert w.export_dialog() is None and "Nothing to export" in w.banner.text()
 
 
-def test_engine_selector_disables_unavailable_engines(window):
-    from engines.lifter import WEIGHTS
+def test_engine_selector_and_refine_follow_the_installed_weights(window, settings, qtbot):
+    from engines.lifter import engine_available
+    from mocap_app.ui.main_window import MainWindow
     combo = window.engine_combo
+    assert [combo.itemData(i) for i in range(combo.count())] == ["absposelifter", "perspose"]
     for i in range(combo.count()):
-        assert combo.model().item(i).isEnabled() == (combo.itemData(i) in WEIGHTS)
+        assert combo.model().item(i).isEnabled() == engine_available(combo.itemData(i))
     assert combo.currentData() == "absposelifter"
+    assert window.act_zedo.isEnabled() == engine_available("zedo") and not window.act_zedo.isChecked()
+    # the choice shows in the status bar and persists
+    combo.setCurrentIndex(combo.findData("perspose"))
+    window.act_zedo.setChecked(True)
+    assert "PersPose" in window.backend_label.text() and "ZeDO" in window.backend_label.text()
+    window._save_settings()
+    w2 = MainWindow(settings=settings, prefer_open3d=False, auto_start_files=False)
+    qtbot.addWidget(w2)
+    assert w2.engine_combo.currentData() == "perspose" and w2.act_zedo.isChecked()
+    w2.close()
+
+
+def test_lifter_weights_choice_is_checked_shown_and_persisted(window, settings, qtbot, tmp_path, monkeypatch):
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from engines.lifter import WEIGHTS
+    from mocap_app.ui.main_window import MainWindow
+    assert window.weights is None and not window.act_bundled.isEnabled()
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not weights")
+    for path, msg in ((junk, "is not AbsPoseLifter weights"), (tmp_path / "missing.pt", "do not exist")):
+        monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, p=path, **k: (str(p), ""))
+        window.choose_weights_dialog()
+        assert msg in window.banner.text() and window.weights is None
+    adapted = tmp_path / "adapted.pt"
+    shutil.copy(WEIGHTS["absposelifter"], adapted)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(adapted), ""))
+    window.choose_weights_dialog()
+    assert window.weights == adapted and "adapted.pt" in window.backend_label.text()
+    assert window.act_bundled.isEnabled()
+    w2 = MainWindow(settings=settings, prefer_open3d=False, auto_start_files=False)   # persisted
+    qtbot.addWidget(w2)
+    assert w2.weights == adapted
+    w2.act_bundled.trigger()
+    assert w2.weights is None and "adapted" not in w2.backend_label.text()
+    w2.close()
+    adapted.unlink()   # a saved choice that went away: a warning, the bundled weights, no crash
+    settings.setValue("pipeline/lifter_weights", str(adapted))
+    w3 = MainWindow(settings=settings, prefer_open3d=False, auto_start_files=False)
+    qtbot.addWidget(w3)
+    w3.show()
+    assert w3.weights is None and "bundled" in w3.banner.text()
+    w3.close()
+
+
+# -- plausibility flags on the timeline ---------------------------------------------------------------
+def test_timeline_flags_ticks_label_and_next(qtbot):
+    from mocap_app.ui.widgets import Timeline
+    tl = Timeline()
+    qtbot.addWidget(tl)
+    tl.resize(900, 40)
+    tl.show()
+    tl.set_length(np.arange(100) / 30.0)
+    assert not tl.next_flag_btn.isVisible() and tl.next_flag() is None
+    with pytest.raises(ValueError, match="100 frames"):
+        tl.set_flags(np.zeros(99, bool))
+    flags = np.zeros(100, bool)
+    flags[[20, 21, 70]] = True
+    tl.set_flags(flags)
+    assert tl.next_flag_btn.isVisible() and "3 flagged" in tl.pos_label.text()
+    assert [tl.next_flag(), tl.next_flag(), tl.next_flag(), tl.next_flag()] == [20, 21, 70, 20]   # wraps
+    assert "(this one)" in tl.pos_label.text()
+    img = tl.flag_strip.grab().toImage()
+    red = [x for x in range(img.width()) if (c := img.pixelColor(x, 3)).red() > 180 and c.green() < 90]
+    assert red, "no red tick painted"
+    x70 = tl.flag_strip.tick_x(70)
+    assert min(abs(x - x70) for x in red) <= 2 and max(red) < img.width() - 5   # ticks sit at their frames
+    tl.set_length(np.arange(10) / 30.0)   # a new take clears them
+    assert not tl.flags.any() and not tl.next_flag_btn.isVisible()
+
+
+def _lifted_take(n_frames=120, corrupt_at=(30, 31, 90)):
+    """A realistic take without running MediaPipe: a validation mocap clip seen by a virtual camera, 2D with
+    MediaPipe-like noise, lifted by the shipped AbsPoseLifter; ``corrupt_at`` frames get every joint jittered."""
+    from engines.absposelifter.model import AbsolutePose
+    from engines.camera import CameraIntrinsics
+    from engines.data import CameraSampler, load_split
+    from engines.plausibility.adapt import load_generator
+    from engines.plausibility.corruptions import corrupt_one
+    from engines.plausibility.evaluate import BASE_WEIGHTS, lifted_poses, place_with_noise
+    from mocap_app.clip import Clip
+    val = load_split("val")
+    clips, counts = np.unique(val["clip"], return_counts=True)
+    poses = val["joints_mm"][val["clip"] == clips[np.argmax(counts)]][:n_frames]
+    v, kp = place_with_noise(poses, CameraSampler(), seed=7)
+    cam = lifted_poses(AbsolutePose(load_generator(BASE_WEIGHTS)).eval(), kp, v.K).astype(np.float64)
+    rng = np.random.default_rng(1)
+    for i in corrupt_at:
+        cam[i] = corrupt_one(cam[i], "jitter", rng)
+    n = len(cam)
+    return Clip(timestamps_s=np.arange(n) / 30.0, person=np.ones(n, bool), keypoints_px=kp,
+                confidence=np.full((n, 17), 0.9, np.float32), joints_cam_mm=cam,
+                intrinsics=CameraIntrinsics.from_focal(1000.0, 1280, 720))
+
+
+def test_take_gets_implausible_frames_flagged(window, qtbot, tmp_path):
+    from mocap_app.clip import Clip
+    from mocap_app.ui.main_window import slice_clip
+    clip = _lifted_take()
+    window.set_review_clip(clip, saved=False)
+    qtbot.waitUntil(lambda: clip.plausibility is not None, timeout=30000)   # scored off the UI thread
+    flags = window.timeline.flags
+    assert flags[[30, 31, 90]].all()
+    assert flags.sum() <= 3 + 0.05 * len(flags), np.flatnonzero(flags)
+    assert "look implausible" in window.state_label.text() and window.act_next_flag.isEnabled()
+    window.timeline.slider.setValue(0)
+    window.act_next_flag.trigger()
+    assert window.timeline.slider.value() == np.flatnonzero(flags)[0]
+    # trimmed and saved takes keep their scores, and a reopened clip shows the same flags at once
+    part = slice_clip(window.clip, 25, 95)
+    assert len(part.plausibility) == len(part) and np.array_equal(part.plausibility, window.clip.plausibility[25:96])
+    back = Clip.load(window.clip.save(tmp_path / "take.clip.json"))
+    window.set_review_clip(back, saved=True)
+    assert np.array_equal(window.timeline.flags, flags)
 
 
 # -- worker crash keeps the recording --------------------------------------------------------------
@@ -316,7 +434,8 @@ def test_calibration_dialog_from_the_menu(window, qtbot, settings):
         seen["valid"] = ok.isEnabled()
         ok.click()
     QTimer.singleShot(50, drive)
-    assert w.act_calib in w.menuBar().actions()[2].menu().actions()
+    menus = {a.text().replace("&", ""): a.menu() for a in w.menuBar().actions()}
+    assert w.act_calib in menus["Camera"].actions()
     dlg = w.open_calibration()
     assert dlg is not None
     assert seen["size"] == (1088, 1920)     # the dialog opens at the video's size
@@ -353,3 +472,40 @@ def test_painting_and_signals_keep_reference_counts(qtbot):
         e.ping.emit()
     assert abs(sys.getrefcount(None) - n0) < 50, pyside_problem()
     assert abs(sys.getrefcount(True) - t0) < 50, pyside_problem()
+
+
+# -- the worker runs every engine choice the window offers ------------------------------------------
+def _run_pipeline(tmp_path, **cfg):
+    """Run the real worker pipeline in this process on 6 frames of the real clip; return (events, take)."""
+    import multiprocessing as mp
+
+    from mocap_app.ui.worker import PipelineConfig, PipelineRunner
+    config = PipelineConfig(source=str(VIDEO), record=True, max_frames=6, focal_px=1681.0,
+                            autosave_path=str(tmp_path / f"take-{len(list(tmp_path.iterdir()))}.clip.json"), **cfg)
+    events = []
+    recording = mp.Event()
+    recording.set()
+    PipelineRunner(config, lambda kind, payload: events.append((kind, payload)), mp.Event(), recording,
+                   mp.Value("d", 0.0)).run()
+    kinds = [k for k, _ in events]
+    assert "failed" not in kinds, [p for k, p in events if k == "failed"]
+    take = next(p for k, p in events if k == "take")[0]
+    assert take is not None and len(take) == 6 and take.person.all()
+    return events, take
+
+
+def test_worker_runs_adapted_weights_zedo_and_perspose(tmp_path):
+    import shutil
+
+    from engines.lifter import WEIGHTS
+    adapted = tmp_path / "adapted.pt"
+    shutil.copy(WEIGHTS["absposelifter"], adapted)
+    (tmp_path / "takes").mkdir()
+    _, plain = _run_pipeline(tmp_path / "takes")
+    _, refined = _run_pipeline(tmp_path / "takes", weights=adapted, refine="zedo")
+    assert refined.engine["refine"] == "zedo" and refined.engine["weights"] == "adapted.pt"
+    assert plain.engine["refine"] is None and "weights" not in plain.engine
+    moved = np.linalg.norm(refined.joints_cam_mm - plain.joints_cam_mm, axis=-1)   # ZeDO really ran
+    assert np.isfinite(moved).all() and moved.mean() > 1.0 and np.median(moved) < 300
+    started = dict(_run_pipeline(tmp_path / "takes", engine="perspose")[0])["started"]
+    assert started["engine"] == "perspose"

@@ -51,6 +51,10 @@ REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "assets" / "plausibility"
 REFERENCE_FILE = ASSETS / "reference.npz"
 DISCRIMINATOR_FILE = ASSETS / "discriminator.pt"
+CALIBRATION_FILE = ASSETS / "calibration.json"
+# calibrated scores (percentiles of the lifter's own validation poses) under this are flagged:
+# 2 % of normal output, most corrupted poses (``python -m engines.plausibility.evaluate calibrate``)
+FLAG_BELOW = 0.02
 
 MIN_CLIP_FRAMES = 8
 BONE_TOL_FLOOR = 0.04      # smallest per-bone relative tolerance (2D noise moves lifted bones too)
@@ -258,9 +262,60 @@ def plausibility_scores(joints_mm) -> np.ndarray:
     return plausibility_parts(joints_mm).score
 
 
+@lru_cache(maxsize=2)
+def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
+    if not Path(path).exists():
+        raise MissingAssetError(f"plausibility calibration {path} is missing; rebuild with "
+                                "`python -m engines.plausibility.evaluate calibrate`")
+    return json.loads(Path(path).read_text())
+
+
+CALIBRATED_PARTS = ("bone_dev", "angle_deg", "learned_nll")
+
+
+def badness(parts: PlausibilityParts) -> dict[str, np.ndarray]:
+    """Each check as a 'higher is worse' number: bone-length deviation, joint-angle distance, -log p(real)."""
+    return {"bone_dev": parts.bone_dev, "angle_deg": parts.angle_deg,
+            "learned_nll": -np.log(np.maximum(parts.learned, 1e-300))}
+
+
+def combine(bad: dict[str, np.ndarray], calibration: dict) -> np.ndarray:
+    """q = prod_k (1 - F_k(b_k)): each check's badness as the fraction of reference poses it beats."""
+    lv = np.asarray(calibration["levels"])
+    return np.prod([1.0 - np.interp(bad[k], calibration["part_quantiles"][k], lv) for k in CALIBRATED_PARTS], axis=0)
+
+
+def to_percentile(parts: PlausibilityParts, calibration: dict | None = None) -> np.ndarray:
+    """The three checks -> one calibrated plausibility in [0, 1] per frame (NaN stays NaN).
+
+    Each check's badness b_k is turned into F_k(b_k), the fraction of the reference poses
+    that are better on that check, where the reference is the lifter's own output on
+    validation motion (realistic 2D noise, ``evaluate calibrate``). The checks combine as
+    q = prod_k (1 - F_k(b_k)) and the result is G(q), the fraction of reference poses with a
+    lower q: 0.5 is a typical frame of our own output, 0.01 is worse than 99 % of it. (The raw
+    product of the checks is tiny for any lifted pose, so it cannot be read or thresholded.)
+    """
+    c = calibration or load_calibration()
+    lv = np.asarray(c["levels"])
+    bad = badness(parts)
+    out = np.interp(combine(bad, c), c["combined_quantiles"], lv)
+    return np.where(np.isfinite(parts.score), out, np.nan)
+
+
+def calibrated_scores(joints_mm) -> np.ndarray:
+    """Per-frame calibrated plausibility ``[N]`` of one clip's joints (see ``to_percentile``)."""
+    return to_percentile(plausibility_parts(joints_mm))
+
+
+def implausible(plausibility) -> np.ndarray:
+    """Frames to flag: calibrated plausibility below ``FLAG_BELOW`` (frames without a person are not flagged)."""
+    p = np.asarray(plausibility, dtype=np.float64)
+    return np.isfinite(p) & (p < FLAG_BELOW)
+
+
 def add_plausibility(clip):
-    """Set ``clip.plausibility`` (per frame, NaN without a person) from its camera-frame joints; returns the clip."""
-    clip.plausibility = plausibility_scores(clip.joints_cam_mm).astype(np.float64)
+    """Set ``clip.plausibility`` (calibrated, per frame, NaN without a person) from its camera-frame joints."""
+    clip.plausibility = calibrated_scores(clip.joints_cam_mm).astype(np.float64)
     return clip
 
 

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 ICON = REPO / "assets" / "icons" / "mocap.svg"
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
-ENGINES = (("absposelifter", "AbsPoseLifter"), ("perspose", "PersPose"), ("zedo", "ZeDO"))
+ENGINES = (("absposelifter", "AbsPoseLifter"), ("perspose", "PersPose (experimental)"))
 FILE_ITEM = "file"
 
 
@@ -43,7 +43,8 @@ def slice_clip(clip: Clip, first: int, last: int) -> Clip:
     return dataclasses.replace(
         clip, timestamps_s=clip.timestamps_s[s], person=clip.person[s], keypoints_px=clip.keypoints_px[s],
         confidence=clip.confidence[s], joints_cam_mm=clip.joints_cam_mm[s],
-        joints_world_mm=None if clip.joints_world_mm is None else clip.joints_world_mm[s])
+        joints_world_mm=None if clip.joints_world_mm is None else clip.joints_world_mm[s],
+        plausibility=None if clip.plausibility is None else clip.plausibility[s])
 
 
 def clip_world(clip: Clip) -> np.ndarray:
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
     """The whole app in one window."""
 
     export_done = Signal(object, str)      # ExportResult or None, error message ("" when fine)
+    plausibility_done = Signal(object, object)   # the clip scored, its per-frame plausibility (or an error text)
 
     def __init__(self, weights: str | Path | None = None, settings: QSettings | None = None,
                  prefer_open3d: bool = True, ask_file_if_no_camera: bool = False, autosave: bool = True,
@@ -102,6 +104,7 @@ class MainWindow(QMainWindow):
         self.ui_cpu_ms: list[float] = []        # ... and its CPU time (wall minus being preempted)
         self._last_dropped = 0
 
+        self._startup_warning = ""
         self.renderer = SceneRenderer(prefer_open3d=prefer_open3d)
         self._build_ui()
         self._load_settings()
@@ -110,6 +113,8 @@ class MainWindow(QMainWindow):
             self.view_label.setText(f"3D view: {self.renderer.backend_name}")
         self.view3d.frame_shown.connect(self._on_frame_shown)
         self.export_done.connect(self._on_export_done)
+        self.plausibility_done.connect(self._on_plausibility)
+        self._plausibility_thread: threading.Thread | None = None
         self._status_result = None
         self._plot_timer = QTimer(self)
         self._plot_timer.timeout.connect(self.plots.refresh)
@@ -117,6 +122,8 @@ class MainWindow(QMainWindow):
         self._plot_timer.start(200)
         self.setAcceptDrops(True)
         self.refresh_sources()
+        if self._startup_warning:
+            self.banner.show_message(self._startup_warning, "warning")
         self._update_state()
         self.renderer.submit(Scene())
         if ask_file_if_no_camera and not self._cameras:
@@ -139,6 +146,20 @@ class MainWindow(QMainWindow):
         self.act_reset = QAction("Reset 3D view", self, shortcut="Home", triggered=lambda: self.view3d.reset_view())
         self.act_calib = QAction("&Calibrate camera...", self, triggered=self.open_calibration)
         self.act_refresh = QAction("Refresh camera list", self, triggered=self.refresh_sources)
+        from engines.lifter import engine_available
+        self.act_zedo = QAction("ZeDO refine", self, checkable=True)
+        if engine_available("zedo"):
+            self.act_zedo.setToolTip("Refine every 3D pose with the ZeDO diffusion pose prior "
+                                     "(20 iterations, a few ms per frame; experimental)")
+        else:
+            self.act_zedo.setEnabled(False)
+            self.act_zedo.setToolTip("ZeDO's pose prior is not part of this installation")
+        self.act_weights = QAction("Lifter &weights...", self, triggered=self.choose_weights_dialog)
+        self.act_weights.setToolTip("Use other AbsPoseLifter weights, e.g. adapted to your footage by "
+                                    "`mocap-app adapt`")
+        self.act_bundled = QAction("Use &bundled weights", self, triggered=lambda: self.set_lifter_weights(None))
+        self.act_next_flag = QAction("Next &flagged frame", self, shortcut="F",
+                                     triggered=lambda: self.timeline.next_flag())
 
         mb = self.menuBar()
         m = mb.addMenu("&File")
@@ -147,10 +168,14 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Capture")
         for a in (self.act_start, self.act_record, None, self.act_refresh):
             m.addSeparator() if a is None else m.addAction(a)
+        m = mb.addMenu("&Engine")
+        for a in (self.act_zedo, None, self.act_weights, self.act_bundled):
+            m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("C&amera")
         m.addAction(self.act_calib)
         m = mb.addMenu("&View")
         m.addAction(self.act_reset)
+        m.addAction(self.act_next_flag)
 
         tb = QToolBar("Main")
         tb.setObjectName("main_toolbar")
@@ -168,15 +193,17 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addWidget(QLabel(" Engine: "))
         self.engine_combo = QComboBox()
-        from engines.lifter import WEIGHTS
         for key, label in ENGINES:
-            avail = key in WEIGHTS
+            avail = engine_available(key)
             self.engine_combo.addItem(label if avail else f"{label} (not available yet)", key)
             if not avail:
                 item = self.engine_combo.model().item(self.engine_combo.count() - 1)
                 item.setEnabled(False)
                 item.setToolTip(f"{label} is not part of this build yet")
         tb.addWidget(self.engine_combo)
+        tb.addAction(self.act_zedo)
+        self.engine_combo.currentIndexChanged.connect(lambda _i: self._update_weights_label())
+        self.act_zedo.toggled.connect(lambda _on: self._update_weights_label())
         tb.addWidget(QLabel(" Focal (px): "))
         self.focal_edit = QLineEdit()
         self.focal_edit.setPlaceholderText("auto")
@@ -209,6 +236,7 @@ class MainWindow(QMainWindow):
         v.addWidget(self.splitter, 1)
         self.timeline = Timeline()
         self.timeline.frame_changed.connect(self.show_clip_frame)
+        self.timeline.next_flag_btn.setShortcut("")   # the window's View ▸ Next flagged frame (F) has it
         v.addWidget(self.timeline)
         self.setCentralWidget(central)
 
@@ -258,6 +286,14 @@ class MainWindow(QMainWindow):
         i = self.engine_combo.findData(str(s.value("pipeline/engine", "absposelifter")))
         if i >= 0 and self.engine_combo.model().item(i).isEnabled():
             self.engine_combo.setCurrentIndex(i)
+        self.act_zedo.setChecked(self.act_zedo.isEnabled() and str(s.value("pipeline/refine", "")) == "zedo")
+        w = str(s.value("pipeline/lifter_weights", "") or "")
+        if w and self.weights is None:   # an explicit argument or MOCAP_LIFTER_WEIGHTS wins
+            try:
+                self.set_lifter_weights(w, save=False)
+            except (OSError, ValueError) as e:   # shown once the window is up (after the camera message)
+                self._startup_warning = f"The saved lifter weights are not usable ({e}); using the bundled ones."
+        self._update_weights_label()
 
     def _save_settings(self) -> None:
         s = self.settings
@@ -265,6 +301,7 @@ class MainWindow(QMainWindow):
         s.setValue("pipeline/smoothing", self.smooth_slider.value())
         s.setValue("pipeline/focal_px", self.focal_edit.text().strip())
         s.setValue("pipeline/engine", self.engine_combo.currentData())
+        s.setValue("pipeline/refine", "zedo" if self.act_zedo.isChecked() else "")
         s.sync()
 
     def _last_dir(self) -> str:
@@ -392,7 +429,8 @@ class MainWindow(QMainWindow):
             return False
         live = isinstance(self.source, int)
         cfg = PipelineConfig(source=self.source, live=live, engine=self.engine_combo.currentData(),
-                             weights=self.weights, focal_px=focal, camera_profile=self.camera_profile,
+                             weights=self.weights, refine="zedo" if self.act_zedo.isChecked() else None,
+                             focal_px=focal, camera_profile=self.camera_profile,
                              smoothing=self.smooth_slider.value() / 100.0,
                              record=not live or self.act_record.isChecked(), autosave=self.autosave,
                              max_frames=self.max_frames, source_factory=self.source_factory)
@@ -441,7 +479,7 @@ class MainWindow(QMainWindow):
 
     def _on_started(self, info: dict) -> None:
         self.intrinsics = info["intrinsics"]
-        self.backend_label.setText(f"3D engine: {self.engine_combo.currentText()} on {info['backend']}")
+        self._update_weights_label(info["backend"])
         total = info.get("frames_total") or 0
         if not info["live"] and total:
             self.progress.setRange(0, total)
@@ -558,9 +596,83 @@ class MainWindow(QMainWindow):
             self._review_cap = cap if cap.isOpened() else None
         self.intrinsics = clip.intrinsics
         self.timeline.set_length(clip.timestamps_s)
+        if clip.plausibility is not None and len(clip.plausibility) == len(clip):
+            self._show_flags(clip)
+        else:
+            self._score_plausibility(clip)
         self.plots.set_clip(clip.timestamps_s - clip.timestamps_s[0], self._review_world, clip.confidence)
         self.show_clip_frame(0)
         self._update_state()
+
+    # ---------------------------------------------------------------------- plausibility
+    def _score_plausibility(self, clip: Clip) -> None:
+        """Score the take's frames on a background thread; the flags appear on the timeline when done."""
+        def work():
+            try:
+                from engines.plausibility.score import calibrated_scores
+                self.plausibility_done.emit(clip, calibrated_scores(clip.joints_cam_mm))
+            except Exception as e:  # noqa: BLE001 - a missing asset must not cost the take
+                log.warning("plausibility not scored: %s", e)
+                self.plausibility_done.emit(clip, f"{type(e).__name__}: {e}")
+        self._plausibility_thread = threading.Thread(target=work, name="plausibility", daemon=True)
+        self._plausibility_thread.start()
+
+    def _on_plausibility(self, clip: Clip, scores) -> None:
+        if clip is not self.clip:   # another take replaced it meanwhile
+            return
+        if isinstance(scores, str):
+            self.state_label.setText(f"Plausibility not checked ({scores})")
+            return
+        clip.plausibility = np.asarray(scores, np.float64)
+        self._show_flags(clip)
+
+    def _show_flags(self, clip: Clip) -> None:
+        from engines.plausibility.score import implausible
+        flags = implausible(clip.plausibility)
+        self.timeline.set_flags(flags)
+        self.act_next_flag.setEnabled(bool(flags.any()) and self.worker is None)
+        if flags.any():
+            self.state_label.setText(f"{int(flags.sum())} of {len(flags)} frames look implausible: red ticks on "
+                                     "the timeline, F jumps to the next")
+
+    # ------------------------------------------------------------------------- weights
+    @property
+    def _zedo_available(self) -> bool:
+        from engines.lifter import engine_available
+        return engine_available("zedo")
+
+    def choose_weights_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "AbsPoseLifter weights", self._last_dir(),
+                                              "Lifter weights (*.pt);;All files (*)")
+        if not path:
+            return
+        try:
+            self.set_lifter_weights(path)
+        except (OSError, ValueError) as e:
+            self.banner.show_message(str(e)[:1].upper() + str(e)[1:] + ".", "error")
+            return
+        self.banner.show_message(f"The AbsPoseLifter now uses {Path(path).name} (from the next Start).", "info")
+
+    def set_lifter_weights(self, path: str | Path | None, save: bool = True) -> None:
+        """Use these AbsPoseLifter weights from the next run (None: the bundled ones); refused with a sentence."""
+        if path is None:
+            self.weights = None
+        else:
+            from engines.lifter import check_lifter_weights
+            self.weights = check_lifter_weights(path)
+        if save:
+            self.settings.setValue("pipeline/lifter_weights", str(self.weights) if self.weights else "")
+        self._update_weights_label()
+        self._update_state()
+
+    def _update_weights_label(self, backend: str | None = None) -> None:
+        name = self.engine_combo.currentText()
+        if self.weights is not None and self.engine_combo.currentData() == "absposelifter":
+            name += f" [{self.weights.name}]"
+        if self.act_zedo.isChecked():
+            name += " + ZeDO"
+        self.backend_label.setText(f"3D engine: {name}" + (f" on {backend}" if backend else ""))
+        self.backend_label.setToolTip(f"lifter weights: {self.weights or 'bundled'}")
 
     def show_clip_frame(self, i: int) -> None:
         clip = self.clip
@@ -730,6 +842,10 @@ class MainWindow(QMainWindow):
         self.timeline.setEnabled(has_clip)
         self.source_combo.setEnabled(not running)
         self.engine_combo.setEnabled(not running)
+        for a in (self.act_zedo, self.act_weights, self.act_bundled):
+            a.setEnabled(not running and (a is not self.act_zedo or self._zedo_available))
+        self.act_bundled.setEnabled(not running and self.weights is not None)
+        self.act_next_flag.setEnabled(has_clip and bool(self.timeline.flags.any()))
         self.focal_edit.setEnabled(not running)
         title = "mocap"
         if isinstance(self.source, str):
@@ -826,14 +942,14 @@ def run_app(argv: list[str] | None = None) -> int:
         app.setWindowIcon(QIcon(str(ICON)))
     ref: list = [None]
     _install_excepthook(ref)
-    win = MainWindow(ask_file_if_no_camera=True)
+    args = [a for a in (sys.argv[1:] if argv is None else argv[1:]) if not a.startswith("-")]
+    win = MainWindow(ask_file_if_no_camera=not args)   # a file to open: no file dialog
     ref[0] = win
     win.show()
     problem = pyside_problem()
     if problem:
         log.error(problem)
         win.banner.show_message(problem, "error")
-    args = [a for a in (sys.argv[1:] if argv is None else argv[1:]) if not a.startswith("-")]
     if args:
         QTimer.singleShot(0, lambda: win.open_path(args[0]))
     return app.exec()

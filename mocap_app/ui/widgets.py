@@ -269,8 +269,48 @@ class PlotsPanel(QTabWidget):
                 c.setData([], [])
 
 
+class FlagStrip(QWidget):
+    """A thin bar under the timeline slider: a red tick for every flagged (implausible) frame."""
+
+    def __init__(self, slider: QSlider, parent=None):
+        super().__init__(parent)
+        self.slider = slider
+        self.flags = np.zeros(0, bool)
+        self.setFixedHeight(7)
+        self.setToolTip("Red ticks: frames whose 3D pose looks implausible (bone lengths, joint limits, "
+                        "learned pose prior). Check them before exporting.")
+
+    def set_flags(self, flags: np.ndarray) -> None:
+        self.flags = np.asarray(flags, bool)
+        self.update()
+
+    def tick_x(self, i: int) -> float:
+        """x of frame ``i`` (pixels), lined up with the slider's groove."""
+        n = max(len(self.flags) - 1, 1)
+        handle = self.slider.style().pixelMetric(self.slider.style().PixelMetric.PM_SliderLength, None, self.slider)
+        x0 = self.slider.x() - self.x() + handle / 2
+        return x0 + (self.slider.width() - handle) * i / n
+
+    def paintEvent(self, _ev) -> None:
+        if not self.flags.any():
+            return
+        p = QPainter(self)
+        pen = QPen(QColor(220, 40, 40))
+        pen.setWidth(2)
+        p.setPen(pen)
+        h = self.height()
+        for i in np.flatnonzero(self.flags):
+            x = self.tick_x(int(i))
+            p.drawLine(QPointF(x, 0.0), QPointF(x, float(h)))
+        p.end()
+
+
 class Timeline(QWidget):
-    """Scrub the recorded clip and set the trim range (in/out frames, inclusive)."""
+    """Scrub the recorded clip and set the trim range (in/out frames, inclusive).
+
+    Frames flagged as implausible (``set_flags``) are marked under the slider, counted in the
+    label, and *Next flag* jumps to the next one.
+    """
 
     frame_changed = Signal(int)
     trim_changed = Signal(int, int)
@@ -296,10 +336,44 @@ class Timeline(QWidget):
         self.out_btn.clicked.connect(lambda: self.set_trim(self.in_spin.value(), self.slider.value()))
         self.in_spin.valueChanged.connect(lambda v: self._spin_changed())
         self.out_spin.valueChanged.connect(lambda v: self._spin_changed())
-        for w in (self.slider, self.pos_label, self.in_btn, self.in_spin, self.out_btn, self.out_spin):
-            lay.addWidget(w, 1 if w is self.slider else 0)
+        self.flag_strip = FlagStrip(self.slider)
+        self.next_flag_btn = QPushButton("Next flag ▸")
+        self.next_flag_btn.setToolTip("Jump to the next frame flagged as implausible (F)")
+        self.next_flag_btn.setShortcut("F")
+        self.next_flag_btn.clicked.connect(self.next_flag)
+        self.next_flag_btn.hide()
+        track = QVBoxLayout()
+        track.setContentsMargins(0, 0, 0, 0)
+        track.setSpacing(0)
+        track.addWidget(self.slider)
+        track.addWidget(self.flag_strip)
+        lay.addLayout(track, 1)
+        for w in (self.pos_label, self.next_flag_btn, self.in_btn, self.in_spin, self.out_btn, self.out_spin):
+            lay.addWidget(w)
         self.times = np.zeros(0)
+        self.flags = np.zeros(0, bool)
         self.set_length(np.zeros(0))
+
+    def set_flags(self, flags: np.ndarray | None) -> None:
+        """Mark frames (a bool per frame of the take; None clears)."""
+        f = np.zeros(len(self.times), bool) if flags is None else np.asarray(flags, bool)
+        if len(f) != len(self.times):
+            raise ValueError(f"{len(f)} flags for a take of {len(self.times)} frames")
+        self.flags = f
+        self.flag_strip.set_flags(f)
+        self.next_flag_btn.setVisible(bool(f.any()))
+        self._update_label()
+
+    def next_flag(self) -> int | None:
+        """Move to the next flagged frame after the current one (wrapping); returns it, None if none."""
+        idx = np.flatnonzero(self.flags)
+        if len(idx) == 0:
+            return None
+        v = self.slider.value()
+        after = idx[idx > v]
+        i = int(after[0] if len(after) else idx[0])
+        self.slider.setValue(i)
+        return i
 
     def set_length(self, times_s: np.ndarray) -> None:
         self.times = np.asarray(times_s, float)
@@ -313,6 +387,9 @@ class Timeline(QWidget):
             w.blockSignals(False)
         self.in_spin.setValue(0)
         self.out_spin.setValue(max(n - 1, 0))
+        self.flags = np.zeros(n, bool)
+        self.flag_strip.set_flags(self.flags)
+        self.next_flag_btn.hide()
         self.slider.setValue(0)
         self._update_label()
 
@@ -364,5 +441,9 @@ class Timeline(QWidget):
         v = self.slider.value()
         a, b = self.trim
         dur = self.times[b] - self.times[a] if b < n else 0.0
+        flags = ""
+        if len(self.flags) == n and self.flags.any():
+            here = " (this one)" if self.flags[v] else ""
+            flags = f" · {int(self.flags.sum())} flagged{here}"
         self.pos_label.setText(f"frame {v + 1}/{n} · {self.times[v] - self.times[0]:.2f} s · "
-                               f"keep {b - a + 1} ({dur:.2f} s)")
+                               f"keep {b - a + 1} ({dur:.2f} s){flags}")

@@ -46,7 +46,9 @@ class PipelineConfig:
     live: bool = False                    # camera: drop stale frames; file: process every frame
     engine: str = "absposelifter"
     backend: str = "auto"
-    weights: Path | None = None           # None: the engine's bundled weights
+    weights: Path | None = None           # None: the engine's bundled weights (else e.g. `mocap-app adapt` output)
+    refine: str | None = None             # "zedo": refine every 3D pose with the ZeDO pose prior
+    refine_iterations: int = 20
     focal_px: float | None = None
     fov_deg: float | None = None
     profile: CameraIntrinsics | None = None
@@ -160,6 +162,7 @@ class PipelineRunner:
         self._recording = recording
         self._smoothing = smoothing
         self.recorder: Recorder | None = None
+        self.refiner = None                            # ZeDO, when config.refine == "zedo"
         self._smoother = StreamingOneEuro(config.smoothing)
         self.alignment = None
         self._guess_offset: np.ndarray | None = None   # level-camera guess until the world is estimated
@@ -216,7 +219,13 @@ class PipelineRunner:
                 profile = cfg.camera_profile.intrinsics(*size)   # raises a sentence on an aspect mismatch
             intr, intr_src = resolve_intrinsics(size, cfg.focal_px, cfg.fov_deg, profile)
             self.emit("status", "loading the 2D and 3D engines...")
-            lifter = load_lifter(cfg.engine, backend=cfg.backend, weights=cfg.weights)
+            # adapted lifter weights are for the AbsPoseLifter; PersPose always uses its own
+            lifter = load_lifter(cfg.engine, backend=cfg.backend,
+                                 weights=cfg.weights if cfg.engine == "absposelifter" else None)
+            self.refiner = None
+            if cfg.refine == "zedo":
+                from engines.zedo.refine import load_refiner
+                self.refiner = load_refiner("zedo", backend=cfg.backend)
             detector = MediaPipePoseDetector(running_mode="video")
             total = 0 if cfg.live else int(getattr(src, "frame_count", 0) or 0)
             if cfg.max_frames:
@@ -225,10 +234,13 @@ class PipelineRunner:
                 intr, intr_src,
                 source={"path": str(cfg.source), "fps": float(getattr(src, "fps", 0.0) or 0.0),
                         "frame_count": total, "width_px": size[0], "height_px": size[1]},
-                engine={"name": cfg.engine, "backend": lifter.runtime.name, "refine": None},
+                engine={"name": cfg.engine, "backend": lifter.runtime.name, "refine": cfg.refine,
+                        **({"weights": Path(cfg.weights).name}
+                           if cfg.weights and cfg.engine == "absposelifter" else {})},
                 autosave_path=Path(cfg.autosave_path) if cfg.autosave_path else None,
                 autosave_every_s=cfg.autosave_every_s)
-            self.emit("started", {"backend": lifter.runtime.name, "engine": cfg.engine, "intrinsics": intr,
+            self.emit("started", {"backend": lifter.runtime.name, "engine": cfg.engine, "refine": cfg.refine,
+                                  "intrinsics": intr,
                                   "intrinsics_source": intr_src, "size": size, "frames_total": total,
                                   "live": cfg.live})
             self.emit("status", "running")
@@ -288,6 +300,7 @@ class PipelineRunner:
                                daemon=True)
         cap.start()
         K = intr.K
+        image_engine = getattr(lifter, "needs_images", False) or lifter.name == "perspose"
         valid_cam: list[np.ndarray] = []
         n_done = 0
         t_start = time.perf_counter()
@@ -309,7 +322,13 @@ class PipelineRunner:
                 xy = np.asarray(kp.xy_px, np.float32)
                 conf = np.asarray(kp.confidence, np.float32)
                 if np.isfinite(xy).all():
-                    cam = lifter.lift(xy[None], conf[None], K)[0].astype(float)
+                    if image_engine:   # PersPose crops the frame around the person
+                        cam = lifter.lift(xy[None], conf[None], K, images=[frame.image_bgr])[0].astype(float)
+                    else:
+                        cam = lifter.lift(xy[None], conf[None], K)[0].astype(float)
+                    if self.refiner is not None:
+                        cam = self.refiner.refine(cam[None], xy[None], conf[None], K,
+                                                  iterations=self.config.refine_iterations)[0].astype(float)
                 else:
                     xy = np.full((NUM_JOINTS, 2), np.nan, np.float32)
                     cam = np.full((NUM_JOINTS, 3), np.nan)
