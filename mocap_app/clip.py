@@ -16,7 +16,8 @@ source video's pixel grid, camera frame = OpenCV axes: X right, Y down, Z forwar
          "keypoints_px": [[x, y] * 17] | null, "confidence": [c * 17] | null,
          "joints_cam_mm": [[x, y, z] * 17] | null,
          "joints_world_mm": [[x, y, z] * 17] | null   (only when "world" is set),
-         "plausibility": float in [0, 1] | null       (optional: engines.plausibility.score)}
+         "plausibility": float in [0, 1] | null       (optional, engines.plausibility.score: 0.5 = a typical
+                                                      frame of our output; < 0.02 = flagged as implausible)}
       ]
     }
 
