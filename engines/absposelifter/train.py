@@ -77,8 +77,12 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
             em = ErrorModel.load(error_model_path.with_name(error_model_path.stem + "_gaussian.json"))
     cfg = LifterConfig(width=width, use_location_scale=use_location_scale)
     model = AbsPoseLifter(cfg)
+    history = []
     if init is not None:  # fine-tune from earlier weights (same config)
-        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
+        base = torch.load(init, map_location="cpu", weights_only=False)
+        model.load_state_dict(base["state_dict"])
+        prev = {k: v for k, v in base.get("meta", {}).items() if k not in ("error_model", "history")}
+        history = [*base.get("meta", {}).get("history", []), prev]   # every stage that led here, oldest first
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     # the paper's schedule shape: lr, then lr/10 for the last third
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(steps * 2 / 3)], gamma=0.1)
@@ -102,7 +106,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
             "init": str(init) if init else None,
             "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
             "seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": "python -m engines.absposelifter.train " + " ".join(sys.argv[1:])}
+            "command": "python -m engines.absposelifter.train " + " ".join(sys.argv[1:]), "history": history}
     out.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict(), "meta": meta}, out)
