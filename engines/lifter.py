@@ -20,7 +20,11 @@ from engines.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
-WEIGHTS = {"absposelifter": REPO / "assets" / "absposelifter" / "absposelifter.pt"}
+WEIGHTS = {"absposelifter": REPO / "assets" / "absposelifter" / "absposelifter.pt"}   # the 2D -> 3D lifters
+# every engine's shipped weights, in one place (the engines' modules take their defaults from here), so
+# asking what is installed imports none of them
+BUNDLED_WEIGHTS = {**WEIGHTS, "perspose": REPO / "assets" / "perspose" / "perspose.pt",
+                   "zedo": REPO / "assets" / "zedo" / "zedo_prior.pt"}
 
 
 class InvalidKeypointsError(ValueError):
@@ -196,23 +200,9 @@ def select_backend(backend: str) -> str:
     return backend_candidates(backend)[0][0]
 
 
-def engine_weights(name: str) -> Path | None:
-    """The bundled weights of a 3D engine or refiner (``absposelifter``, ``perspose``, ``zedo``); None if unknown."""
-    if name in WEIGHTS:
-        return WEIGHTS[name]
-    if name == "perspose":
-        from engines.perspose.engine import DEFAULT_WEIGHTS
-        return DEFAULT_WEIGHTS
-    if name == "zedo":
-        from engines.zedo.refine import PRIOR_WEIGHTS
-        return PRIOR_WEIGHTS
-    return None
-
-
 def engine_available(name: str) -> bool:
-    """Whether this installation has the bundled weights of ``name``."""
-    w = engine_weights(name)
-    return w is not None and w.exists()
+    """Whether this installation has the bundled weights of ``name`` (``absposelifter``, ``perspose``, ``zedo``)."""
+    return name in BUNDLED_WEIGHTS and BUNDLED_WEIGHTS[name].exists()
 
 
 def check_lifter_weights(path: str | Path) -> Path:
@@ -221,10 +211,7 @@ def check_lifter_weights(path: str | Path) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"lifter weights {p} do not exist")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-        LifterConfig(**ckpt["config"])
-        if not isinstance(ckpt["state_dict"], dict):
-            raise TypeError("no state_dict")
+        load_torch_lifter(p)   # config and every tensor must fit the architecture
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same sentence
         raise ValueError(f"{p.name} is not AbsPoseLifter weights (from training or `mocap-app adapt`): "
                          f"{type(e).__name__}") from e

@@ -26,6 +26,9 @@ from mocap_app.types import Frame
 
 log = logging.getLogger(__name__)
 
+# file name endings offered as videos (open dialog, drag and drop, `mocap-app FILE`)
+VIDEO_EXTS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+
 DEFAULT_CAMERA_FPS = 30.0
 
 

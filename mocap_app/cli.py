@@ -157,15 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-GUI_FILE_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".json")
-
-
 def gui_file_argument(argv: list[str]) -> str | None:
     """``mocap-app FILE`` (a file manager's *Open with*, the .desktop entry's ``%f``): the video or clip to
     open in the desktop app; None for a command line."""
-    if len(argv) == 1 and not argv[0].startswith("-") and Path(argv[0]).suffix.lower() in GUI_FILE_SUFFIXES:
-        return argv[0]
-    return None
+    if len(argv) != 1 or argv[0].startswith("-"):
+        return None
+    from mocap_app.capture import VIDEO_EXTS   # only here: keeps OpenCV out of every other command's start-up
+    return argv[0] if Path(argv[0]).suffix.lower() in VIDEO_EXTS | {".json"} else None
 
 
 def main(argv=None) -> int:

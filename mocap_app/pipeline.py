@@ -117,7 +117,7 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
         ts, kps, confs = [], [], []
         # image engines (PersPose) lift inside the loop, while the frame is at hand; 2D lifters
         # lift the whole clip in one batch afterwards (faster)
-        needs_images = getattr(lifter, "needs_images", False) or lifter.name == "perspose"
+        needs_images = getattr(lifter, "needs_images", False)
         per_frame: list[np.ndarray] = []
         total = src.frame_count or 0
         try:

@@ -122,12 +122,11 @@ def test_add_plausibility_round_trips_in_clip_json(tmp_path, val_clip):
 
 # -- calibration: the score users see, and which frames the GUI flags ---------------------------------
 def test_calibration_belongs_to_the_shipped_lifter():
-    import hashlib
-
     from engines.plausibility.evaluate import BASE_WEIGHTS
     from engines.plausibility.score import load_calibration
+    from engines.runtime import file_sha256
     c = load_calibration()
-    assert c["lifter_sha256"] == hashlib.sha256(BASE_WEIGHTS.read_bytes()).hexdigest(), (
+    assert c["lifter_sha256"] == file_sha256(BASE_WEIGHTS), (
         "the lifter changed: rerun `python -m engines.plausibility.evaluate calibrate`")
     rep = c["report"]
     assert rep["flagged"]["real mocap, validation subjects"] <= 0.01

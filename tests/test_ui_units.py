@@ -292,7 +292,6 @@ def test_timeline_flags_ticks_label_and_next(qtbot):
 def _lifted_take(n_frames=120, corrupt_at=(30, 31, 90)):
     """A realistic take without running MediaPipe: a validation mocap clip seen by a virtual camera, 2D with
     MediaPipe-like noise, lifted by the shipped AbsPoseLifter; ``corrupt_at`` frames get every joint jittered."""
-    from engines.absposelifter.model import AbsolutePose
     from engines.camera import CameraIntrinsics
     from engines.data import CameraSampler, load_split
     from engines.plausibility.adapt import load_generator
@@ -303,7 +302,7 @@ def _lifted_take(n_frames=120, corrupt_at=(30, 31, 90)):
     clips, counts = np.unique(val["clip"], return_counts=True)
     poses = val["joints_mm"][val["clip"] == clips[np.argmax(counts)]][:n_frames]
     v, kp = place_with_noise(poses, CameraSampler(), seed=7)
-    cam = lifted_poses(AbsolutePose(load_generator(BASE_WEIGHTS)).eval(), kp, v.K).astype(np.float64)
+    cam = lifted_poses(load_generator(BASE_WEIGHTS), kp, v.K).astype(np.float64)
     rng = np.random.default_rng(1)
     for i in corrupt_at:
         cam[i] = corrupt_one(cam[i], "jitter", rng)

@@ -17,13 +17,12 @@ import torch
 
 from engines.perspose.geometry import PerspectiveError, person_crop
 from engines.perspose.model import AbsoluteFromImage, PersPoseConfig, PersPoseNet
-from engines.lifter import InvalidKeypointsError
+from engines.lifter import BUNDLED_WEIGHTS, InvalidKeypointsError
 from engines.runtime import file_sha256
 from engines.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_WEIGHTS = REPO / "assets" / "perspose" / "perspose.pt"
+DEFAULT_WEIGHTS = BUNDLED_WEIGHTS["perspose"]
 BOX_SCALE = 1.25          # person box = keypoint box x 1.25 (as in training, engines.perspose.render)
 
 
@@ -41,6 +40,7 @@ def load_model(weights: Path) -> tuple[PersPoseNet, dict]:
 class PersPoseEngine:
     """Image-based absolute 3D pose engine bound to one runtime backend."""
     input_names = ["image", "K_crop", "R"]
+    needs_images = True   # lift() crops the frames: callers pass images=[...]
     output_names = ["joints_cam_mm"]
 
     def __init__(self, backend: str = "auto", weights: str | Path | None = None):

@@ -19,7 +19,6 @@ in that setting; MPJPE / PA-MPJPE are measured on the *other* validation subject
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -37,6 +36,7 @@ from engines.data import CameraSampler, Views, load_split, view_poses
 from engines.metrics import mpjpe, pa_mpjpe
 from engines.noise import ErrorModel, person_scale_px
 from engines.plausibility.corruptions import ALL_FAMILIES, corrupt_one
+from engines.runtime import file_sha256
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +56,19 @@ def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((r[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
+def corrupt_some(X: np.ndarray, rng: np.random.Generator, fraction: float,
+                 families=ALL_FAMILIES) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of clip ``X [N, 17, 3]`` with each frame corrupted with probability ``fraction`` by a random
+    family; also ``family [N]``, the index into ``families`` per frame (-1: left as it was)."""
+    X = np.array(X, dtype=np.float64)
+    bad = rng.random(len(X)) < fraction
+    fam = np.full(len(X), -1)
+    for i in np.flatnonzero(bad):
+        fam[i] = rng.integers(len(families))
+        X[i] = corrupt_one(X[i], families[fam[i]], rng)
+    return X, fam
+
+
 def corruption_test(fraction: float = 0.25, seed: int = 0, families=ALL_FAMILIES) -> dict:
     """Corrupt ``fraction`` of each validation clip's frames, score whole clips, return AUCs."""
     from engines.plausibility.score import plausibility_parts, to_percentile
@@ -64,14 +77,9 @@ def corruption_test(fraction: float = 0.25, seed: int = 0, families=ALL_FAMILIES
     val = load_split("val")
     parts_all, labels, fams = [], [], []
     for clip in np.unique(val["clip"]):
-        X = val["joints_mm"][val["clip"] == clip].astype(np.float64).copy()
-        bad = rng.random(len(X)) < fraction
-        fam = np.full(len(X), -1)
-        for i in np.flatnonzero(bad):
-            fam[i] = rng.integers(len(families))
-            X[i] = corrupt_one(X[i], families[fam[i]], rng)
+        X, fam = corrupt_some(val["joints_mm"][val["clip"] == clip], rng, fraction, families)
         parts_all.append(plausibility_parts(X))
-        labels.append(~bad)
+        labels.append(fam < 0)
         fams.append(fam)
     lab = np.concatenate(labels)
     fam = np.concatenate(fams)
@@ -125,13 +133,19 @@ def _place_one(pose, rng, cfg):
         return None
 
 
-def evaluate_model(lifter, v, kp: np.ndarray, batch: int = 2048) -> dict:
+def lifted_poses(lifter, kp: np.ndarray, K: np.ndarray, batch: int = 2048) -> np.ndarray:
+    """A PyTorch lifter's camera-frame poses ``[N, 17, 3]`` for keypoints ``kp [N, 17, 2]`` and ``K`` (``[3, 3]``
+    or ``[N, 3, 3]``), in batches."""
     net = AbsolutePose(lifter).eval()
-    out = []
+    K = np.array(np.broadcast_to(np.asarray(K, np.float32), (len(kp), 3, 3)))   # a writable copy for torch
     with torch.no_grad():
-        for i in range(0, len(kp), batch):
-            out.append(net(torch.from_numpy(kp[i:i + batch]), torch.from_numpy(v.K[i:i + batch])).numpy())
-    pred = np.concatenate(out)
+        return np.concatenate([net(torch.from_numpy(np.ascontiguousarray(kp[i:i + batch], np.float32)),
+                                   torch.from_numpy(np.ascontiguousarray(K[i:i + batch]))).numpy()
+                               for i in range(0, len(kp), batch)])
+
+
+def evaluate_model(lifter, v, kp: np.ndarray, batch: int = 2048) -> dict:
+    pred = lifted_poses(lifter, kp, v.K, batch)
     return {"MPJPE": float(mpjpe(pred, v.joints_cam_mm).mean()), "PA-MPJPE": float(pa_mpjpe(pred, v.joints_cam_mm).mean()),
             "poses": len(kp)}
 
@@ -140,21 +154,7 @@ def evaluate_plausibility(lifter, kp: np.ndarray, K: np.ndarray, batch: int = 20
     """Mean plausibility score of a lifter's poses on keypoints ``kp [N,17,2]`` (no 3D needed)."""
     from engines.plausibility.score import plausibility_scores
 
-    net = AbsolutePose(lifter).eval()
-    K = np.broadcast_to(np.asarray(K, np.float32), (len(kp), 3, 3))
-    with torch.no_grad():
-        pred = np.concatenate([net(torch.from_numpy(np.ascontiguousarray(kp[i:i + batch], np.float32)),
-                                   torch.from_numpy(np.ascontiguousarray(K[i:i + batch]))).numpy()
-                               for i in range(0, len(kp), batch)])
-    return float(np.nanmean(plausibility_scores(pred)))
-
-
-def lifted_poses(net: AbsolutePose, kp: np.ndarray, K: np.ndarray, batch: int = 2048) -> np.ndarray:
-    """The lifter's camera-frame poses ``[N, 17, 3]`` for keypoints ``kp [N, 17, 2]`` and ``K [N, 3, 3]``."""
-    with torch.no_grad():
-        return np.concatenate([net(torch.from_numpy(np.ascontiguousarray(kp[i:i + batch], np.float32)),
-                                   torch.from_numpy(np.ascontiguousarray(K[i:i + batch], np.float32))).numpy()
-                               for i in range(0, len(kp), batch)])
+    return float(np.nanmean(plausibility_scores(lifted_poses(lifter, kp, K, batch))))
 
 
 def calibrate(weights: Path = BASE_WEIGHTS, seed: int = 0, fraction: float = 0.25,
@@ -179,25 +179,20 @@ def calibrate(weights: Path = BASE_WEIGHTS, seed: int = 0, fraction: float = 0.2
         return PlausibilityParts(*(np.concatenate([getattr(p, f.name)[m] for p, m in zip(parts, masks)])
                                    for f in fields(PlausibilityParts)))
 
-    net = AbsolutePose(load_generator(weights)).eval()
+    lifter = load_generator(weights)
     val = load_split("val")
     rng = np.random.default_rng(seed)
     lifted, mocap, corrupted, bads, fams = [], [], [], [], []
     for k, clip in enumerate(np.unique(val["clip"])):
         poses = val["joints_mm"][val["clip"] == clip]
         v, kp = place_with_noise(poses, CameraSampler(), seed + 10 * k)
-        pred = lifted_poses(net, kp, v.K).astype(np.float64)
+        pred = lifted_poses(lifter, kp, v.K).astype(np.float64)
         lifted.append(plausibility_parts(pred))
         mocap.append(plausibility_parts(poses))
-        bad = rng.random(len(pred)) < fraction
-        fam = np.full(len(pred), -1)
-        X = pred.copy()
-        for i in np.flatnonzero(bad):
-            fam[i] = rng.integers(len(ALL_FAMILIES))
-            X[i] = corrupt_one(X[i], ALL_FAMILIES[fam[i]], rng)
+        X, fam = corrupt_some(pred, rng, fraction)
         corrupted.append(plausibility_parts(X))   # scored as a clip: the corrupted frames among real ones
-        bads.append(bad)
-        fams.append(fam[bad])
+        bads.append(fam >= 0)
+        fams.append(fam[fam >= 0])
     lifted, mocap, corrupted, fams = cat(lifted), cat(mocap), cat(corrupted, bads), np.concatenate(fams)
     levels = np.linspace(0.0, 1.0, 1001)
     bl = badness(lifted)
@@ -205,7 +200,7 @@ def calibrate(weights: Path = BASE_WEIGHTS, seed: int = 0, fraction: float = 0.2
              "part_quantiles": {k: np.quantile(bl[k], levels).round(6).tolist() for k in CALIBRATED_PARTS}}
     m = combine(bl, calib)
     calib["combined_quantiles"] = np.quantile(m, levels).round(8).tolist()
-    calib.update({"lifter_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
+    calib.update({"lifter_sha256": file_sha256(Path(weights)),
                   "frames": int(len(m)), "seed": seed, "command": "python -m engines.plausibility.evaluate calibrate"})
     pct = lambda p: to_percentile(p, calib)   # noqa: E731
     cams, names, und, conf, P = pose2sim_views()
@@ -213,7 +208,7 @@ def calibrate(weights: Path = BASE_WEIGHTS, seed: int = 0, fraction: float = 0.2
     for c, n in enumerate(names):
         ok = np.isfinite(und[c]).all((-1, -2))
         kp = und[c][ok].astype(np.float32)
-        pred = lifted_poses(net, kp, np.broadcast_to(cams[n].K.astype(np.float32), (len(kp), 3, 3)))
+        pred = lifted_poses(lifter, kp, cams[n].K)
         real_video[n] = float(np.mean(pct(plausibility_parts(pred)) < FLAG_BELOW))
     pl, cp = pct(lifted), pct(corrupted)
     report = {"flag_below": FLAG_BELOW,

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from engines.lifter import InvalidKeypointsError, UnknownEngineError, _check_K, as_keypoints, select_backend
+from engines.lifter import BUNDLED_WEIGHTS, InvalidKeypointsError, UnknownEngineError, _check_K, as_keypoints, select_backend
 from engines.runtime import BACKENDS, file_sha256
 from engines.skeleton import J, NUM_JOINTS, ROOT
 from engines.zedo.prior import DenoiseStep, load_prior
@@ -53,7 +53,7 @@ from engines.zedo.prior import DenoiseStep, load_prior
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "assets" / "zedo"
-PRIOR_WEIGHTS = ASSETS / "zedo_prior.pt"
+PRIOR_WEIGHTS = BUNDLED_WEIGHTS["zedo"]
 HYPOTHESES = ASSETS / "kmeans_hypotheses.npz"
 UP_CAM = np.array([0.0, -1.0, 0.0])   # a level camera's "up" in OpenCV axes
 # Refine mode's defaults, tuned on validation poses of another seed than the reported tables

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog
                                QMessageBox, QProgressBar, QSlider, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from engines.skeleton import J
+from mocap_app.capture import VIDEO_EXTS
 from mocap_app.clip import Clip, ClipFormatError
 from mocap_app.ui.view3d import TRAIL_LEN, Scene, SceneRenderer, View3DWidget
 from mocap_app.ui.widgets import Banner, PlotsPanel, Timeline, VideoWidget
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 ICON = REPO / "assets" / "icons" / "mocap.svg"
-VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 ENGINES = (("absposelifter", "AbsPoseLifter"), ("perspose", "PersPose (experimental)"))
 FILE_ITEM = "file"
 
@@ -114,7 +114,6 @@ class MainWindow(QMainWindow):
         self.view3d.frame_shown.connect(self._on_frame_shown)
         self.export_done.connect(self._on_export_done)
         self.plausibility_done.connect(self._on_plausibility)
-        self._plausibility_thread: threading.Thread | None = None
         self._status_result = None
         self._plot_timer = QTimer(self)
         self._plot_timer.timeout.connect(self.plots.refresh)
@@ -148,7 +147,8 @@ class MainWindow(QMainWindow):
         self.act_refresh = QAction("Refresh camera list", self, triggered=self.refresh_sources)
         from engines.lifter import engine_available
         self.act_zedo = QAction("ZeDO refine", self, checkable=True)
-        if engine_available("zedo"):
+        self._zedo_installed = engine_available("zedo")
+        if self._zedo_installed:
             self.act_zedo.setToolTip("Refine every 3D pose with the ZeDO diffusion pose prior "
                                      "(20 iterations, a few ms per frame; experimental)")
         else:
@@ -236,7 +236,6 @@ class MainWindow(QMainWindow):
         v.addWidget(self.splitter, 1)
         self.timeline = Timeline()
         self.timeline.frame_changed.connect(self.show_clip_frame)
-        self.timeline.next_flag_btn.setShortcut("")   # the window's View ▸ Next flagged frame (F) has it
         v.addWidget(self.timeline)
         self.setCentralWidget(central)
 
@@ -286,7 +285,7 @@ class MainWindow(QMainWindow):
         i = self.engine_combo.findData(str(s.value("pipeline/engine", "absposelifter")))
         if i >= 0 and self.engine_combo.model().item(i).isEnabled():
             self.engine_combo.setCurrentIndex(i)
-        self.act_zedo.setChecked(self.act_zedo.isEnabled() and str(s.value("pipeline/refine", "")) == "zedo")
+        self.act_zedo.setChecked(self._zedo_installed and str(s.value("pipeline/refine", "")) == "zedo")
         w = str(s.value("pipeline/lifter_weights", "") or "")
         if w and self.weights is None:   # an explicit argument or MOCAP_LIFTER_WEIGHTS wins
             try:
@@ -614,8 +613,7 @@ class MainWindow(QMainWindow):
             except Exception as e:  # noqa: BLE001 - a missing asset must not cost the take
                 log.warning("plausibility not scored: %s", e)
                 self.plausibility_done.emit(clip, f"{type(e).__name__}: {e}")
-        self._plausibility_thread = threading.Thread(target=work, name="plausibility", daemon=True)
-        self._plausibility_thread.start()
+        threading.Thread(target=work, name="plausibility", daemon=True).start()
 
     def _on_plausibility(self, clip: Clip, scores) -> None:
         if clip is not self.clip:   # another take replaced it meanwhile
@@ -636,11 +634,6 @@ class MainWindow(QMainWindow):
                                      "the timeline, F jumps to the next")
 
     # ------------------------------------------------------------------------- weights
-    @property
-    def _zedo_available(self) -> bool:
-        from engines.lifter import engine_available
-        return engine_available("zedo")
-
     def choose_weights_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "AbsPoseLifter weights", self._last_dir(),
                                               "Lifter weights (*.pt);;All files (*)")
@@ -842,8 +835,8 @@ class MainWindow(QMainWindow):
         self.timeline.setEnabled(has_clip)
         self.source_combo.setEnabled(not running)
         self.engine_combo.setEnabled(not running)
-        for a in (self.act_zedo, self.act_weights, self.act_bundled):
-            a.setEnabled(not running and (a is not self.act_zedo or self._zedo_available))
+        self.act_zedo.setEnabled(not running and self._zedo_installed)
+        self.act_weights.setEnabled(not running)
         self.act_bundled.setEnabled(not running and self.weights is not None)
         self.act_next_flag.setEnabled(has_clip and bool(self.timeline.flags.any()))
         self.focal_edit.setEnabled(not running)

@@ -339,7 +339,6 @@ class Timeline(QWidget):
         self.flag_strip = FlagStrip(self.slider)
         self.next_flag_btn = QPushButton("Next flag ▸")
         self.next_flag_btn.setToolTip("Jump to the next frame flagged as implausible (F)")
-        self.next_flag_btn.setShortcut("F")
         self.next_flag_btn.clicked.connect(self.next_flag)
         self.next_flag_btn.hide()
         track = QVBoxLayout()

@@ -220,8 +220,8 @@ class PipelineRunner:
             intr, intr_src = resolve_intrinsics(size, cfg.focal_px, cfg.fov_deg, profile)
             self.emit("status", "loading the 2D and 3D engines...")
             # adapted lifter weights are for the AbsPoseLifter; PersPose always uses its own
-            lifter = load_lifter(cfg.engine, backend=cfg.backend,
-                                 weights=cfg.weights if cfg.engine == "absposelifter" else None)
+            weights = Path(cfg.weights) if cfg.weights and cfg.engine == "absposelifter" else None
+            lifter = load_lifter(cfg.engine, backend=cfg.backend, weights=weights)
             self.refiner = None
             if cfg.refine == "zedo":
                 from engines.zedo.refine import load_refiner
@@ -235,12 +235,10 @@ class PipelineRunner:
                 source={"path": str(cfg.source), "fps": float(getattr(src, "fps", 0.0) or 0.0),
                         "frame_count": total, "width_px": size[0], "height_px": size[1]},
                 engine={"name": cfg.engine, "backend": lifter.runtime.name, "refine": cfg.refine,
-                        **({"weights": Path(cfg.weights).name}
-                           if cfg.weights and cfg.engine == "absposelifter" else {})},
+                        **({"weights": weights.name} if weights else {})},
                 autosave_path=Path(cfg.autosave_path) if cfg.autosave_path else None,
                 autosave_every_s=cfg.autosave_every_s)
-            self.emit("started", {"backend": lifter.runtime.name, "engine": cfg.engine, "refine": cfg.refine,
-                                  "intrinsics": intr,
+            self.emit("started", {"backend": lifter.runtime.name, "engine": cfg.engine, "intrinsics": intr,
                                   "intrinsics_source": intr_src, "size": size, "frames_total": total,
                                   "live": cfg.live})
             self.emit("status", "running")
@@ -300,7 +298,7 @@ class PipelineRunner:
                                daemon=True)
         cap.start()
         K = intr.K
-        image_engine = getattr(lifter, "needs_images", False) or lifter.name == "perspose"
+        needs_images = getattr(lifter, "needs_images", False)   # PersPose crops the frame around the person
         valid_cam: list[np.ndarray] = []
         n_done = 0
         t_start = time.perf_counter()
@@ -322,10 +320,8 @@ class PipelineRunner:
                 xy = np.asarray(kp.xy_px, np.float32)
                 conf = np.asarray(kp.confidence, np.float32)
                 if np.isfinite(xy).all():
-                    if image_engine:   # PersPose crops the frame around the person
-                        cam = lifter.lift(xy[None], conf[None], K, images=[frame.image_bgr])[0].astype(float)
-                    else:
-                        cam = lifter.lift(xy[None], conf[None], K)[0].astype(float)
+                    extra = {"images": [frame.image_bgr]} if needs_images else {}
+                    cam = lifter.lift(xy[None], conf[None], K, **extra)[0].astype(float)
                     if self.refiner is not None:
                         cam = self.refiner.refine(cam[None], xy[None], conf[None], K,
                                                   iterations=self.config.refine_iterations)[0].astype(float)
