@@ -9,7 +9,7 @@ from engines.bvh import CMU_UNIT_MM, cmu_to_joints17, forward_kinematics, read_b
 from engines.camera import project
 from engines.data import MOCAP_DIR
 from engines.lifter import load_lifter
-from engines.metrics import mpjpe, mrpe
+from engines.metrics import mpjpe, mrpe, pa_mpjpe
 from engines.perspose.engine import DEFAULT_WEIGHTS, PersPoseInputError
 from engines.perspose.geometry import CropGeometry, person_crop
 from engines.perspose.model import AbsoluteFromImage, PersPoseConfig, PersPoseNet, decode
@@ -96,11 +96,12 @@ def test_engine_lifts_rendered_frames(engine, frames):
     reproj = np.linalg.norm(project(pred, K) - kp, axis=-1).mean(-1) / box
     assert np.median(reproj) < 0.12, reproj
     assert np.median(mrpe(pred, gt) / gt[:, 0, 2]) < 0.2
-    # the CPU-trained model is weak (notes/perspose.md): require it to be no worse than the mean
-    # training pose placed at the true root, the trivial answer
+    # the shape must beat the trivial answer, the mean training pose placed at the true root, clearly
+    # (held-out renders: PA-MPJPE 119 vs 178, notes/perspose.md; these 8 frames: 88 vs 148). Root-aligned
+    # MPJPE also counts the heading, which 8 near-mean standing frames make a noisy test.
     mean_pose = np.load(MEAN_POSE) if MEAN_POSE.exists() else None
     if mean_pose is not None:
-        assert mpjpe(pred, gt).mean() < mpjpe(mean_pose[None] + gt[:, :1], gt).mean() + 5.0
+        assert pa_mpjpe(pred, gt).mean() < pa_mpjpe(mean_pose[None] + gt[:, :1], gt).mean() - 25.0
     assert mpjpe(pred, gt).mean() < 200.0
     torch_eng = load_lifter("perspose", backend="torch")
     ref = torch_eng.lift(kp[:2], None, K, images=imgs[:2])

@@ -69,6 +69,31 @@ def test_cv2_warp_of_a_real_image_matches_the_equations(pose):
         assert np.linalg.norm(centroid - expected) < 0.3, (rotate, centroid, expected)
 
 
+def test_warp_of_a_large_person_is_antialiased_and_keeps_its_geometry(pose):
+    """A 1-px checkerboard seen through a crop ~10x smaller than the box must come out as flat grey (like the
+    anti-aliased training renders), not as aliasing noise; a dot still lands at K_crop R P."""
+    K2 = np.array([[2000.0, 0, 960.0], [0, 2000.0, 540.0], [0, 0, 1]])      # long focal: a big person in px
+    pose = pose + [-1200.0, 300.0, 1000.0]                                  # in the frame, 4.5 m away
+    kp = project(pose, K2)
+    yy, xx = np.mgrid[:1080, :1920]
+    board = (((xx + yy) % 2) * 255).astype(np.uint8)[..., None].repeat(3, -1)
+    for rotate in (False, True):
+        g = person_crop(K2, kp, 64, rotate=rotate)
+        assert g.source_px_per_crop_px() > 8
+        crop = g.warp(board)[16:48, 16:48, 0].astype(float)
+        assert abs(crop.mean() - 127.5) < 10 and crop.std() < 10, (crop.mean(), crop.std())
+    img = np.zeros((1080, 1920, 3), np.uint8)
+    j = 13
+    cv2.circle(img, tuple(int(round(v * 16)) for v in kp[j]), 40 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
+    for rotate in (False, True):
+        g = person_crop(K2, kp, 64, rotate=rotate)
+        crop = g.warp(img)[..., 0].astype(float)
+        ys, xs = np.mgrid[:64, :64]
+        centroid = np.array([(crop * xs).sum(), (crop * ys).sum()]) / crop.sum()
+        expected = project(g.to_crop_frame(pose[j:j + 1]), g.K_crop)[0]
+        assert np.linalg.norm(centroid - expected) < 0.3, (rotate, centroid, expected)
+
+
 def test_box_crop_without_pr_is_eq_3_4(pose):
     kp = project(pose, K)
     g = person_crop(K, kp, 64, rotate=False, scale=1.0)

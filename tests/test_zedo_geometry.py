@@ -93,6 +93,31 @@ def test_initial_pose_optimizer_recovers_heading_and_distance():
     assert (np.linalg.norm(T1, axis=-1) <= 2000.0 + 1e-6).all()
 
 
+def test_initial_pose_optimizer_turns_about_a_tilted_vertical_per_frame():
+    """A pitched, rolled camera: given each frame's up direction, the heading is still recovered."""
+    rng = np.random.default_rng(5)
+    from engines.zedo.hypotheses import canonical_camera_poses
+    from engines.data import load_split
+    from engines.zedo.refine import UP_CAM, up_alignment
+    poses = canonical_camera_poses(load_split("val")["joints_mm"][rng.choice(6000, 6)].astype(float))
+    tilt = Rotation.from_euler("xz", np.stack([rng.uniform(-30, 20, 6), rng.uniform(-10, 10, 6)], -1),
+                               degrees=True).as_matrix()
+    up = np.einsum("bij,j->bi", tilt, UP_CAM)
+    np.testing.assert_allclose(np.einsum("bij,j->bi", up_alignment(up), UP_CAM), up, atol=1e-12)
+    yaw = rng.uniform(0, 2 * np.pi, 6)
+    Ryaw = Rotation.from_rotvec(yaw[:, None] * up).as_matrix()
+    Pt = np.einsum("bij,bjk,bmk->bmi", Ryaw, up_alignment(up), poses)      # level pose, tilted, then turned
+    T = np.stack([rng.uniform(-500, 500, 6), rng.uniform(-300, 300, 6), rng.uniform(2500, 6000, 6)], -1)
+    K = np.broadcast_to(np.array([[1000.0, 0, 640], [0, 1000.0, 360], [0, 0, 1]]), (6, 3, 3)).copy()
+    kp = project(Pt + T[:, None], K)
+    P0, T0 = initial_pose_optimizer(poses, kp, K, np.ones((6, NUM_JOINTS)), ZedoConfig(), up_cam=up)
+    assert np.linalg.norm(P0 - Pt, axis=-1).mean() < 15.0
+    np.testing.assert_allclose(T0, T, rtol=0.02, atol=30)
+    # assuming a level camera instead leaves the tilt in the pose
+    P1, _ = initial_pose_optimizer(poses, kp, K, np.ones((6, NUM_JOINTS)), ZedoConfig())
+    assert np.linalg.norm(P1 - Pt, axis=-1).mean() > np.linalg.norm(P0 - Pt, axis=-1).mean() + 10.0
+
+
 def test_subvp_closed_forms_solve_the_sde_moment_equations():
     """Eq. 1's mean and std must satisfy dm/dt = -beta m / 2 and dVar/dt = -beta Var + g^2."""
     sde = SubVPSDE()

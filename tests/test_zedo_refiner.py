@@ -81,6 +81,18 @@ def test_refine_improves_a_perturbed_pose(refiner, views):
     assert pa_mpjpe(out, gt).mean() < 0.8 * pa_mpjpe(bad, gt).mean()
 
 
+def test_refine_keeps_the_lifters_distance_without_changing_the_2d_fit(refiner, views):
+    """keep_depth scales Alg. 1's result about the camera centre: same projections, the start's pelvis depth."""
+    gt, _, kp, K = views
+    start = gt * 1.08                                   # a start whose distance is 8 % off, as a lifter's may be
+    free = refiner.refine(start, kp, None, K, iterations=20, keep_depth=False)
+    kept = refiner.refine(start, kp, None, K, iterations=20)
+    np.testing.assert_allclose(kept[:, ROOT, 2], start[:, ROOT, 2], rtol=1e-5)
+    np.testing.assert_allclose(project(kept, K), project(free, K), atol=1e-3)
+    np.testing.assert_allclose(pa_mpjpe(kept, gt), pa_mpjpe(free, gt), atol=1e-3)   # the shape is Alg. 1's
+    assert np.abs(free[:, ROOT, 2] - start[:, ROOT, 2]).max() > 10.0                   # which moves on its own
+
+
 def test_zero_shot_finds_heading_and_beats_the_mean_pose(refiner, views):
     gt, kp_gt, _, K = views
     best, allh = refiner.zero_shot(kp_gt[:20], None, K[:20], hypotheses=10, iterations=40)

@@ -77,6 +77,24 @@ def ablation(run: Path, size: int) -> dict:
     return res
 
 
+def baselines(size: int) -> dict:
+    """Trivial references on the validation renders: relative depth 0, the mean training depth, the mean pose."""
+    val, tr = load_rendered("val", size), load_rendered("train", size)
+    out = {}
+    for crop in ("box", "pr"):
+        d = np.delete(val[f"uvd_{crop}"][..., 2], ROOT, 1)
+        mean_d = np.delete(tr[f"uvd_{crop}"][..., 2].mean(0), ROOT)
+        out[f"depth error, relative depth 0 ({crop} crop)"] = float(np.abs(d).mean())
+        out[f"depth error, mean training depth ({crop} crop)"] = float(np.abs(d - mean_d).mean())
+    gt = val["joints_cam"].astype(np.float64)
+    rel = tr["joints_cam"].astype(np.float64)
+    mean_pose = (rel - rel[:, ROOT:ROOT + 1]).mean(0)
+    X = mean_pose[None] + gt[:, ROOT:ROOT + 1]
+    out["mean training pose at the true root: MPJPE"] = float(mpjpe(X, gt).mean())
+    out["mean training pose at the true root: PA-MPJPE"] = float(pa_mpjpe(X, gt).mean())
+    return out
+
+
 def format_ablation(res: dict) -> str:
     names = {"none": "-  | -", "pe": "-  | yes", "pe_pr": "yes | yes"}
     lines = ["| PR | PE | depth error (mm) | MPJPE (mm) | PA-MPJPE (mm) | MRPE (mm) | "
@@ -228,6 +246,8 @@ def main(argv=None) -> int:
         res = ablation(a.run, a.size)
         print(json.dumps(res, indent=1))
         print(format_ablation(res))
+        for k, v in baselines(a.size).items():
+            print(f"{k}: {v:.1f} mm")
     else:
         res = {"pose2sim": evaluate_real(a.weights, a.backend, REPO / "notes" / "perspose_pose2sim.png")}
         if a.sports2d:

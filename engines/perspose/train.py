@@ -1,14 +1,13 @@
 """Train PersPose variants on the pre-rendered synthetic crops (``engines.perspose.render``).
 
-    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.render --size 64 --train 8000 --val 600
-    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.render --size 64 --only train --train 4000 --seed 7
-    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.train --size 64 --steps 3000 --minutes 15 --threads 1
-    # shipped weights: the ablation's pe_pr model trained 15 + 14 more minutes alone (2 warm restarts)
-    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.train --variants pe_pr --init runs/perspose \
-        --seed 1 --lr 1e-3 --steps 3000 --minutes 15 --threads 1 --out runs/perspose_final
-    OMP_NUM_THREADS=1 nice -n 10 python -m engines.perspose.train --variants pe_pr --init runs/perspose_final \
-        --seed 2 --lr 1e-3 --steps 4000 --minutes 14 --threads 1 --out runs/perspose_final2
-    cp runs/perspose_final2/perspose_pe_pr.pt assets/perspose/perspose.pt
+Shipped weights (``assets/perspose/perspose.pt``) = the ``pe_pr`` model of this ablation run:
+
+    python -m engines.perspose.render --size 64 --train 8000 --val 2000
+    python -m engines.perspose.render --size 64 --only train --train 4000 --seed 7
+    python -m engines.perspose.render --size 64 --only train --train 20000 --seed 11
+    python -m engines.perspose.render --size 64 --only train --train 20000 --seed 12
+    python -m engines.perspose.train --size 64 --steps 40000 --minutes 55 --threads 2 --batch 64 --out runs/perspose_v2
+    cp runs/perspose_v2/perspose_pe_pr.pt assets/perspose/perspose.pt    # 8,371 steps on an idle 2-core CPU
 
 The Table 2 ablation trains the three variants in ONE process, interleaved step by step on
 the same batches from the same initial weights (identical budgets even when the shared CPU
