@@ -118,6 +118,20 @@ def test_initial_pose_optimizer_turns_about_a_tilted_vertical_per_frame():
     assert np.linalg.norm(P1 - Pt, axis=-1).mean() > np.linalg.norm(P0 - Pt, axis=-1).mean() + 10.0
 
 
+def test_flatten_along_ray_removes_only_the_depth_along_the_pelvis_ray():
+    from engines.zedo.refine import flatten_along_ray
+    rng = np.random.default_rng(7)
+    P = rng.normal(0, 300, (4, NUM_JOINTS, 3)); P[:, 0] = 0
+    r = rng.normal(size=(4, 3)); r /= np.linalg.norm(r, axis=-1, keepdims=True)
+    F = flatten_along_ray(P, r, 0.0)
+    np.testing.assert_allclose((F * r[:, None]).sum(-1), 0, atol=1e-9)           # no offset along the ray
+    perp = P - (P * r[:, None]).sum(-1, keepdims=True) * r[:, None]
+    np.testing.assert_allclose(F, perp, atol=1e-9)                                 # the rest untouched
+    np.testing.assert_allclose(flatten_along_ray(P, r, 1.0), P)                    # s = 1: the paper's start
+    H = flatten_along_ray(P, r, 0.5)
+    np.testing.assert_allclose((H * r[:, None]).sum(-1), 0.5 * (P * r[:, None]).sum(-1), atol=1e-9)
+
+
 def test_subvp_closed_forms_solve_the_sde_moment_equations():
     """Eq. 1's mean and std must satisfy dm/dt = -beta m / 2 and dVar/dt = -beta Var + g^2."""
     sde = SubVPSDE()

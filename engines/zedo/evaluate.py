@@ -149,13 +149,16 @@ def table_ablation(refiner, n: int, iters: int, seed: int, sizes=(1,), gt2d: boo
     up_true = np.einsum("nij,j->ni", v.R_world_to_cam.astype(np.float64), np.array([0.0, 1.0, 0.0]))
     conf = np.ones(kp.shape[:2])
     res = {}
-    for ro, wu, up in ((False, False, "level"), (True, False, "level"), (True, True, "level"),
-                       (False, False, "true"), (True, False, "true"), (True, True, "true")):
+    combos = [(ro, wu, up, "flat") for up in ("level", "true") for ro, wu in ((False, False), (True, False), (True, True))]
+    combos += [(ro, wu, "true", "paper") for ro, wu in ((False, False), (True, False), (True, True))]
+    for ro, wu, up, start in combos:
         for S in sizes:
             kw = {"up_cam": up_true} if up == "true" else {}
+            if start == "paper":
+                kw["start_depth_scale"] = 1.0     # the hypothesis' own depths kept, as Alg. 1 / the release
             best, allh = refiner.zero_shot(kp, conf, K, hypotheses=S, iterations=iters, rotation_opt=ro,
                                            warmup_frac=0.2 if wu else 0.0, **kw)
-            name = f"S={S} RO={'yes' if ro else 'no'} WU={'yes' if wu else 'no'} ({up} up)"
+            name = f"S={S} RO={'yes' if ro else 'no'} WU={'yes' if wu else 'no'} ({up} up, {start} start)"
             res[name] = scores(best, gt) if S == 1 else multi_scores(allh, best, gt)
     return res
 
@@ -197,7 +200,7 @@ def table_start(refiner, n: int, seed: int, iters: int = 50) -> dict:
     """
     from dataclasses import replace as dc_replace
     from engines.skeleton import J
-    from engines.zedo.refine import initial_pose_optimizer
+    from engines.zedo.refine import flatten_along_ray, initial_pose_optimizer, unit_rays
     v, kp = validation_views(n, seed, noise=False)
     gt, K = v.joints_cam_mm.astype(np.float64), v.K.astype(np.float64)
     up = np.einsum("nij,j->ni", v.R_world_to_cam.astype(np.float64), np.array([0.0, 1.0, 0.0]))
@@ -212,15 +215,21 @@ def table_start(refiner, n: int, seed: int, iters: int = 50) -> dict:
 
     starts = {"RO": initial_pose_optimizer(P, kp, K, conf, cfg, up, rotate=True),
               "frontal": initial_pose_optimizer(P, kp, K, conf, cfg, up, rotate=False)}
+    ray = unit_rays(kp[:, [ROOT]], K)[:, 0]
+    starts |= {f"{k} flattened": (flatten_along_ray(P0, ray, 0.0), T0) for k, (P0, T0) in list(starts.items())}
+    starts["GT pose flattened"] = (flatten_along_ray(gt - gt[:, ROOT:ROOT + 1], ray, 0.0), starts["RO"][1])
     res = {}
     for name, (P0, T0) in starts.items():
         ang = np.degrees(np.arccos(np.clip((heading(P0) * heading(gt)).sum(-1), -1, 1)))
         res[f"{name} start, iteration 0"] = _scores(P0 + T0[:, None], gt) | {
             "heading err median deg": float(np.median(ang)), "flipped %": float((ang > 90).mean() * 100)}
-    for pose in starts:
-        for trans in starts:
+    for pose in ("RO", "frontal"):
+        for trans in ("RO", "frontal"):
             P_n, T_n = refiner.run_loop(starts[pose][0], starts[trans][1], kp, K, conf, cfg)
             res[f"{pose} pose + {trans} T_0, {iters} it"] = _scores(P_n + T_n[:, None], gt)
+    for pose in ("RO flattened", "frontal flattened", "GT pose flattened"):
+        P_n, T_n = refiner.run_loop(starts[pose][0], starts[pose][1], kp, K, conf, cfg)
+        res[f"{pose}, {iters} it"] = _scores(P_n + T_n[:, None], gt)
     return res
 
 
