@@ -54,19 +54,22 @@ def test_warp_moves_projections_where_the_rotated_pose_projects(pose):
     assert (uv > 0).all() and (uv < 127).all() and np.ptp(uv, 0).max() > 80
 
 
-def test_cv2_warp_of_a_real_image_matches_the_equations(pose):
-    """Draw a dot at a joint's projection in a full frame, warp it with cv2: it lands at K_crop R P."""
-    img = np.zeros((720, 1280, 3), np.uint8)
-    kp = project(pose, K)
-    j = 13
-    cv2.circle(img, tuple(int(round(v * 16)) for v in kp[j]), 6 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
+def assert_dot_lands_where_projected(pose, K_img, image_wh, size, radius_px, j=13):
+    """Draw a dot at joint ``j``'s projection in a full frame, warp it with cv2: it must land at K_crop R P."""
+    img = np.zeros((image_wh[1], image_wh[0], 3), np.uint8)
+    kp = project(pose, K_img)
+    cv2.circle(img, tuple(int(round(v * 16)) for v in kp[j]), radius_px * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
     for rotate in (False, True):
-        g = person_crop(K, kp, 128, rotate=rotate)
+        g = person_crop(K_img, kp, size, rotate=rotate)
         crop = g.warp(img)[..., 0].astype(float)
-        ys, xs = np.mgrid[:128, :128]
+        ys, xs = np.mgrid[:size, :size]
         centroid = np.array([(crop * xs).sum(), (crop * ys).sum()]) / crop.sum()
         expected = project(g.to_crop_frame(pose[j:j + 1]), g.K_crop)[0]
         assert np.linalg.norm(centroid - expected) < 0.3, (rotate, centroid, expected)
+
+
+def test_cv2_warp_of_a_real_image_matches_the_equations(pose):
+    assert_dot_lands_where_projected(pose, K, (1280, 720), 128, radius_px=6)
 
 
 def test_warp_of_a_large_person_is_antialiased_and_keeps_its_geometry(pose):
@@ -82,16 +85,7 @@ def test_warp_of_a_large_person_is_antialiased_and_keeps_its_geometry(pose):
         assert g.source_px_per_crop_px() > 8
         crop = g.warp(board)[16:48, 16:48, 0].astype(float)
         assert abs(crop.mean() - 127.5) < 10 and crop.std() < 10, (crop.mean(), crop.std())
-    img = np.zeros((1080, 1920, 3), np.uint8)
-    j = 13
-    cv2.circle(img, tuple(int(round(v * 16)) for v in kp[j]), 40 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
-    for rotate in (False, True):
-        g = person_crop(K2, kp, 64, rotate=rotate)
-        crop = g.warp(img)[..., 0].astype(float)
-        ys, xs = np.mgrid[:64, :64]
-        centroid = np.array([(crop * xs).sum(), (crop * ys).sum()]) / crop.sum()
-        expected = project(g.to_crop_frame(pose[j:j + 1]), g.K_crop)[0]
-        assert np.linalg.norm(centroid - expected) < 0.3, (rotate, centroid, expected)
+    assert_dot_lands_where_projected(pose, K2, (1920, 1080), 64, radius_px=40)
 
 
 def test_box_crop_without_pr_is_eq_3_4(pose):

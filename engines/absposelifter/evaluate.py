@@ -77,6 +77,23 @@ def pose2sim_views():
     return cams, names, und, conf, P
 
 
+def pose2sim_truth():
+    """Each pose2sim view with its leave-one-out reference: yields ``(name, camera, keypoints_px [F,17,2]
+    (undistorted calibration px), confidence [F,17], joints_cam_mm [F,17,3], ok [F])``, where the joints are
+    triangulated from the *other* 3 views and moved into this camera, and ``ok`` marks frames with both."""
+    from engines.real_errors import triangulate_dlt
+
+    cams, names, und, conf, P = pose2sim_views()
+    uv = np.moveaxis(und, 0, 2)
+    w = np.moveaxis(conf.astype(float), 0, 2)
+    for c, n in enumerate(names):
+        others = [o for o in range(len(names)) if o != c]
+        X = triangulate_dlt(uv[:, :, others], P[others], w[:, :, others])            # world, m
+        gt = (X @ cams[n].R.T + cams[n].t) * 1000.0                                   # camera c, mm
+        ok = np.isfinite(und[c]).all((-1, -2)) & np.isfinite(gt).all((-1, -2))
+        yield n, cams[n], und[c], conf[c], gt, ok
+
+
 def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime") -> dict[str, float]:
     """Real MediaPipe 2D on each pose2sim view, against the 3D triangulated from the *other* 3 views.
 
@@ -84,19 +101,10 @@ def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime") -> 
     differ slightly from the mocap joints the lifter was trained on, so these errors
     include that systematic offset as well as the triangulation's own error.
     """
-    from engines.real_errors import triangulate_dlt
-
     lifter = load_lifter("absposelifter", backend=backend, weights=weights)
-    cams, names, und, conf, P = pose2sim_views()
-    uv = np.moveaxis(und, 0, 2)
-    w = np.moveaxis(conf.astype(float), 0, 2)
     preds, gts = [], []
-    for c, n in enumerate(names):
-        others = [o for o in range(len(names)) if o != c]
-        X = triangulate_dlt(uv[:, :, others], P[others], w[:, :, others])            # world, m
-        gt = (X @ cams[n].R.T + cams[n].t) * 1000.0                                   # camera c, mm
-        ok = np.isfinite(und[c]).all((-1, -2)) & np.isfinite(gt).all((-1, -2))
-        preds.append(lifter.lift(und[c][ok], conf[c][ok], cams[n].K))
+    for _, cam, kp, conf, gt, ok in pose2sim_truth():
+        preds.append(lifter.lift(kp[ok], conf[ok], cam.K))
         gts.append(gt[ok])
     pred, gt = np.concatenate(preds), np.concatenate(gts)
     return {"MPJPE": float(mpjpe(pred, gt).mean()), "PA-MPJPE": float(pa_mpjpe(pred, gt).mean()),

@@ -129,26 +129,18 @@ def undistorted_frames(cam, max_frames: int = 100) -> list[np.ndarray]:
 
 
 def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime", figure: Path | None = None) -> dict:
-    from engines.absposelifter.evaluate import pose2sim_views
+    from engines.absposelifter.evaluate import pose2sim_truth
     from engines.lifter import load_lifter
-    from engines.real_errors import triangulate_dlt
 
     pp = load_lifter("perspose", backend=backend, weights=weights)
     ab = load_lifter("absposelifter", backend=backend)
-    cams, names, und, conf, P = pose2sim_views()
-    uv = np.moveaxis(und, 0, 2)
-    w = np.moveaxis(conf.astype(float), 0, 2)
     res, show = {"perspose": {}, "absposelifter": {}}, None
     allp, alla, allg = [], [], []
-    for c, n in enumerate(names):
-        others = [o for o in range(len(names)) if o != c]
-        X = triangulate_dlt(uv[:, :, others], P[others], w[:, :, others])
-        gt = (X @ cams[n].R.T + cams[n].t) * 1000.0
-        ok = np.isfinite(und[c]).all((-1, -2)) & np.isfinite(gt).all((-1, -2))
-        frames = undistorted_frames(cams[n], len(ok))
+    for c, (n, cam, kp_c, conf_c, gt, ok) in enumerate(pose2sim_truth()):
+        frames = undistorted_frames(cam, len(ok))
         idx = np.flatnonzero(ok[:len(frames)])
-        pj = pp.lift(und[c][idx], conf[c][idx], cams[n].K, images=[frames[i] for i in idx])
-        aj = ab.lift(und[c][idx], conf[c][idx], cams[n].K)
+        pj = pp.lift(kp_c[idx], conf_c[idx], cam.K, images=[frames[i] for i in idx])
+        aj = ab.lift(kp_c[idx], conf_c[idx], cam.K)
         g = gt[idx]
         good = np.isfinite(pj).all((-1, -2))
         for name, pr in (("perspose", pj), ("absposelifter", aj)):
@@ -158,7 +150,7 @@ def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime", fig
         allp.append(pj[good]); alla.append(aj[good]); allg.append(g[good])
         if c == 2:
             k = len(idx) // 2
-            show = (frames[idx[k]], und[c][idx[k]], pj[k], aj[k], g[k], n, int(idx[k]))
+            show = (frames[idx[k]], kp_c[idx[k]], pj[k], aj[k], g[k], n, int(idx[k]))
     pj, aj, g = map(np.concatenate, (allp, alla, allg))
     for name, pr in (("perspose", pj), ("absposelifter", aj)):
         res[name]["all"] = {"PA-MPJPE": float(pa_mpjpe(pr, g).mean()), "MPJPE": float(mpjpe(pr, g).mean()),

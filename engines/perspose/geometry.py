@@ -96,22 +96,27 @@ class CropGeometry:
         return float(np.sqrt(abs(np.linalg.det(J))))
 
     def warp(self, image: np.ndarray, border_value=(0, 0, 0)) -> np.ndarray:
-        """The network crop of ``image``: area-average the frame down first, then one ``cv2.warpPerspective``.
+        """The network crop of ``image``: area-average the person's region down first, then one ``cv2.warpPerspective``.
 
         A person box of ~800 px going into a 64 px crop samples one source pixel in ~12 with
         bilinear interpolation alone: the crop aliases, while the training renders are drawn
-        anti-aliased at crop size. So when more than 1.5 source pixels fall on a crop pixel the
-        frame is first shrunk with ``INTER_AREA`` (box filter) to ~1.2 px per crop px, and ``M``
-        is composed with that resize ``S`` (pixel centres: ``x = s x' + (s - 1) / 2``).
+        anti-aliased at crop size. So when 2.4 or more source pixels fall on a crop pixel, the
+        region the crop sees is cut out and shrunk by an integer factor ``f`` with ``INTER_AREA``
+        (a box filter; integer factors take OpenCV's fast path) to ~1.2-2.4 px per crop px, and
+        ``M`` is composed with that cut and resize (pixel centres: ``x = x0 + f x' + (f - 1) / 2``).
         """
         M = self.M
-        k = self.source_px_per_crop_px()
-        if k > 1.5:
+        f = int(self.source_px_per_crop_px() / 1.2)
+        if f >= 2:
             h, w = image.shape[:2]
-            nw, nh = max(1, int(round(w * 1.2 / k))), max(1, int(round(h * 1.2 / k)))
-            image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-            sx, sy = w / nw, h / nh
-            M = M @ np.array([[sx, 0.0, 0.5 * (sx - 1)], [0.0, sy, 0.5 * (sy - 1)], [0.0, 0.0, 1.0]])
+            n = self.size - 1
+            corners = apply_homography(np.linalg.inv(M), np.array([[0, 0], [n, 0], [0, n], [n, n]], float))
+            x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - f, 0, [w, h])
+            x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + f, 0, [w, h])
+            x1, y1 = x0 + (x1 - x0) // f * f, y0 + (y1 - y0) // f * f          # whole blocks of f x f
+            if x1 > x0 and y1 > y0:
+                image = cv2.resize(image[y0:y1, x0:x1], ((x1 - x0) // f, (y1 - y0) // f), interpolation=cv2.INTER_AREA)
+                M = M @ np.array([[f, 0.0, x0 + 0.5 * (f - 1)], [0.0, f, y0 + 0.5 * (f - 1)], [0.0, 0.0, 1.0]])
         return cv2.warpPerspective(image, M, (self.size, self.size), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
 

@@ -76,6 +76,11 @@ def validation_sequences(n_seq: int = 6, length: int = 40, seed: int = 7, noise:
     return np.stack(gts), np.stack(kps), np.stack(Ks)
 
 
+def true_up(v) -> np.ndarray:
+    """The world's up (+Y) in each virtual camera's axes ``[N, 3]``: what world alignment would give."""
+    return np.einsum("nij,j->ni", v.R_world_to_cam.astype(np.float64), np.array([0.0, 1.0, 0.0]))
+
+
 def scores(pred: np.ndarray, gt: np.ndarray) -> dict:
     r = _scores(pred, gt)
     log.info("%s", {k: round(v, 1) for k, v in r.items()})
@@ -146,7 +151,7 @@ def table_ablation(refiner, n: int, iters: int, seed: int, sizes=(1,), gt2d: boo
     """
     v, kp = validation_views(n, seed, noise=not gt2d)
     gt, K = v.joints_cam_mm.astype(np.float64), v.K.astype(np.float64)
-    up_true = np.einsum("nij,j->ni", v.R_world_to_cam.astype(np.float64), np.array([0.0, 1.0, 0.0]))
+    up_true = true_up(v)
     conf = np.ones(kp.shape[:2])
     res = {}
     combos = [(ro, wu, up, "flat") for up in ("level", "true") for ro, wu in ((False, False), (True, False), (True, True))]
@@ -166,22 +171,15 @@ def table_ablation(refiner, n: int, iters: int, seed: int, sizes=(1,), gt2d: boo
 def table_real(refiner, iters: int) -> dict:
     """Real MediaPipe 2D *with its confidences* on the 4 pose2sim views, against the 3D triangulated from the
     other 3 views (as ``engines.absposelifter.evaluate.evaluate_real``): lifter alone vs lifter + refine."""
-    from engines.absposelifter.evaluate import pose2sim_views
-    from engines.real_errors import triangulate_dlt
+    from engines.absposelifter.evaluate import pose2sim_truth
     lifter = get_lifter()
-    cams, names, und, conf, P = pose2sim_views()
-    uv, w = np.moveaxis(und, 0, 2), np.moveaxis(conf.astype(float), 0, 2)
     rows = {"lifter alone": [], f"lifter + ZeDO refine ({iters} it, defaults)": [],
             f"lifter + ZeDO refine ({iters} it, defaults, confidences ignored)": [],
             "lifter + ZeDO refine (50 it, hard projection as Alg. 1)": []}
     gts = []
-    for c, n in enumerate(names):
-        others = [o for o in range(len(names)) if o != c]
-        X = triangulate_dlt(uv[:, :, others], P[others], w[:, :, others])
-        gt = (X @ cams[n].R.T + cams[n].t) * 1000.0
-        ok = np.isfinite(und[c]).all((-1, -2)) & np.isfinite(gt).all((-1, -2))
-        kp, cf = und[c][ok].astype(np.float64), conf[c][ok].astype(np.float64)
-        K = np.broadcast_to(cams[n].K, (len(kp), 3, 3)).astype(np.float64)
+    for _, cam, kp, conf, gt, ok in pose2sim_truth():
+        kp, cf = kp[ok].astype(np.float64), conf[ok].astype(np.float64)
+        K = np.broadcast_to(cam.K, (len(kp), 3, 3)).astype(np.float64)
         lifted = lifter.lift(kp, cf, K).astype(np.float64)
         preds = [lifted, refiner.refine(lifted, kp, cf, K, iterations=iters),
                  refiner.refine(lifted, kp, None, K, iterations=iters),
@@ -203,7 +201,7 @@ def table_start(refiner, n: int, seed: int, iters: int = 50) -> dict:
     from engines.zedo.refine import flatten_along_ray, initial_pose_optimizer, unit_rays
     v, kp = validation_views(n, seed, noise=False)
     gt, K = v.joints_cam_mm.astype(np.float64), v.K.astype(np.float64)
-    up = np.einsum("nij,j->ni", v.R_world_to_cam.astype(np.float64), np.array([0.0, 1.0, 0.0]))
+    up = true_up(v)
     conf = np.ones(kp.shape[:2])
     P = np.broadcast_to(refiner.hypotheses(1), (n, NUM_JOINTS, 3)).copy()
     cfg = dc_replace(refiner.config, iterations=iters)

@@ -472,7 +472,7 @@ class ZedoRefiner:
         if up.ndim == 2:                                   # one up direction per frame
             up = np.repeat(np.broadcast_to(up, (N, 3))[person], S, 0)
         P0, T0 = initial_pose_optimizer(P_init, kpb, Kbb, cb, cfg, up, rotate=cfg.rotation_opt)
-        P0 = flatten_along_ray(P0, unit_rays(kpb[:, [ROOT]], Kbb)[:, 0], cfg.start_depth_scale)
+        P0 = flatten_along_ray(P0, T0 / np.linalg.norm(T0, axis=-1, keepdims=True), cfg.start_depth_scale)  # T0 is on the pelvis ray
         P, T = self.run_loop(P0, T0, kpb, Kbb, cb, cfg)
         X = (P + T[:, None]).reshape(M, S, NUM_JOINTS, 3)
         err = reprojection_error_px(P, T, kpb, Kbb, cb).reshape(M, S)
