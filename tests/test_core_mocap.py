@@ -90,3 +90,28 @@ def test_retarget_bones_scales_lengths_keeps_directions():
     np.testing.assert_allclose(bone_lengths(default), bone_lengths(j) * np.array(DETECTOR_BONE_SCALE), rtol=1e-4)
     torso = np.linalg.norm(default[:, J["thorax"]] - default[:, ROOT], axis=-1)
     assert 450 < np.median(torso) < 600
+
+
+def test_mix_bodies_keeps_legs_and_moves_the_upper_body_rigidly():
+    from scipy.spatial.transform import Rotation
+
+    from engines.absposelifter.train import LOWER_BODY, mix_bodies
+    poses = load_split("train")["joints_mm"][::500].astype(np.float64)
+    mixed = mix_bodies(poses, np.random.default_rng(0), 1.0)
+    upper = [j for j in range(17) if j not in LOWER_BODY]
+    np.testing.assert_allclose(mixed[:, LOWER_BODY], poses[:, LOWER_BODY])       # the legs are the receiver's
+    assert np.abs(mixed[:, upper] - poses[:, upper]).max() > 100                  # the rest is someone else's
+
+    def shape(P):   # distances among the upper-body joints and to the pelvis: unchanged by a rigid move
+        return np.linalg.norm(P[:, upper, None] - P[:, None, [ROOT] + upper], axis=-1).reshape(len(P), -1)
+    # every recombined upper body is one of the inputs' upper bodies, whole
+    gap = np.abs(shape(mixed)[:, None] - shape(poses)[None]).max(-1).min(-1)
+    assert gap.max() < 1e-6
+    # turned about the vertical to face the receiver's way: when the only donors are the receiver itself
+    # and the receiver turned by 70 deg about its pelvis, every mix gives back the receiver
+    p = poses[:1]
+    turn = Rotation.from_euler("y", 70, degrees=True).as_matrix()
+    both = np.concatenate([p, (p - p[:, ROOT:ROOT + 1]) @ turn.T + p[:, ROOT:ROOT + 1]])
+    for seed in range(4):
+        out = mix_bodies(both, np.random.default_rng(seed), 1.0)
+        np.testing.assert_allclose(out, both, atol=1e-6)

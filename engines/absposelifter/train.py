@@ -4,7 +4,8 @@
 
 Every batch draws fresh cameras (``engines.data.view_poses``) and fresh 2D errors
 from the error model (``--noise mixture|gaussian|none``), so the 37 k training poses
-become millions of distinct 2D-3D pairs. Loss: Eq. 7 (canonical L1), see ``loss``.
+become millions of distinct 2D-3D pairs; ``--mix`` also recombines legs and upper bodies of
+different poses (``mix_bodies``). Loss: Eq. 7 (canonical L1), see ``loss_fn``.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 from engines.absposelifter.model import AbsPoseLifter, LifterConfig
 from engines.data import load_split, view_poses
 from engines.noise import ErrorModel, person_scale_px
-from engines.skeleton import BONES, ROOT, retarget_bones
+from engines.skeleton import BONES, J, ROOT, retarget_bones
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -31,12 +32,47 @@ DEFAULT_ERROR_MODEL = REPO / "assets" / "noise" / "mediapipe_error_model.json"
 BONE_JITTER = 0.05   # std of log bone-length scale: people differ in proportions (~5 % per bone)
 
 
+LOWER_BODY = [J["pelvis"], J["right_hip"], J["right_knee"], J["right_ankle"], J["left_hip"], J["left_knee"],
+              J["left_ankle"]]
+
+
+def mix_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
+    """New poses from old: the legs of one pose with the trunk, head and arms of another.
+
+    The donor's upper body is turned about the vertical so that its hips face the same way
+    as the receiver's, then attached at the pelvis. More pose combinations than the 37 k
+    captured ones, for subjects whose actions mix familiar parts differently.
+    """
+    n = int(round(len(poses_mm) * fraction))
+    if n == 0:
+        return poses_mm
+    out = poses_mm.copy()
+    a = rng.choice(len(poses_mm), n, replace=False)
+    b = rng.integers(0, len(poses_mm), n)
+
+    def heading(P):
+        d = P[:, J["left_hip"]] - P[:, J["right_hip"]]
+        return np.arctan2(d[:, 0], d[:, 2])
+
+    ang = heading(poses_mm[a]) - heading(poses_mm[b])
+    c, s_ = np.cos(ang), np.sin(ang)
+    R = np.zeros((n, 3, 3)); R[:, 0, 0] = c; R[:, 0, 2] = s_; R[:, 1, 1] = 1; R[:, 2, 0] = -s_; R[:, 2, 2] = c
+    donor = poses_mm[b] - poses_mm[b][:, ROOT:ROOT + 1]
+    donor = np.einsum("nij,nkj->nki", R, donor) + poses_mm[a][:, ROOT:ROOT + 1]
+    upper = [j for j in range(poses_mm.shape[1]) if j not in LOWER_BODY]
+    out[a[:, None], upper] = donor[:, upper]
+    return out
+
+
 def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: ErrorModel,
-               bone_jitter: float = BONE_JITTER):
+               bone_jitter: float = BONE_JITTER, mix: float = 0.0):
     """Virtual views of ``poses_mm`` with 2D errors: tensors for one training/eval batch.
 
-    Each pose gets random body proportions (every bone length scaled by ``exp(N(0, bone_jitter))``).
+    Each pose gets random body proportions (every bone length scaled by ``exp(N(0, bone_jitter))``);
+    a fraction ``mix`` of them are recombined first (``mix_bodies``).
     """
+    if mix > 0:
+        poses_mm = mix_bodies(poses_mm, rng, mix)
     if bone_jitter > 0:
         poses_mm = retarget_bones(poses_mm, np.exp(rng.normal(0.0, bone_jitter, (len(poses_mm), len(BONES)))))
     v = view_poses(poses_mm, rng)
@@ -64,7 +100,7 @@ def loss_fn(model: AbsPoseLifter, kp, K, joints_cam, lam: float = 4.0):
 def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str = "mixture",
           use_location_scale: bool = True, seed: int = 0, error_model_path: Path = DEFAULT_ERROR_MODEL,
           width: int = 1024, threads: int = 2, log_every: int = 200, lam: float = 4.0,
-          init: Path | None = None) -> dict:
+          init: Path | None = None, dropout: float = 0.1, mix: float = 0.0) -> dict:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -75,7 +111,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
         em = ErrorModel.load(error_model_path)
         if noise == "gaussian" and em.kind != "gaussian":
             em = ErrorModel.load(error_model_path.with_name(error_model_path.stem + "_gaussian.json"))
-    cfg = LifterConfig(width=width, use_location_scale=use_location_scale)
+    cfg = LifterConfig(width=width, use_location_scale=use_location_scale, dropout=dropout)
     model = AbsPoseLifter(cfg)
     history = []
     if init is not None:  # fine-tune from earlier weights (same config)
@@ -91,7 +127,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
     for step in range(steps):
         if step % chunk == 0:  # views for several batches at once: cheaper sampling
             idx = rng.integers(0, len(poses), batch * chunk)
-            kp_all, K_all, j_all = make_batch(poses[idx], rng, em)
+            kp_all, K_all, j_all = make_batch(poses[idx], rng, em, mix=mix)
         s = slice((step % chunk) * batch, (step % chunk + 1) * batch)
         model.train()
         loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s], lam)
@@ -103,6 +139,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
             log.info("step %d/%d loss %.2f (depth %.1f, pose %.1f mm) %.0fs", step, steps, loss.item(),
                      ld.item(), lp.item(), time.time() - t0)
     meta = {"steps": steps, "batch": batch, "lr": lr, "lambda": lam, "noise": noise, "seed": seed,
+            "dropout": dropout, "mix": mix,
             "init": str(init) if init else None,
             "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
             "seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -126,12 +163,15 @@ def main(argv=None) -> int:
     ap.add_argument("--error-model", type=Path, default=DEFAULT_ERROR_MODEL)
     ap.add_argument("--lam", type=float, default=4.0, help="lambda of Eq. 7 (pose term weight)")
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune)")
+    ap.add_argument("--dropout", type=float, default=0.1,
+                    help="dropout of the residual blocks (0 for fine-tuning: the model underfits, notes in BENCHMARKS.md)")
+    ap.add_argument("--mix", type=float, default=0.0, help="fraction of poses recombined (legs + upper body)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads,
-          lam=a.lam, init=a.init)
+          lam=a.lam, init=a.init, dropout=a.dropout, mix=a.mix)
     return 0
 
 
