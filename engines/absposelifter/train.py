@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lam", type=float, default=4.0, help="lambda of Eq. 7 (pose term weight)")
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune)")
     ap.add_argument("--dropout", type=float, default=0.1,
-                    help="dropout of the residual blocks (0 for fine-tuning: the model underfits, notes in BENCHMARKS.md)")
+                    help="dropout of the residual blocks (0 for fine-tuning: the model underfits, BENCHMARKS.md)")
     ap.add_argument("--mix", type=float, default=0.0, help="fraction of poses recombined (legs + upper body)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
