@@ -54,11 +54,11 @@ def mix_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float) 
         d = P[:, J["left_hip"]] - P[:, J["right_hip"]]
         return np.arctan2(d[:, 0], d[:, 2])
 
-    ang = heading(poses_mm[a]) - heading(poses_mm[b])
+    receiver, donor = poses_mm[a], poses_mm[b]
+    ang = heading(receiver) - heading(donor)
     c, s_ = np.cos(ang), np.sin(ang)
     R = np.zeros((n, 3, 3)); R[:, 0, 0] = c; R[:, 0, 2] = s_; R[:, 1, 1] = 1; R[:, 2, 0] = -s_; R[:, 2, 2] = c
-    donor = poses_mm[b] - poses_mm[b][:, ROOT:ROOT + 1]
-    donor = np.einsum("nij,nkj->nki", R, donor) + poses_mm[a][:, ROOT:ROOT + 1]
+    donor = np.einsum("nij,nkj->nki", R, donor - donor[:, ROOT:ROOT + 1]) + receiver[:, ROOT:ROOT + 1]
     upper = [j for j in range(poses_mm.shape[1]) if j not in LOWER_BODY]
     out[a[:, None], upper] = donor[:, upper]
     return out
