@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from engines.absposelifter.model import AbsPoseLifter, LifterConfig
 from engines.data import load_split, view_poses
@@ -55,9 +56,7 @@ def mix_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float) 
         return np.arctan2(d[:, 0], d[:, 2])
 
     receiver, donor = poses_mm[a], poses_mm[b]
-    ang = heading(receiver) - heading(donor)
-    c, s_ = np.cos(ang), np.sin(ang)
-    R = np.zeros((n, 3, 3)); R[:, 0, 0] = c; R[:, 0, 2] = s_; R[:, 1, 1] = 1; R[:, 2, 0] = -s_; R[:, 2, 2] = c
+    R = Rotation.from_euler("y", (heading(receiver) - heading(donor))[:, None]).as_matrix()   # about the vertical
     donor = np.einsum("nij,nkj->nki", R, donor - donor[:, ROOT:ROOT + 1]) + receiver[:, ROOT:ROOT + 1]
     upper = [j for j in range(poses_mm.shape[1]) if j not in LOWER_BODY]
     out[a[:, None], upper] = donor[:, upper]
