@@ -104,6 +104,11 @@ class Views:
     image_wh: np.ndarray          # [N, 2]
     R_world_to_cam: np.ndarray    # [N, 3, 3]
     cam_center_mm: np.ndarray     # [N, 3]
+    # the whole map from the *input* poses: joints_cam = R_input_to_cam @ X + t_input_to_cam_mm, with X the
+    # input pose, mirrored left/right first where ``mirrored``; it places other frames of a clip in the same view
+    mirrored: np.ndarray | None = None           # [N] bool
+    R_input_to_cam: np.ndarray | None = None     # [N, 3, 3]
+    t_input_to_cam_mm: np.ndarray | None = None  # [N, 3]
 
 
 def _world_to_cam_rotation(pitch_deg, roll_deg) -> np.ndarray:
@@ -121,6 +126,7 @@ def view_poses(joints_world_mm: np.ndarray, rng: np.random.Generator,
     """Random plausible camera for each pose ``[N, 17, 3]`` (see the module docstring)."""
     N = len(joints_world_mm)
     X = joints_world_mm.astype(np.float64).copy()
+    m = np.zeros(N, bool)
     if mirror:
         m = rng.random(N) < 0.5
         X[m] = X[m][:, FLIP_PERM] * np.array([-1.0, 1.0, 1.0])
@@ -168,5 +174,8 @@ def view_poses(joints_world_mm: np.ndarray, rng: np.random.Generator,
         raise RuntimeError(f"could not place a camera for {np.sum(~done)} poses")
     Xc = np.einsum("nij,nkj->nki", out_R, X - out_C[:, None])
     uv = Xc[..., :2] / Xc[..., 2:3] * out_K[:, None, [0, 1], [0, 1]] + out_K[:, None, :2, 2]
+    R_in = out_R @ Ry                                            # cam = R_wc (Ry (X - pel) - C)
+    t_in = -np.einsum("nij,nj->ni", out_R, np.einsum("nij,nj->ni", Ry, pel[:, 0]) + out_C)
     return Views(Xc.astype(np.float32), uv.astype(np.float32), out_K.astype(np.float32),
-                 out_wh.astype(np.float32), out_R.astype(np.float32), out_C.astype(np.float32))
+                 out_wh.astype(np.float32), out_R.astype(np.float32), out_C.astype(np.float32),
+                 m, R_in, t_in)

@@ -31,10 +31,12 @@ SOURCE = ASSETS / "mediapipe_errors_pose2sim.npz"
 
 
 RESIDUAL_GATE_CROP_PX = 15.0
+POSE2SIM_FPS = 60.0   # the pose2sim demo's frame rate (its 4 views are synchronised 60 fps video)
 
 
-def load_errors_crop(path: Path = SOURCE) -> np.ndarray:
-    """Errors ``[M, 17, 2]`` in crop pixels (``e_px * 256 / person bbox diagonal``), robust reference."""
+def load_error_sequences(path: Path = SOURCE) -> np.ndarray:
+    """Errors ``[C, F, 17, 2]`` per camera and frame in crop pixels (``e_px * 256 / person bbox diagonal``),
+    robust reference, NaN where a view has no detection."""
     from engines.real_errors import load_pose2sim_cameras, triangulate_dlt
 
     d = np.load(path)
@@ -59,9 +61,56 @@ def load_errors_crop(path: Path = SOURCE) -> np.ndarray:
             choice = np.where(res[0] <= gate[:, None], 0, 1 + np.argmin(np.nan_to_num(res[1:], nan=np.inf), axis=0))
         X = np.take_along_axis(Xs, choice[None, ..., None], 0)[0]
         e = (und[c] - cams[name].project(X)) * (CROP_PX / scale)[:, None, None]
-        e = e[np.isfinite(e).all((-1, -2))]
-        out.append(e - e.mean((0, 1)))                     # the camera's constant offset
-    return np.concatenate(out)
+        found = np.isfinite(e).all((-1, -2))
+        e[~found] = np.nan
+        out.append(e - e[found].mean((0, 1)))              # the camera's constant offset
+    return np.stack(out)
+
+
+def load_errors_crop(path: Path = SOURCE) -> np.ndarray:
+    """Errors ``[M, 17, 2]`` in crop pixels: every (camera, frame) with a detection (``load_error_sequences``)."""
+    e = load_error_sequences(path).reshape(-1, len(JOINT_NAMES), 2)
+    return e[np.isfinite(e).all((-1, -2))]
+
+
+def error_autocorrelation(seq: np.ndarray, lags, gate_crop_px: float = 20.0) -> np.ndarray:
+    """Correlation of the same joint's error ``lag`` frames apart, per lag, from ``seq [C, F, J, 2]`` (crop px),
+    over pairs where both errors are under ``gate_crop_px`` (the uniform outliers would swamp it)."""
+    e = seq - np.nanmean(seq.reshape(-1, *seq.shape[2:]), 0)       # each joint's mean error
+    out = []
+    for lag in lags:
+        a, b = e[:, :-lag].reshape(-1, 2), e[:, lag:].reshape(-1, 2)
+        with np.errstate(invalid="ignore"):
+            ok = (np.isfinite(a).all(-1) & np.isfinite(b).all(-1) & (np.linalg.norm(a, axis=-1) < gate_crop_px)
+                  & (np.linalg.norm(b, axis=-1) < gate_crop_px))
+        a, b = a[ok], b[ok]
+        out.append((a * b).sum() / np.sqrt((a ** 2).sum() * (b ** 2).sum()))
+    return np.asarray(out)
+
+
+def fit_temporal(seq: np.ndarray, fps: float, model: ErrorModel,
+                 lags: tuple[int, ...] = (1, 2, 3, 6, 9, 12, 18, 24, 36)) -> dict:
+    """The time constants of ``model.sample_sequence`` that reproduce the real errors' autocorrelation.
+
+    ``corr(dt) = persistent + (1 - persistent) * ar_per_100ms ** (dt / 0.1 s)``: a part that stays over the
+    clip (semantic offsets, a slow drift) and a part that fades. The measured correlation is over inlier pairs,
+    which the outlier switching lowers, so the model is fitted by simulation: a grid over both constants, each
+    scored by the same measurement on sequences sampled from it (fixed seed), least squares over ``lags``.
+    """
+    r = error_autocorrelation(seq, lags)
+    times = np.r_[0, lags] / fps
+    grid = np.linspace(0.0, 0.98, 50)   # steps of 0.02
+    best = (np.inf, 0.0, 0.0)
+    for p in grid:
+        for phi in grid:
+            m = ErrorModel(model.kind, model.mu, model.sigma, model.gamma, persistent=p, ar_per_100ms=phi)
+            x = m.sample_sequence(np.random.default_rng(0), np.full((1500, len(times)), CROP_PX), times)
+            sim = [error_autocorrelation(x[:, [0, k]], [1])[0] for k in range(1, len(times))]
+            cost = float(((np.asarray(sim) - r) ** 2).sum())
+            if cost < best[0]:
+                best = (cost, float(p), float(phi), sim)
+    return {"persistent": best[1], "ar_per_100ms": best[2], "lags_s": (np.asarray(lags) / fps).round(4).tolist(),
+            "autocorrelation": r.round(4).tolist(), "model_autocorrelation": np.round(best[3], 4).tolist()}
 
 
 def main(argv=None) -> int:
@@ -70,11 +119,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", type=Path, default=ASSETS)
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
-    e = load_errors_crop(a.errors)
+    seq = load_error_sequences(a.errors)
+    e = seq.reshape(-1, *seq.shape[2:])
+    e = e[np.isfinite(e).all((-1, -2))]
     src = (f"{a.errors.name}: {len(e)} detections, robust leave-one-camera-out MediaPipe errors on the pose2sim "
            "demo (4 calibrated views, BSD-3); fitted by `python -m engines.fit_error_model`")
     mix = ErrorModel.fit(e, "mixture", src)
     gau = ErrorModel.fit(e, "gaussian", src)
+    temporal = fit_temporal(seq, POSE2SIM_FPS, mix)
+    for m in (mix, gau):
+        m.persistent, m.ar_per_100ms = temporal["persistent"], temporal["ar_per_100ms"]
     mix.save(a.out_dir / "mediapipe_error_model.json")
     gau.save(a.out_dir / "mediapipe_error_model_gaussian.json")
     print("| joint | mu_x | mu_y | sigma_x | sigma_y | gamma | Gaussian sigma_x | Gaussian sigma_y |")
@@ -83,6 +137,12 @@ def main(argv=None) -> int:
         print(f"| {name} | {mix.mu[j, 0]:.2f} | {mix.mu[j, 1]:.2f} | {mix.sigma[j, 0]:.2f} | {mix.sigma[j, 1]:.2f} "
               f"| {mix.gamma[j]:.3f} | {gau.sigma[j, 0]:.2f} | {gau.sigma[j, 1]:.2f} |")
     print(f"\nmean NLL per joint sample: mixture {mix.nll(e):.3f}, single Gaussian {gau.nll(e):.3f} (crop px)")
+    print("\nover time: corr(dt) = persistent + (1 - persistent) * ar_per_100ms ** (dt / 0.1 s), "
+          f"persistent {temporal['persistent']:.3f}, ar_per_100ms {temporal['ar_per_100ms']:.3f}")
+    print("| lag (s) | " + " | ".join(f"{t:.3f}" for t in temporal["lags_s"]) + " |")
+    print("|---|" + "---|" * len(temporal["lags_s"]))
+    print("| measured | " + " | ".join(f"{r:.3f}" for r in temporal["autocorrelation"]) + " |")
+    print("| model, measured the same way | " + " | ".join(f"{r:.3f}" for r in temporal["model_autocorrelation"]) + " |")
     return 0
 
 

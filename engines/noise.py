@@ -66,6 +66,10 @@ class ErrorModel:
     sigma: np.ndarray = field(default_factory=lambda: np.zeros((17, 2)))   # [J, 2]
     gamma: np.ndarray = field(default_factory=lambda: np.ones(17))         # [J]
     source: str = ""
+    # over time (``sample_sequence``): corr(dt) = persistent + (1 - persistent) * ar_per_100ms ** (dt / 0.1 s);
+    # 0 / 0 is independent frames. Fitted to the real errors' autocorrelation (``fit_error_model.fit_temporal``).
+    persistent: float = 0.0
+    ar_per_100ms: float = 0.0
 
     @classmethod
     def fit(cls, errors_crop: np.ndarray, kind: str = "mixture", source: str = "") -> "ErrorModel":
@@ -94,6 +98,36 @@ class ErrorModel:
             e[outlier] = rng.uniform(-UNIFORM_HALF_WIDTH, UNIFORM_HALF_WIDTH, (int(outlier.sum()), 2))
         return (e * (np.asarray(scale_px)[:, None, None] / CROP_PX)).astype(np.float32)
 
+    def correlation(self, times_s: np.ndarray) -> np.ndarray:
+        """``[T, T]`` correlation of one joint coordinate's error between frames at ``times_s``."""
+        dt = np.abs(np.subtract.outer(times_s, times_s))
+        return self.persistent + (1 - self.persistent) * self.ar_per_100ms ** (dt / 0.1)
+
+    def sample_sequence(self, rng: np.random.Generator, scale_px: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+        """Errors ``[N, T, J, 2]`` px for N sequences of frames at ``times_s [T]`` (scales ``scale_px [N, T]``).
+
+        Each frame's error has exactly ``sample``'s distribution; over time the errors follow
+        ``correlation`` (a Gaussian copula: correlated normals drive the Gaussian part, the outlier
+        choice and the outlier's value), as real detections do: a joint that is off stays off for a while.
+        """
+        from scipy.stats import norm
+
+        N, T = scale_px.shape
+        J = len(self.mu)
+        L = np.linalg.cholesky(self.correlation(np.asarray(times_s, float)) + 1e-9 * np.eye(T))
+
+        def normals():   # [N, T, J, 2] standard normals, correlated along T
+            return np.einsum("ts,nsjk->ntjk", L, rng.standard_normal((N, T, J, 2)))
+
+        if self.kind == "none":
+            return np.zeros((N, T, J, 2), np.float32)
+        e = self.mu + self.sigma * normals()
+        if self.kind == "mixture":
+            outlier = norm.cdf(normals()[..., 0]) >= self.gamma
+            value = (2 * norm.cdf(normals()) - 1) * UNIFORM_HALF_WIDTH
+            e = np.where(outlier[..., None], value, e)
+        return (e * (np.asarray(scale_px)[..., None, None] / CROP_PX)).astype(np.float32)
+
     def nll(self, errors_crop: np.ndarray) -> float:
         """Mean negative log-likelihood per joint sample (Eq. 9 / M)."""
         e = errors_crop
@@ -105,11 +139,13 @@ class ErrorModel:
     def to_dict(self) -> dict:
         return {"kind": self.kind, "mu": self.mu.tolist(), "sigma": self.sigma.tolist(),
                 "gamma": self.gamma.tolist(), "units": "crop px (error * 256 / person bbox diagonal px)",
-                "uniform_half_width": UNIFORM_HALF_WIDTH, "source": self.source}
+                "uniform_half_width": UNIFORM_HALF_WIDTH, "source": self.source,
+                "persistent": self.persistent, "ar_per_100ms": self.ar_per_100ms}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ErrorModel":
-        return cls(d["kind"], np.array(d["mu"]), np.array(d["sigma"]), np.array(d["gamma"]), d.get("source", ""))
+        return cls(d["kind"], np.array(d["mu"]), np.array(d["sigma"]), np.array(d["gamma"]), d.get("source", ""),
+                   d.get("persistent", 0.0), d.get("ar_per_100ms", 0.0))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))

@@ -32,3 +32,26 @@ def test_mixture_beats_gaussian_in_likelihood_and_samples_scale_with_person():
     d = mix.to_dict()
     again = ErrorModel.from_dict(d)
     np.testing.assert_allclose(again.sigma, mix.sigma)
+
+
+def test_sequences_keep_each_frames_distribution_and_follow_the_correlation():
+    model = ErrorModel("mixture", np.full((17, 2), 1.0), np.full((17, 2), 4.0), np.full(17, 0.85),
+                       persistent=0.4, ar_per_100ms=0.5)
+    times = np.array([-0.2, -0.1, 0.0, 0.1, 0.2])
+    seq = model.sample_sequence(np.random.default_rng(0), np.full((8000, len(times)), 256.0), times)
+    single = model.sample(np.random.default_rng(1), np.full(40000, 256.0))
+    assert seq.shape == (8000, 5, 17, 2)
+    # every frame: the same distribution as independent draws (centre, spread, outlier tail)
+    for q in (5, 50, 95, 99.5):
+        assert np.percentile(seq[:, 2], q) == pytest.approx(np.percentile(single, q), abs=0.6)
+    # over time: the Gaussian part follows corr(dt) = 0.4 + 0.6 * 0.5 ** (dt / 0.1 s)
+    gauss = ErrorModel("gaussian", np.zeros((17, 2)), np.ones((17, 2)), persistent=0.4, ar_per_100ms=0.5)
+    z = gauss.sample_sequence(np.random.default_rng(2), np.full((20000, len(times)), 256.0), times)[..., 0, 0]
+    measured = np.corrcoef(z.T)[2]
+    np.testing.assert_allclose(measured, [0.55, 0.7, 1.0, 0.7, 0.55], atol=0.03)
+    # independent frames by default (the per-frame model as fitted before)
+    iid = ErrorModel("gaussian", np.zeros((17, 2)), np.ones((17, 2)))
+    z = iid.sample_sequence(np.random.default_rng(3), np.full((20000, 3), 256.0), times[:3])[..., 0, 0]
+    assert abs(np.corrcoef(z.T)[0, 1]) < 0.03
+    again = ErrorModel.from_dict(model.to_dict())
+    assert (again.persistent, again.ar_per_100ms) == (0.4, 0.5)
