@@ -2,10 +2,10 @@
 from engines.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, BONES  # noqa: F401
 
 
-def load_lifter(name: str = "absposelifter", backend: str = "auto", weights=None):
+def load_lifter(name: str = "absposelifter", backend: str = "auto", weights=None, **kw):
     """``engines.lifter.load_lifter``, imported on first use so that ``import engines`` stays light (no torch)."""
     from engines.lifter import load_lifter as _load
-    return _load(name, backend=backend, weights=weights)
+    return _load(name, backend=backend, weights=weights, **kw)
 
 
 def load_refiner(name: str = "zedo", backend: str = "auto", **kw):

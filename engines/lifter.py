@@ -72,10 +72,10 @@ class Lifter:
     input_names = ["keypoints_px", "K"]
     output_names = ["joints_cam_mm"]
 
-    def __init__(self, name: str, backend: str, weights: Path):
+    def __init__(self, name: str, backend: str, weights: Path, flip_test: bool = True):
         self.name = name
         self.weights = Path(weights)
-        self.module = AbsolutePose(load_torch_lifter(self.weights)).eval()
+        self.module = AbsolutePose(load_torch_lifter(self.weights), flip_test=flip_test).eval()
         self.runtime = open_runtime(name, backend, self.module, example_inputs(), self.input_names,
                                     self.output_names, engine_key(name, self.module))
         self.backend = self.runtime.name
@@ -218,7 +218,9 @@ def check_lifter_weights(path: str | Path) -> Path:
     return p
 
 
-def load_lifter(name: str = "absposelifter", backend: str = "auto", weights: str | Path | None = None) -> Lifter:
+def load_lifter(name: str = "absposelifter", backend: str = "auto", weights: str | Path | None = None,
+                flip_test: bool = True) -> Lifter:
+    """``flip_test``: also lift the mirrored 2D and average (AbsPoseLifter; on by default, BENCHMARKS.md)."""
     if name == "perspose":   # image-based engine (engines/perspose): lift(kp, conf, K, images=frames)
         from engines.perspose.engine import PersPoseEngine
         return PersPoseEngine(backend, weights)
@@ -227,4 +229,4 @@ def load_lifter(name: str = "absposelifter", backend: str = "auto", weights: str
     w = Path(weights) if weights else WEIGHTS[name]
     if not w.exists():
         raise FileNotFoundError(f"weights for {name} not found at {w}")
-    return Lifter(name, backend, w)
+    return Lifter(name, backend, w, flip_test=flip_test)

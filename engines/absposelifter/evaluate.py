@@ -37,8 +37,8 @@ def validation_views(seed: int = 1234, max_poses: int | None = None):
 
 
 def evaluate(weights: Path | None = None, backend: str = "onnxruntime", seed: int = 1234,
-             max_poses: int | None = None) -> dict[str, dict[str, float]]:
-    lifter = load_lifter("absposelifter", backend=backend, weights=weights)
+             max_poses: int | None = None, flip_test: bool = True) -> dict[str, dict[str, float]]:
+    lifter = load_lifter("absposelifter", backend=backend, weights=weights, flip_test=flip_test)
     v, noisy = validation_views(seed, max_poses)
     res = {}
     for name, kp in (("ground-truth 2D", v.keypoints_px), ("realistic-noise 2D", noisy)):
@@ -94,14 +94,14 @@ def pose2sim_truth():
         yield n, cams[n], und[c], conf[c], gt, ok
 
 
-def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime") -> dict[str, float]:
+def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime", flip_test: bool = True) -> dict[str, float]:
     """Real MediaPipe 2D on each pose2sim view, against the 3D triangulated from the *other* 3 views.
 
     The reference shares MediaPipe's joint semantics (e.g. its hip landmark), which
     differ slightly from the mocap joints the lifter was trained on, so these errors
     include that systematic offset as well as the triangulation's own error.
     """
-    lifter = load_lifter("absposelifter", backend=backend, weights=weights)
+    lifter = load_lifter("absposelifter", backend=backend, weights=weights, flip_test=flip_test)
     preds, gts = [], []
     for _, cam, kp, conf, gt, ok in pose2sim_truth():
         preds.append(lifter.lift(kp[ok], conf[ok], cam.K))
@@ -124,10 +124,12 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--max-poses", type=int, default=None)
+    ap.add_argument("--no-flip", action="store_true",
+                    help="without test-time flip averaging (how every number before 19:30 UTC 2026-11-21 was measured)")
     a = ap.parse_args(argv)
-    res = evaluate(a.weights, a.backend, a.seed, a.max_poses)
+    res = evaluate(a.weights, a.backend, a.seed, a.max_poses, flip_test=not a.no_flip)
     try:
-        res["real MediaPipe 2D (pose2sim, 4 views)"] = evaluate_real(a.weights, a.backend)
+        res["real MediaPipe 2D (pose2sim, 4 views)"] = evaluate_real(a.weights, a.backend, flip_test=not a.no_flip)
     except Exception as e:  # the real-video check needs ../shared/data/video and MediaPipe
         print(f"(real-video evaluation skipped: {e})", file=sys.stderr)
     print(format_table(res))
