@@ -67,10 +67,15 @@ def load_error_sequences(path: Path = SOURCE) -> np.ndarray:
     return np.stack(out)
 
 
-def load_errors_crop(path: Path = SOURCE) -> np.ndarray:
-    """Errors ``[M, 17, 2]`` in crop pixels: every (camera, frame) with a detection (``load_error_sequences``)."""
-    e = load_error_sequences(path).reshape(-1, len(JOINT_NAMES), 2)
+def detections_only(seq: np.ndarray) -> np.ndarray:
+    """``[C, F, 17, 2]`` -> ``[M, 17, 2]``: every (camera, frame) with a detection."""
+    e = seq.reshape(-1, *seq.shape[2:])
     return e[np.isfinite(e).all((-1, -2))]
+
+
+def load_errors_crop(path: Path = SOURCE) -> np.ndarray:
+    """Errors ``[M, 17, 2]`` in crop pixels, robust reference (``load_error_sequences`` without the time axis)."""
+    return detections_only(load_error_sequences(path))
 
 
 def error_autocorrelation(seq: np.ndarray, lags, gate_crop_px: float = 20.0) -> np.ndarray:
@@ -100,7 +105,7 @@ def fit_temporal(seq: np.ndarray, fps: float, model: ErrorModel,
     r = error_autocorrelation(seq, lags)
     times = np.r_[0, lags] / fps
     grid = np.linspace(0.0, 0.98, 50)   # steps of 0.02
-    best = (np.inf, 0.0, 0.0)
+    best = (np.inf, 0.0, 0.0, [])   # cost, persistent, ar_per_100ms, the model's autocorrelation
     for p in grid:
         for phi in grid:
             m = ErrorModel(model.kind, model.mu, model.sigma, model.gamma, persistent=p, ar_per_100ms=phi)
@@ -120,8 +125,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
     seq = load_error_sequences(a.errors)
-    e = seq.reshape(-1, *seq.shape[2:])
-    e = e[np.isfinite(e).all((-1, -2))]
+    e = detections_only(seq)
     src = (f"{a.errors.name}: {len(e)} detections, robust leave-one-camera-out MediaPipe errors on the pose2sim "
            "demo (4 calibrated views, BSD-3); fitted by `python -m engines.fit_error_model`")
     mix = ErrorModel.fit(e, "mixture", src)

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from engines.absposelifter.temporal import (CENTRE, OFFSETS, TemporalRefiner, absolute, lifter_features,
-                                            view_windows, window_by_time, window_index)
+from engines.absposelifter.model import absolute_pose
+from engines.absposelifter.temporal import (CENTRE, OFFSETS, TemporalRefiner, lifter_features, view_windows,
+                                            window_by_time, window_index)
 from engines.data import MOCAP_DIR, load_split, view_poses
 from engines.skeleton import FLIP_PERM, NUM_JOINTS
 
@@ -63,5 +64,5 @@ def test_untrained_refiner_returns_the_lifters_own_centre_frame():
     depth, rel = TemporalRefiner().eval()(lifter_features(lifter, kp, K))
     with torch.no_grad():
         expected = AbsolutePose(lifter, flip_test=False)(kp[:, CENTRE], K)   # the refiner sees one pass
-    np.testing.assert_allclose(absolute(depth, rel, kp[:, CENTRE], K).detach().numpy(), expected.numpy(),
+    np.testing.assert_allclose(absolute_pose(depth, rel, kp[:, CENTRE], K).detach().numpy(), expected.numpy(),
                                atol=0.05)

@@ -124,10 +124,17 @@ class AbsolutePose(nn.Module):
             canonical_depth, rel = 0.5 * (depth2[:n] + depth2[n:]), 0.5 * (rel2[:n] + rel_m)
         else:
             canonical_depth, rel = self.lifter(keypoints_px, c)
-        fx, fy = K[:, 0, 0], K[:, 1, 1]
-        Rz = fx * canonical_depth                                          # Eq. 6
-        r = keypoints_px[:, ROOT]
-        Rx = (r[:, 0] - c[:, 0]) * Rz / fx                                 # Eq. 5
-        Ry = (r[:, 1] - c[:, 1]) * Rz / fy
-        root = torch.stack([Rx, Ry, Rz], dim=-1)
-        return root[:, None, :] + rel
+        return absolute_pose(canonical_depth, rel, keypoints_px, K)
+
+
+def absolute_pose(canonical_depth: torch.Tensor, rel: torch.Tensor, keypoints_px: torch.Tensor,
+                  K: torch.Tensor) -> torch.Tensor:
+    """Eq. 5-6: the root at depth ``R_z = f_x * canonical_depth`` on the ray of its pixel, plus the relative pose."""
+    c = K[:, :2, 2]
+    fx, fy = K[:, 0, 0], K[:, 1, 1]
+    Rz = fx * canonical_depth                                          # Eq. 6
+    r = keypoints_px[:, ROOT]
+    Rx = (r[:, 0] - c[:, 0]) * Rz / fx                                 # Eq. 5
+    Ry = (r[:, 1] - c[:, 1]) * Rz / fy
+    root = torch.stack([Rx, Ry, Rz], dim=-1)
+    return root[:, None, :] + rel

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engines.absposelifter.model import AbsPoseLifter, ResidualBlock
+from engines.absposelifter.model import AbsPoseLifter, ResidualBlock, absolute_pose
 from engines.absposelifter.train import BONE_JITTER, DEFAULT_ERROR_MODEL
 from engines.data import load_split, view_poses
 from engines.fit_error_model import POSE2SIM_FPS
@@ -134,14 +134,6 @@ def lifter_output(y: torch.Tensor):
     return torch.exp(y[:, 0]), torch.cat([rel[:, :ROOT], torch.zeros_like(rel[:, :1]), rel[:, ROOT:]], 1)
 
 
-def absolute(depth: torch.Tensor, rel: torch.Tensor, keypoints_px: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """Eq. 5-6 for the centre frames: ``joints_cam_mm [N, 17, 3]``."""
-    Rz = K[:, 0, 0] * depth
-    r = keypoints_px[:, ROOT]
-    root = torch.stack([(r[:, 0] - K[:, 0, 2]) * Rz / K[:, 0, 0], (r[:, 1] - K[:, 1, 2]) * Rz / K[:, 1, 1], Rz], -1)
-    return root[:, None] + rel
-
-
 def window_errors(em: ErrorModel, rng: np.random.Generator, kp: np.ndarray, correlated: bool = True) -> np.ndarray:
     """2D errors for windows ``kp [N, T, 17, 2]``: correlated over time as fitted to real MediaPipe
     (``ErrorModel.sample_sequence``), or independent per frame."""
@@ -154,8 +146,8 @@ def window_errors(em: ErrorModel, rng: np.random.Generator, kp: np.ndarray, corr
 def make_windows(poses, win, rng, em, lifter, bone_jitter=BONE_JITTER, correlated=True):
     kp, K, cam = view_windows(poses, win, rng, bone_jitter)
     kp = kp + window_errors(em, rng, kp, correlated)
-    kp, K, cam = torch.from_numpy(kp), torch.from_numpy(K), torch.from_numpy(cam[:, CENTRE])
-    return lifter_features(lifter, kp, K), kp[:, CENTRE], K, cam
+    K = torch.from_numpy(K)
+    return lifter_features(lifter, torch.from_numpy(kp), K), K, torch.from_numpy(cam[:, CENTRE])
 
 
 def train(out: Path, minutes: float, lifter_path: Path = DEFAULT_LIFTER, width: int = 1024, batch: int = 512,
@@ -176,7 +168,7 @@ def train(out: Path, minutes: float, lifter_path: Path = DEFAULT_LIFTER, width: 
         if time.time() > t0 + minutes * 60 * 2 / 3 and opt.param_groups[0]["lr"] == lr:
             opt.param_groups[0]["lr"] = lr / 10          # the lifter's schedule shape: lr/10 for the last third
         idx = rng.integers(0, len(poses), windows_per_round)
-        feats, kp, K, cam = make_windows(poses, win_all[idx], rng, em, lifter, correlated=correlated)
+        feats, K, cam = make_windows(poses, win_all[idx], rng, em, lifter, correlated=correlated)
         target_depth = cam[:, ROOT, 2] / K[:, 0, 0]
         target_rel = cam - cam[:, ROOT:ROOT + 1]
         model.train()
@@ -237,11 +229,11 @@ def evaluate(weights: Path, lifter_path: Path = DEFAULT_LIFTER, seed: int = 1234
         x, Kt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(K)
         feats = lifter_features(lifter, x, Kt)
         with torch.no_grad():
-            single = absolute(*lifter_output(feats[:, CENTRE, OUTPUT:]), x[:, CENTRE], Kt).numpy()
+            single = absolute_pose(*lifter_output(feats[:, CENTRE, OUTPUT:]), x[:, CENTRE], Kt).numpy()
             # the plain baseline: the lifter's output (log depth, pose) averaged over the middle 5 frames (0.4 s)
-            average = absolute(*lifter_output(feats[:, CENTRE - 2:CENTRE + 3, OUTPUT:].mean(1)), x[:, CENTRE],
+            average = absolute_pose(*lifter_output(feats[:, CENTRE - 2:CENTRE + 3, OUTPUT:].mean(1)), x[:, CENTRE],
                                Kt).numpy()
-            temporal = absolute(*refiner(feats), x[:, CENTRE], Kt).numpy()
+            temporal = absolute_pose(*refiner(feats), x[:, CENTRE], Kt).numpy()
         for tag, pred in (("single frame", single), ("average of 5 frames", average), ("temporal", temporal)):
             res[f"{name}, {tag}"] = _scores(pred, gt)
     res.update(evaluate_real(refiner, lifter))
@@ -264,11 +256,11 @@ def evaluate_real(refiner, lifter) -> dict:
         Kt = torch.from_numpy(np.repeat(cam.K[None].astype(np.float32), len(win), 0))
         feats = lifter_features(lifter, x, Kt)
         with torch.no_grad():
-            out["single frame"][0].append(absolute(*lifter_output(feats[:, CENTRE, OUTPUT:]), x[:, CENTRE],
+            out["single frame"][0].append(absolute_pose(*lifter_output(feats[:, CENTRE, OUTPUT:]), x[:, CENTRE],
                                                    Kt).numpy())
-            out["average of 5 frames"][0].append(absolute(*lifter_output(feats[:, CENTRE - 2:CENTRE + 3, OUTPUT:]
+            out["average of 5 frames"][0].append(absolute_pose(*lifter_output(feats[:, CENTRE - 2:CENTRE + 3, OUTPUT:]
                                                                          .mean(1)), x[:, CENTRE], Kt).numpy())
-            out["temporal"][0].append(absolute(*refiner(feats), x[:, CENTRE], Kt).numpy())
+            out["temporal"][0].append(absolute_pose(*refiner(feats), x[:, CENTRE], Kt).numpy())
         for k in out:
             out[k][1].append(gt[frames])
     return {f"real pose2sim, {k}": _scores(np.concatenate(p), np.concatenate(g)) for k, (p, g) in out.items()}
