@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from engines.absposelifter.model import AbsPoseLifter, ResidualBlock, absolute_pose
-from engines.absposelifter.train import BONE_JITTER, DEFAULT_ERROR_MODEL
+from engines.absposelifter.train import BONE_JITTER, DEFAULT_ERROR_MODEL, canonical_l1
 from engines.data import load_split, view_poses
 from engines.fit_error_model import POSE2SIM_FPS
 from engines.lifter import load_torch_lifter
@@ -115,7 +115,7 @@ class TemporalRefiner(nn.Module):
 
     def __init__(self, frames: int = len(OFFSETS), width: int = 1024, num_blocks: int = 2, dropout: float = 0.0):
         super().__init__()
-        self.frames, self.width, self.num_blocks = frames, width, num_blocks
+        self.frames = frames
         self.inp = nn.Linear(frames * FEATURES, width)
         self.blocks = nn.Sequential(*[ResidualBlock(width, dropout) for _ in range(num_blocks)])
         self.out = nn.Linear(width, 1 + 3 * (NUM_JOINTS - 1))
@@ -169,17 +169,12 @@ def train(out: Path, minutes: float, lifter_path: Path = DEFAULT_LIFTER, width: 
             opt.param_groups[0]["lr"] = lr / 10          # the lifter's schedule shape: lr/10 for the last third
         idx = rng.integers(0, len(poses), windows_per_round)
         feats, K, cam = make_windows(poses, win_all[idx], rng, em, lifter, correlated=correlated)
-        target_depth = cam[:, ROOT, 2] / K[:, 0, 0]
-        target_rel = cam - cam[:, ROOT:ROOT + 1]
         model.train()
         for _ in range(epochs_per_round):
             for b in torch.randperm(len(idx)).split(batch):
                 if len(b) < batch:
                     continue
-                depth, rel = model(feats[b])
-                l_depth = (depth - target_depth[b]).abs().mean() * 1000.0
-                l_pose = (rel - target_rel[b]).abs().mean() * NUM_JOINTS / (NUM_JOINTS - 1)
-                loss = l_depth + lam * l_pose
+                loss, l_depth, l_pose = canonical_l1(*model(feats[b]), K[b], cam[b], lam)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -211,33 +206,36 @@ def evaluate(weights: Path, lifter_path: Path = DEFAULT_LIFTER, seed: int = 1234
     Cameras and the independent errors of the centre frames are those of the single-frame evaluation
     (``evaluate.validation_views``), so its numbers reappear; the neighbours get independent errors too.
     A third input has errors correlated over time as real detections are (``window_errors``)."""
+    from engines.absposelifter.evaluate import validation_views
+
     d = load_split("val")
     poses, win = d["joints_mm"], window_index(d["clip"])
     lifter, refiner = load_torch_lifter(lifter_path), load_refiner(weights)
+    em = ErrorModel.load(DEFAULT_ERROR_MODEL)
     kp, K, cam = view_windows(poses, win, np.random.default_rng(seed))
-    centre_noise = ErrorModel.load(DEFAULT_ERROR_MODEL).sample(np.random.default_rng(seed + 1),
-                                                                person_scale_px(kp[:, CENTRE]))
-    noise = ErrorModel.load(DEFAULT_ERROR_MODEL).sample(np.random.default_rng(seed + 2),
-                                                         person_scale_px(kp.reshape(-1, NUM_JOINTS, 2)))
-    noise = noise.reshape(kp.shape)
-    noise[:, CENTRE] = centre_noise
-    correlated = window_errors(ErrorModel.load(DEFAULT_ERROR_MODEL), np.random.default_rng(seed + 3), kp)
+    noisy = kp + em.sample(np.random.default_rng(seed + 2), person_scale_px(kp.reshape(-1, NUM_JOINTS, 2))
+                           ).reshape(kp.shape)
+    noisy[:, CENTRE] = validation_views(seed)[1]                 # the single-frame evaluation's own input
+    correlated = kp + window_errors(em, np.random.default_rng(seed + 3), kp)
     res = {}
-    gt = cam[:, CENTRE]
-    for name, x in (("ground-truth 2D", kp), ("realistic-noise 2D", kp + noise),
-                    ("realistic-noise 2D, correlated over time", kp + correlated)):
-        x, Kt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(K)
-        feats = lifter_features(lifter, x, Kt)
-        with torch.no_grad():
-            single = absolute_pose(*lifter_output(feats[:, CENTRE, OUTPUT:]), x[:, CENTRE], Kt).numpy()
-            # the plain baseline: the lifter's output (log depth, pose) averaged over the middle 5 frames (0.4 s)
-            average = absolute_pose(*lifter_output(feats[:, CENTRE - 2:CENTRE + 3, OUTPUT:].mean(1)), x[:, CENTRE],
-                               Kt).numpy()
-            temporal = absolute_pose(*refiner(feats), x[:, CENTRE], Kt).numpy()
-        for tag, pred in (("single frame", single), ("average of 5 frames", average), ("temporal", temporal)):
-            res[f"{name}, {tag}"] = _scores(pred, gt)
+    for name, x in (("ground-truth 2D", kp), ("realistic-noise 2D", noisy),
+                    ("realistic-noise 2D, correlated over time", correlated)):
+        for tag, pred in _predict(lifter, refiner, x, K).items():
+            res[f"{name}, {tag}"] = _scores(pred, cam[:, CENTRE])
     res.update(evaluate_real(refiner, lifter))
     return res
+
+
+def _predict(lifter, refiner, keypoints_px: np.ndarray, K: np.ndarray) -> dict[str, np.ndarray]:
+    """Centre-frame poses of windows ``[N, T, 17, 2]`` (one ``K [N, 3, 3]`` each): the lifter alone, its output
+    averaged over the middle 5 frames (0.4 s; the plain baseline), and the refiner."""
+    x, Kt = torch.from_numpy(np.ascontiguousarray(keypoints_px, dtype=np.float32)), torch.from_numpy(K)
+    feats = lifter_features(lifter, x, Kt)
+    with torch.no_grad():
+        return {name: absolute_pose(*out, x[:, CENTRE], Kt).numpy() for name, out in (
+            ("single frame", lifter_output(feats[:, CENTRE, OUTPUT:])),
+            ("average of 5 frames", lifter_output(feats[:, CENTRE - 2:CENTRE + 3, OUTPUT:].mean(1))),
+            ("temporal", refiner(feats)))}
 
 
 def _scores(pred, gt):
@@ -248,22 +246,14 @@ def _scores(pred, gt):
 def evaluate_real(refiner, lifter) -> dict:
     """Real MediaPipe on the 4 pose2sim views (100 frames each), as ``evaluate.evaluate_real``."""
     from engines.absposelifter.evaluate import pose2sim_truth
-    out = {"single frame": ([], []), "average of 5 frames": ([], []), "temporal": ([], [])}
+    preds, gts = [], []
     for _, cam, kp, conf, gt, ok in pose2sim_truth():
-        frames = np.flatnonzero(ok)   # windows over the frames with a detection, by time (the video is 60 fps)
+        # windows over the frames with a detection, by time (the video is 60 fps)
         win = window_by_time(np.arange(len(kp)) / POSE2SIM_FPS, ok)
-        x = torch.from_numpy(kp[win].astype(np.float32))
-        Kt = torch.from_numpy(np.repeat(cam.K[None].astype(np.float32), len(win), 0))
-        feats = lifter_features(lifter, x, Kt)
-        with torch.no_grad():
-            out["single frame"][0].append(absolute_pose(*lifter_output(feats[:, CENTRE, OUTPUT:]), x[:, CENTRE],
-                                                   Kt).numpy())
-            out["average of 5 frames"][0].append(absolute_pose(*lifter_output(feats[:, CENTRE - 2:CENTRE + 3, OUTPUT:]
-                                                                         .mean(1)), x[:, CENTRE], Kt).numpy())
-            out["temporal"][0].append(absolute_pose(*refiner(feats), x[:, CENTRE], Kt).numpy())
-        for k in out:
-            out[k][1].append(gt[frames])
-    return {f"real pose2sim, {k}": _scores(np.concatenate(p), np.concatenate(g)) for k, (p, g) in out.items()}
+        preds.append(_predict(lifter, refiner, kp[win], np.repeat(cam.K[None].astype(np.float32), len(win), 0)))
+        gts.append(gt[ok])
+    gt = np.concatenate(gts)
+    return {f"real pose2sim, {k}": _scores(np.concatenate([p[k] for p in preds]), gt) for k in preds[0]}
 
 
 def main(argv=None) -> int:

@@ -89,6 +89,12 @@ def loss_fn(model: AbsPoseLifter, kp, K, joints_cam, lam: float = 4.0):
     at step 600, depth alike), so it is the default. The paper's 10^3 depends on its units.
     """
     canon, rel = model(kp, K[:, :2, 2])
+    return canonical_l1(canon, rel, K, joints_cam, lam)
+
+
+def canonical_l1(canon, rel, K, joints_cam, lam: float = 4.0):
+    """Eq. 7 on predictions ``canon [N]`` (mm/px) and ``rel [N, J, 3]`` (mm) against ``joints_cam [N, J, 3]``:
+    ``(loss, depth term, pose term)`` in the units of ``loss_fn``."""
     target_canon = joints_cam[:, ROOT, 2] / K[:, 0, 0]
     target_rel = joints_cam - joints_cam[:, ROOT:ROOT + 1]
     l_depth = (canon - target_canon).abs().mean() * 1000.0
