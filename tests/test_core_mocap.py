@@ -115,3 +115,25 @@ def test_mix_bodies_keeps_legs_and_moves_the_upper_body_rigidly():
     for seed in range(4):
         out = mix_bodies(both, np.random.default_rng(seed), 1.0)
         np.testing.assert_allclose(out, both, atol=1e-6)
+
+
+def test_make_batch_clean_fraction_gives_exact_or_smaller_2d_errors():
+    from engines.absposelifter.train import DEFAULT_ERROR_MODEL, make_batch
+    from engines.noise import ErrorModel
+
+    poses = load_split("train")["joints_mm"][::50][:400].astype(np.float64)
+    em = ErrorModel.load(DEFAULT_ERROR_MODEL)
+
+    def errors(**kw):
+        kp, K, joints = (t.numpy() for t in make_batch(poses, np.random.default_rng(3), em, **kw))
+        proj = np.einsum("nij,nkj->nki", K, joints)
+        return np.linalg.norm(kp - proj[..., :2] / proj[..., 2:], axis=-1).max(-1)   # worst joint per pose, px
+
+    full, none_, graded = errors(), errors(clean=0.5), errors(clean=0.5, graded=True)
+    assert (full > 1e-3).all()                                    # the error model touches every pose
+    exact = none_ < 1e-2                                          # float32 keypoints
+    assert 0.4 < exact.mean() < 0.6                               # about half are left exact
+    # the same draws: the other half keeps its full error, graded poses keep a fraction of theirs
+    np.testing.assert_allclose(none_[~exact], full[~exact], rtol=1e-4)
+    assert (graded <= full + 1e-2).all() and (graded[exact] < full[exact]).all()
+    np.testing.assert_allclose(graded[~exact], full[~exact], rtol=1e-4)

@@ -5,7 +5,10 @@
 Every batch draws fresh cameras (``engines.data.view_poses``) and fresh 2D errors
 from the error model (``--noise mixture|gaussian|none``), so the 37 k training poses
 become millions of distinct 2D-3D pairs; ``--mix`` also recombines legs and upper bodies of
-different poses (``mix_bodies``). Loss: Eq. 7 (canonical L1), see ``loss_fn``.
+different poses (``mix_bodies``). ``--clean F [--graded]`` gives a fraction F of the inputs smaller
+errors (none, or the drawn error times U(0, 1)): a detector is sometimes nearly exact, and a lifter
+that only ever saw the full error model distrusts even exact 2D (BENCHMARKS.md, "clean inputs").
+Loss: Eq. 7 (canonical L1), see ``loss_fn``.
 """
 from __future__ import annotations
 
@@ -64,18 +67,23 @@ def mix_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float) 
 
 
 def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: ErrorModel,
-               bone_jitter: float = BONE_JITTER, mix: float = 0.0):
+               bone_jitter: float = BONE_JITTER, mix: float = 0.0, clean: float = 0.0, graded: bool = False):
     """Virtual views of ``poses_mm`` with 2D errors: tensors for one training/eval batch.
 
     Each pose gets random body proportions (every bone length scaled by ``exp(N(0, bone_jitter))``);
-    a fraction ``mix`` of them are recombined first (``mix_bodies``).
+    a fraction ``mix`` of them are recombined first (``mix_bodies``); a fraction ``clean`` keeps exact 2D,
+    or with ``graded`` gets its drawn error times U(0, 1).
     """
     if mix > 0:
         poses_mm = mix_bodies(poses_mm, rng, mix)
     if bone_jitter > 0:
         poses_mm = retarget_bones(poses_mm, np.exp(rng.normal(0.0, bone_jitter, (len(poses_mm), len(BONES)))))
     v = view_poses(poses_mm, rng)
-    kp = v.keypoints_px + error_model.sample(rng, person_scale_px(v.keypoints_px))
+    err = error_model.sample(rng, person_scale_px(v.keypoints_px))
+    if clean > 0:
+        pick = rng.random(len(err)) < clean
+        err[pick] *= rng.random((int(pick.sum()), 1, 1)) if graded else 0.0
+    kp = v.keypoints_px + err
     return (torch.from_numpy(kp), torch.from_numpy(v.K), torch.from_numpy(v.joints_cam_mm))
 
 
@@ -105,7 +113,8 @@ def canonical_l1(canon, rel, K, joints_cam, lam: float = 4.0):
 def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str = "mixture",
           use_location_scale: bool = True, seed: int = 0, error_model_path: Path = DEFAULT_ERROR_MODEL,
           width: int = 1024, threads: int = 2, log_every: int = 200, lam: float = 4.0,
-          init: Path | None = None, dropout: float = 0.1, mix: float = 0.0) -> dict:
+          init: Path | None = None, dropout: float = 0.1, mix: float = 0.0, clean: float = 0.0,
+          graded: bool = False) -> dict:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -132,7 +141,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
     for step in range(steps):
         if step % chunk == 0:  # views for several batches at once: cheaper sampling
             idx = rng.integers(0, len(poses), batch * chunk)
-            kp_all, K_all, j_all = make_batch(poses[idx], rng, em, mix=mix)
+            kp_all, K_all, j_all = make_batch(poses[idx], rng, em, mix=mix, clean=clean, graded=graded)
         s = slice((step % chunk) * batch, (step % chunk + 1) * batch)
         model.train()
         loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s], lam)
@@ -144,7 +153,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
             log.info("step %d/%d loss %.2f (depth %.1f, pose %.1f mm) %.0fs", step, steps, loss.item(),
                      ld.item(), lp.item(), time.time() - t0)
     meta = {"steps": steps, "batch": batch, "lr": lr, "lambda": lam, "noise": noise, "seed": seed,
-            "dropout": dropout, "mix": mix,
+            "dropout": dropout, "mix": mix, "clean": clean, "graded": graded,
             "init": str(init) if init else None,
             "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
             "seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -171,12 +180,14 @@ def main(argv=None) -> int:
     ap.add_argument("--dropout", type=float, default=0.1,
                     help="dropout of the residual blocks (0 for fine-tuning: the model underfits, BENCHMARKS.md)")
     ap.add_argument("--mix", type=float, default=0.0, help="fraction of poses recombined (legs + upper body)")
+    ap.add_argument("--clean", type=float, default=0.0, help="fraction of training inputs left with exact 2D")
+    ap.add_argument("--graded", action="store_true", help="scale the --clean fraction's errors by U(0, 1) instead of 0")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads,
-          lam=a.lam, init=a.init, dropout=a.dropout, mix=a.mix)
+          lam=a.lam, init=a.init, dropout=a.dropout, mix=a.mix, clean=a.clean, graded=a.graded)
     return 0
 
 
