@@ -32,21 +32,49 @@ def validation_views(seed: int = 1234, max_poses: int | None = None):
         poses = poses[np.random.default_rng(seed).permutation(len(poses))[:max_poses]]
     rng = np.random.default_rng(seed)
     v = view_poses(poses, rng)
-    noise = ErrorModel.load(DEFAULT_ERROR_MODEL).sample(np.random.default_rng(seed + 1), person_scale_px(v.keypoints_px))
-    return v, v.keypoints_px + noise
+    return v, with_realistic_errors(v.keypoints_px, seed + 1)
+
+
+def with_realistic_errors(keypoints_px: np.ndarray, seed: int) -> np.ndarray:
+    """``keypoints_px`` plus errors drawn from the shipped MediaPipe error model."""
+    noise = ErrorModel.load(DEFAULT_ERROR_MODEL).sample(np.random.default_rng(seed), person_scale_px(keypoints_px))
+    return keypoints_px + noise
 
 
 def evaluate(weights: Path | None = None, backend: str = "onnxruntime", seed: int = 1234,
              max_poses: int | None = None, flip_test: bool = True) -> dict[str, dict[str, float]]:
     lifter = load_lifter("absposelifter", backend=backend, weights=weights, flip_test=flip_test)
     v, noisy = validation_views(seed, max_poses)
-    res = {}
-    for name, kp in (("ground-truth 2D", v.keypoints_px), ("realistic-noise 2D", noisy)):
-        pred = np.concatenate([lifter.lift(kp[i:i + 4096], None, v.K[i:i + 4096]) for i in range(0, len(kp), 4096)])
-        res[name] = {"MPJPE": float(mpjpe(pred, v.joints_cam_mm).mean()),
-                     "PA-MPJPE": float(pa_mpjpe(pred, v.joints_cam_mm).mean()),
-                     "MRPE": float(mrpe(pred, v.joints_cam_mm).mean()),
-                     "poses": len(kp)}
+    return {name: _scores(_lift(lifter, kp, v.K), v.joints_cam_mm)
+            for name, kp in (("ground-truth 2D", v.keypoints_px), ("realistic-noise 2D", noisy))}
+
+
+def _lift(lifter, kp: np.ndarray, K: np.ndarray) -> np.ndarray:
+    return np.concatenate([lifter.lift(kp[i:i + 4096], None, K[i:i + 4096]) for i in range(0, len(kp), 4096)])
+
+
+def _scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    return {"MPJPE": float(mpjpe(pred, gt).mean()), "PA-MPJPE": float(pa_mpjpe(pred, gt).mean()),
+            "MRPE": float(mrpe(pred, gt).mean()), "poses": len(gt)}
+
+
+def evaluate_by_subject(weights: Path | None = None, backend: str = "onnxruntime", seed: int = 1234,
+                        flip_test: bool = True, train_poses: int = 6000) -> dict[str, dict[str, float]]:
+    """Ground-truth 2D per validation subject (the views of ``evaluate``), and ``train_poses`` random
+    training-subject poses seen the same way (new cameras; exact and realistic-noise 2D): how much of the
+    error is fitting and how much is new subjects."""
+    lifter = load_lifter("absposelifter", backend=backend, weights=weights, flip_test=flip_test)
+    v, _ = validation_views(seed)
+    pred = _lift(lifter, v.keypoints_px, v.K)
+    subject = load_split("val")["subject"]
+    res = {f"ground-truth 2D, subject {s}": _scores(pred[subject == s], v.joints_cam_mm[subject == s])
+           for s in ("08", "06", "104", "90")}
+    poses = load_split("train")["joints_mm"]
+    rng = np.random.default_rng(seed)
+    t = view_poses(poses[rng.permutation(len(poses))[:train_poses]], rng)
+    noisy = with_realistic_errors(t.keypoints_px, seed + 1)
+    for name, kp in (("ground-truth 2D", t.keypoints_px), ("realistic-noise 2D", noisy)):
+        res[f"{name}, training subjects"] = _scores(_lift(lifter, kp, t.K), t.joints_cam_mm)
     return res
 
 
@@ -94,7 +122,8 @@ def pose2sim_truth():
         yield n, cams[n], und[c], conf[c], gt, ok
 
 
-def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime", flip_test: bool = True) -> dict[str, float]:
+def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime",
+                  flip_test: bool = True) -> dict[str, float]:
     """Real MediaPipe 2D on each pose2sim view, against the 3D triangulated from the *other* 3 views.
 
     The reference shares MediaPipe's joint semantics (e.g. its hip landmark), which
@@ -106,9 +135,7 @@ def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime", fli
     for _, cam, kp, conf, gt, ok in pose2sim_truth():
         preds.append(lifter.lift(kp[ok], conf[ok], cam.K))
         gts.append(gt[ok])
-    pred, gt = np.concatenate(preds), np.concatenate(gts)
-    return {"MPJPE": float(mpjpe(pred, gt).mean()), "PA-MPJPE": float(pa_mpjpe(pred, gt).mean()),
-            "MRPE": float(mrpe(pred, gt).mean()), "poses": len(gt)}
+    return _scores(np.concatenate(preds), np.concatenate(gts))
 
 
 def format_table(res: dict) -> str:
@@ -126,7 +153,12 @@ def main(argv=None) -> int:
     ap.add_argument("--max-poses", type=int, default=None)
     ap.add_argument("--no-flip", action="store_true",
                     help="without test-time flip averaging (how every number before 19:30 UTC 2026-11-21 was measured)")
+    ap.add_argument("--by-subject", action="store_true",
+                    help="ground-truth 2D per validation subject, and training subjects seen the same way")
     a = ap.parse_args(argv)
+    if a.by_subject:
+        print(format_table(evaluate_by_subject(a.weights, a.backend, a.seed, flip_test=not a.no_flip)))
+        return 0
     res = evaluate(a.weights, a.backend, a.seed, a.max_poses, flip_test=not a.no_flip)
     try:
         res["real MediaPipe 2D (pose2sim, 4 views)"] = evaluate_real(a.weights, a.backend, flip_test=not a.no_flip)

@@ -101,7 +101,7 @@ class AbsolutePose(nn.Module):
     """Lifter + Eq. 5-6 in one graph: ``(keypoints_px [N,J,2], K [N,3,3]) -> joints_cam_mm [N,J,3]``.
 
     This is what runtimes export and run, so every backend returns absolute poses. ``flip_test`` (on by
-    default) also lifts the mirrored 2D and averages: ~1 mm better on every synthetic input and 2.7 mm better
+    default) also lifts the mirrored 2D and averages: ~1 mm better on every synthetic input and 1.6-2.7 mm better
     PA-MPJPE on real video (BENCHMARKS.md) for a second batch row, cheap next to the 2D detector.
     """
 
