@@ -26,13 +26,25 @@ def subject_files(subjects=VAL_SUBJECTS, folder: Path = MOCAP_DIR) -> list[Path]
     return sorted(p for p in Path(folder).glob("*.bvh") if p.stem.split("_")[0] in subjects)
 
 
-def load_segment(path: Path, seconds: float = 4.0, fps: float = 30.0, start_s: float = 0.0) -> np.ndarray:
-    """``[T, 17, 3]`` mm in the BVH world frame (Y up), resampled from 120 to ``fps``."""
+def load_segment(path: Path, seconds: float = 4.0, fps: float = 30.0, start_s: float = 0.0,
+                 detector_proportions: bool = False) -> np.ndarray:
+    """``[T, 17, 3]`` mm in the BVH world frame (Y up), resampled from 120 to ``fps``.
+
+    ``detector_proportions``: bones rescaled to the 2D detector's (``skeleton.DETECTOR_BONE_SCALE``), as the
+    lifter is trained and evaluated, so that 2D made from these joints looks like MediaPipe's to the lifter
+    (fed the CMU skeleton's 2D, its relative depths were ~3x worse: notes/calibration.md). The legs get shorter,
+    so the feet no longer touch y = 0: world-alignment clips keep the CMU skeleton.
+    """
     from engines.bvh import load_joints17   # the lead's BVH reader
     step = max(1, int(round(120.0 / fps)))
     joints, _ = load_joints17(path, step=step)
     a = int(start_s * fps)
-    return joints[a:a + int(seconds * fps)]
+    joints = joints[a:a + int(seconds * fps)]
+    if detector_proportions:
+        from engines.skeleton import DETECTOR_BONE_SCALE, retarget_bones
+        if DETECTOR_BONE_SCALE is not None:
+            joints = retarget_bones(joints, DETECTOR_BONE_SCALE)
+    return joints
 
 
 def camera_rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
