@@ -3,6 +3,8 @@
     PYTHONPATH=. python scripts/focal_regressor_experiment.py train --features 2d --out runs/focal_2d.pt
     PYTHONPATH=. python scripts/focal_regressor_experiment.py train --features hybrid --out runs/focal_hyb.pt
     PYTHONPATH=. python scripts/focal_regressor_experiment.py eval runs/focal_hyb.pt --seeds 2 3 --with-geometric
+    PYTHONPATH=. python scripts/focal_regressor_experiment.py real runs/focal_hyb.pt --clips cam01.clip.json ... \
+        --true-px 1671 1676 1678 1690            # pose2sim views, from `mocap-app process`
 
 A clip network (DeepSets: a per-frame MLP, mean and std pooled over the frames, a head) predicts log f
 with a Gaussian NLL. Training windows: 4 s of a training subject's clip (30 frames), one random camera
@@ -171,15 +173,21 @@ def train(kind: str, out: Path, steps: int, n_hybrid: int = 12000, seed: int = 0
     torch.save({"kind": kind, "fin": x.shape[-1], "state_dict": net.state_dict()}, out)
 
 
-def evaluate(weights: Path, seeds: list[int], with_geometric: bool = False) -> None:
+def evaluate(weights: list[Path], seeds: list[int], with_geometric: bool = False) -> None:
+    """Median error on the test's clips; several ``weights`` (same features) are averaged in log f."""
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from test_calibration_autofocal import SIZE, cases
-    ck = torch.load(weights)
-    net = ClipNet(ck["fin"])
-    net.load_state_dict(ck["state_dict"])
-    net.eval()
-    feat = features_2d if ck["kind"] == "2d" else Hybrid()
+    nets, kinds = [], set()
+    for w in weights:
+        ck = torch.load(w)
+        net = ClipNet(ck["fin"])
+        net.load_state_dict(ck["state_dict"])
+        nets.append(net.eval())
+        kinds.add(ck["kind"])
+    if len(kinds) != 1:
+        raise SystemExit("weights with different features cannot be averaged")
+    feat = features_2d if kinds == {"2d"} else Hybrid()
     if with_geometric:
         from engines import load_lifter
         from mocap_app.calibration.autofocal import estimate_focal
@@ -188,11 +196,13 @@ def evaluate(weights: Path, seeds: list[int], with_geometric: bool = False) -> N
     for seed in seeds:
         for name, f, v, inside, kp, rng in cases(seed=seed, step=1, detector_proportions=True):
             c = np.tile(np.array([(SIZE[0] - 1) / 2, (SIZE[1] - 1) / 2]), (len(kp), 1))
+            x = torch.from_numpy(feat(kp, c).astype(np.float32))[None]
             with torch.no_grad():
-                mu, lv = net(torch.from_numpy(feat(kp, c).astype(np.float32))[None],
-                             torch.ones(1, len(kp), dtype=torch.bool))
-            errs.append(float(np.exp(mu.item()) * 1000 / f - 1))
-            line = f"seed {seed} {name:8s} f {f:6.0f} px  error {errs[-1]:+.3f}  sd {np.exp(lv.item() / 2):.3f}"
+                out = [net(x, torch.ones(1, len(kp), dtype=torch.bool)) for net in nets]
+            mu = float(np.mean([o[0].item() for o in out]))
+            sd = float(np.exp(np.mean([o[1].item() for o in out]) / 2))
+            errs.append(float(np.exp(mu) * 1000 / f - 1))
+            line = f"seed {seed} {name:8s} f {f:6.0f} px  error {errs[-1]:+.3f}  sd {sd:.3f}"
             if with_geometric:
                 r = estimate_focal(kp, np.ones(kp.shape[:2]), SIZE, lifter, bootstrap=6)
                 geo.append(r.focal_px / f - 1)
@@ -206,6 +216,33 @@ def evaluate(weights: Path, seeds: list[int], with_geometric: bool = False) -> N
               f"{np.median(np.abs(both)):.3f}")
 
 
+def real(weights: Path, clips: list[Path], true_px: list[float], frames: int = 30) -> None:
+    """The network and ``estimate_focal`` on clip JSONs of real video (``mocap-app process``) of known focal."""
+    import json
+    from engines import load_lifter
+    from mocap_app.calibration.autofocal import estimate_focal
+    ck = torch.load(weights)
+    net = ClipNet(ck["fin"])
+    net.load_state_dict(ck["state_dict"])
+    net.eval()
+    feat = features_2d if ck["kind"] == "2d" else Hybrid()
+    lifter = load_lifter("absposelifter", backend="torch")
+    for path, f in zip(clips, true_px):
+        d = json.loads(Path(path).read_text())
+        fr = [x for x in d["frames"] if x["person"]]
+        kp = np.array([x["keypoints_px"] for x in fr], float)
+        conf = np.array([x["confidence"] for x in fr], float)
+        size = (d["source"]["width_px"], d["source"]["height_px"])
+        idx = np.linspace(0, len(kp) - 1, frames).round().astype(int)
+        c = np.tile([(size[0] - 1) / 2, (size[1] - 1) / 2], (frames, 1))
+        with torch.no_grad():
+            mu, _ = net(torch.from_numpy(feat(kp[idx], c).astype(np.float32))[None],
+                        torch.ones(1, frames, dtype=torch.bool))
+        r = estimate_focal(kp, conf, size, lifter, bootstrap=6)
+        print(f"{Path(path).name}: true {f:.0f} px, network {np.exp(mu.item()) * 1000 / f - 1:+.2f}, "
+              f"estimate_focal {r.focal_px / f - 1:+.2f} (confidence {r.confidence:.2f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -213,15 +250,23 @@ def main() -> None:
     t.add_argument("--features", choices=["2d", "hybrid"], required=True)
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--steps", type=int, default=None, help="default 4000 (2d), 3000 (hybrid)")
+    t.add_argument("--windows", type=int, default=12000, help="training windows of the hybrid features")
+    t.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("eval")
-    e.add_argument("weights", type=Path)
+    e.add_argument("weights", type=Path, nargs="+")
     e.add_argument("--seeds", type=int, nargs="+", default=[2, 3])
     e.add_argument("--with-geometric", action="store_true", help="also run estimate_focal and combine the two")
+    r = sub.add_parser("real")
+    r.add_argument("weights", type=Path)
+    r.add_argument("--clips", type=Path, nargs="+", required=True)
+    r.add_argument("--true-px", type=float, nargs="+", required=True)
     a = ap.parse_args()
     if a.cmd == "train":
-        train(a.features, a.out, a.steps or (4000 if a.features == "2d" else 3000))
-    else:
+        train(a.features, a.out, a.steps or (4000 if a.features == "2d" else 3000), a.windows, a.seed)
+    elif a.cmd == "eval":
         evaluate(a.weights, a.seeds, a.with_geometric)
+    else:
+        real(a.weights, a.clips, a.true_px)
 
 
 if __name__ == "__main__":
