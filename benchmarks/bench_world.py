@@ -2,6 +2,7 @@
 
     python benchmarks/bench_world.py                 # real video (pose2sim, 4 calibrated cameras) + synthetic
     python benchmarks/bench_world.py --synthetic-only
+    python benchmarks/bench_world.py --weights runs/w1700.pt [--no-flip]   # another lifter on the real video
 
 **Real video.** The pose2sim demo's 4 cameras are calibrated against a floor-aligned
 world frame (metres, **Z up**, origin on the floor). The truth per camera: world up
@@ -13,7 +14,9 @@ Estimates come from two kinds of 3D poses:
   (confidence-weighted DLT, ``engines.real_errors``) and moved into each camera's frame
   - the poses are good, so this measures the alignment method itself;
 * ``lifter``: each camera alone - its MediaPipe joints lifted by the AbsPoseLifter with
-  the calibrated K - which is what the product sees.
+  the calibrated K - which is what the product sees. For these it also prints the body axis (ankle
+  midpoint -> thorax): its median angle to the triangulated one, and the tilt of the mean axis
+  towards the camera, estimated vs triangulated.
 
 **Synthetic.** Validation mocap (CMU subjects 06, 08, 90, 104) before virtual cameras
 with pitch -30..+20 deg, roll -10..+10 deg, height 0.5-2.5 m, 3-6 m away, with lifter-like
@@ -51,7 +54,8 @@ def _detections(cams):
     return xy, conf
 
 
-def real_video(lifter_backend: str | None = "torch") -> list[dict]:
+def real_video(lifter_backend: str | None = "torch", weights: str | None = None, flip_test: bool = True
+               ) -> list[dict]:
     from engines.real_errors import load_pose2sim_cameras, triangulate_dlt
     cams = load_pose2sim_cameras(calibration="qca")
     names = list(cams)
@@ -64,7 +68,7 @@ def real_video(lifter_backend: str | None = "torch") -> list[dict]:
     if lifter_backend:
         try:
             from engines import load_lifter
-            lifter = load_lifter("absposelifter", backend=lifter_backend)
+            lifter = load_lifter("absposelifter", backend=lifter_backend, weights=weights, flip_test=flip_test)
         except (FileNotFoundError, ImportError, ValueError) as e:
             logging.warning("no lifter (%s): only triangulated poses are evaluated", e)
     rows = []
@@ -81,9 +85,12 @@ def real_video(lifter_backend: str | None = "torch") -> list[dict]:
             out = np.full(kp.shape[:2] + (3,), np.nan)
             out[ok] = lifter.lift(kp[ok], conf[i][ok], cam.K)
             sources["lifter"] = out
+        axis_tri = _body_axis(sources["triangulated"])
         for src, Xc in sources.items():
             valid = np.isfinite(Xc).all(-1).all(-1)
             al = estimate_world_alignment(Xc, valid)
+            axis = _body_axis(Xc)
+            cos = np.clip(np.sum(axis * axis_tri, -1), -1.0, 1.0)
             # floor error under the person: the true floor point below the mean pelvis (world Z = 0)
             pel = np.nanmean(X_world[:, J["pelvis"]], axis=0)
             below = np.array([pel[0], pel[1], 0.0])
@@ -91,8 +98,23 @@ def real_video(lifter_backend: str | None = "torch") -> list[dict]:
             rows.append(dict(camera=n, source=src, pitch_true=p_true, roll_true=r_true, height_true=h_true,
                              pitch=al.pitch_deg, roll=al.roll_deg, height=al.camera_height_mm,
                              floor_at_person=floor_at_person, method=al.method, confidence=al.confidence,
-                             frames=int(valid.sum())))
+                             frames=int(valid.sum()),
+                             axis_vs_triangulated=float(np.nanmedian(np.degrees(np.arccos(cos)))),
+                             axis_tilt=_tilt_deg(axis), axis_tilt_true=_tilt_deg(axis_tri)))
     return rows
+
+
+def _body_axis(X: np.ndarray) -> np.ndarray:
+    """Unit ankle-midpoint -> thorax direction per frame ``[F, 3]`` (camera frame; NaN where missing)."""
+    a = X[:, J["thorax"]] - 0.5 * (X[:, J["left_ankle"]] + X[:, J["right_ankle"]])
+    return a / np.linalg.norm(a, axis=-1, keepdims=True)
+
+
+def _tilt_deg(axis: np.ndarray) -> float:
+    """Tilt of the mean body axis ``a`` in the camera's Y-Z plane: ``atan2(a_z, -a_y)`` (Y down, Z forward).
+    For an upright person this is the camera's pitch (negative when the camera looks down)."""
+    a = np.nanmean(axis, axis=0)
+    return float(np.degrees(np.arctan2(a[2], -a[1])))
 
 
 def synthetic(seed: int = 7, per_clip: int = 2) -> list[dict]:
@@ -140,6 +162,8 @@ def main(argv=None) -> int:
     ap.add_argument("--synthetic-only", action="store_true")
     ap.add_argument("--no-lifter", action="store_true", help="skip the monocular lifter poses on the real video")
     ap.add_argument("--table", action="store_true", help="print per-case markdown tables")
+    ap.add_argument("--weights", default=None, help="lifter weights (default: the shipped ones)")
+    ap.add_argument("--no-flip", action="store_true", help="lifter without test-time flip averaging")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}")
@@ -149,8 +173,14 @@ def main(argv=None) -> int:
     if a.table:
         print(table(syn))
     if not a.synthetic_only:
-        real = real_video(None if a.no_lifter else "torch")
+        real = real_video(None if a.no_lifter else "torch", a.weights, not a.no_flip)
         print(table(real))
+        print("body axis (ankle midpoint -> thorax): median angle to the triangulated one / mean tilt towards the "
+              "camera, estimated vs triangulated (deg)")
+        for r in real:
+            if r["source"] != "triangulated":
+                print(f"  {r['camera']} {r['source']}: {r['axis_vs_triangulated']:.1f} / {r['axis_tilt']:.1f} vs "
+                      f"{r['axis_tilt_true']:.1f}")
         for src in sorted({r["source"] for r in real}):
             print(summary([r for r in real if r["source"] == src], f"pose2sim real video, {src} poses"))
     print(f"({time.time() - t0:.0f} s)")
