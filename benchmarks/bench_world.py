@@ -143,7 +143,8 @@ def table(rows: list[dict]) -> str:
            "floor under person (mm) | method | conf |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['camera']} | {r['source']} | {r['pitch_true']:.1f} / {r['pitch']:.1f} | "
-                   f"{r['roll_true']:.1f} / {r['roll']:.1f} | {r['height_true'] / 1000:.2f} / {r['height'] / 1000:.2f} | "
+                   f"{r['roll_true']:.1f} / {r['roll']:.1f} | "
+                   f"{r['height_true'] / 1000:.2f} / {r['height'] / 1000:.2f} | "
                    f"{r['floor_at_person']:+.0f} | {r['method']} | {r['confidence']:.2f} |")
     return "\n".join(out)
 
