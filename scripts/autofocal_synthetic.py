@@ -18,7 +18,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from engines import load_lifter                                                 # noqa: E402
-from engines.camera import CameraIntrinsics                                     # noqa: E402
 from mocap_app.calibration import autofocal                                     # noqa: E402
 from test_calibration_autofocal import SIZE, cases                              # noqa: E402
 
@@ -39,13 +38,12 @@ def main() -> None:
         for name, f, v, inside, kp, _ in cases(seed=seed, step=a.step, detector_proportions=not a.cmu_skeleton):
             conf = np.ones(kp.shape[:2])
             r = autofocal.estimate_focal(kp, conf, SIZE, lifter, bootstrap=6, depth_uncertainty=a.depth_uncertainty)
-            out = lifter.lift(kp, conf, CameraIntrinsics.from_focal(f, *SIZE).K)
+            L = autofocal._decompose(lifter, kp, conf, SIZE)      # the relative pose does not depend on f
             true = v.joints_cam_mm[inside]
-            rel_l, rel_t = out - out[:, :1], true - true[:, :1]
-            mpjpe = float(np.linalg.norm(rel_l - rel_t, axis=-1).mean())
-            lz, tz = rel_l[..., 2], rel_t[..., 2]
+            rel_t = true - true[:, :1]
+            mpjpe = float(np.linalg.norm(L.rel - rel_t, axis=-1).mean())
+            lz, tz = L.rel[..., 2], rel_t[..., 2]
             k = float((lz * tz).sum() / (lz * lz).sum())
-            L = autofocal._decompose(lifter, kp, conf, SIZE)
             L.rel = L.rel * np.array([1.0, 1.0, k])
             err_k = autofocal._search(L)[0] / f - 1
             rows.append((r.focal_px / f - 1, r.reliable, mpjpe, k, err_k))

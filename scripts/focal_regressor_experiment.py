@@ -29,6 +29,7 @@ from engines.absposelifter.train import BONE_JITTER, DEFAULT_ERROR_MODEL
 from engines.data import FLIP_PERM, load_split, view_poses
 from engines.noise import ErrorModel, person_scale_px
 from engines.skeleton import BONES, ROOT, retarget_bones
+from mocap_app.calibration.autofocal import _Lifted, _reproj_cost
 
 GRID = np.geomspace(300, 4000, 12)
 
@@ -42,32 +43,10 @@ def features_2d(kp, c):
     return np.concatenate([p.reshape(len(p), -1), (rel / s[:, None]).reshape(len(p), -1), root, np.log(s)], -1)
 
 
-def reproj_cost(kp, c, cd, rel, f):
-    """``autofocal._reproj_cost`` for a batch of frames with their own principal points (weights 1)."""
-    x = (kp - c[:, None]) / f
-    sw = 1.0 / np.sqrt(1.0 + x ** 2)
-    T = np.concatenate([(kp[:, ROOT] - c) * cd[:, None], (f * cd)[:, None]], 1)
-    for _ in range(3):
-        P = rel + T[:, None]
-        z = np.maximum(P[..., 2], 1.0)
-        res = (P[..., :2] / z[..., None] - x) * sw
-        Jx = np.stack([1 / z, np.zeros_like(z), -P[..., 0] / z ** 2], -1) * sw[..., 0:1]
-        Jy = np.stack([np.zeros_like(z), 1 / z, -P[..., 1] / z ** 2], -1) * sw[..., 1:2]
-        Jm = np.concatenate([Jx, Jy], 1)
-        rv = np.concatenate([res[..., 0], res[..., 1]], 1)
-        A = np.einsum("nki,nkj->nij", Jm, Jm) + 1e-12 * np.eye(3)
-        T = T - np.linalg.solve(A, np.einsum("nki,nk->ni", Jm, rv)[..., None])[..., 0]
-        T[:, 2] = np.maximum(T[:, 2], 1.0)
-    P = rel + T[:, None]
-    err2 = np.sum(((P[..., :2] / np.maximum(P[..., 2:3], 1.0) - x) * sw) ** 2, -1)
-    scale = np.sqrt(np.mean(np.sum((x - x.mean(1, keepdims=True)) ** 2, -1), -1)) + 1e-12
-    return np.sqrt(err2.mean(-1)) / scale
-
-
 class Hybrid:
-    def __init__(self):
+    def __init__(self, lifter=None):
         from engines import load_lifter
-        self.module = load_lifter("absposelifter", backend="torch").module   # with test-time flip
+        self.module = (lifter or load_lifter("absposelifter", backend="torch")).module   # with test-time flip
 
     def __call__(self, kp, c):
         n = len(kp)
@@ -78,7 +57,8 @@ class Hybrid:
         with torch.no_grad():
             out = self.module(torch.from_numpy(kp.astype(np.float32)), torch.from_numpy(K)).double().numpy()
         cd, rel = out[:, ROOT, 2] / 1000.0, out - out[:, ROOT:ROOT + 1]
-        costs = np.log(np.stack([reproj_cost(kp, c, cd, rel, f) for f in GRID], -1) + 1e-4)
+        lifted = _Lifted(kp, np.ones(kp.shape[:2]), cd, rel, c)     # one principal point per frame
+        costs = np.log(np.stack([_reproj_cost(lifted, f) for f in GRID], -1) + 1e-4)
         costs -= costs.min(-1, keepdims=True)
         return np.concatenate([features_2d(kp, c), rel.reshape(n, -1) / 1000.0, np.log(np.maximum(cd, 1e-3))[:, None],
                                costs], -1)
@@ -173,25 +153,25 @@ def train(kind: str, out: Path, steps: int, n_hybrid: int = 12000, seed: int = 0
     torch.save({"kind": kind, "fin": x.shape[-1], "state_dict": net.state_dict()}, out)
 
 
+def _load_net(path: Path) -> tuple[ClipNet, str]:
+    ck = torch.load(path)
+    net = ClipNet(ck["fin"])
+    net.load_state_dict(ck["state_dict"])
+    return net.eval(), ck["kind"]
+
+
 def evaluate(weights: list[Path], seeds: list[int], with_geometric: bool = False) -> None:
     """Median error on the test's clips; several ``weights`` (same features) are averaged in log f."""
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from test_calibration_autofocal import SIZE, cases
-    nets, kinds = [], set()
-    for w in weights:
-        ck = torch.load(w)
-        net = ClipNet(ck["fin"])
-        net.load_state_dict(ck["state_dict"])
-        nets.append(net.eval())
-        kinds.add(ck["kind"])
-    if len(kinds) != 1:
+    from engines import load_lifter
+    from mocap_app.calibration.autofocal import estimate_focal
+    nets, kinds = zip(*(_load_net(w) for w in weights))
+    if len(set(kinds)) != 1:
         raise SystemExit("weights with different features cannot be averaged")
-    feat = features_2d if kinds == {"2d"} else Hybrid()
-    if with_geometric:
-        from engines import load_lifter
-        from mocap_app.calibration.autofocal import estimate_focal
-        lifter = load_lifter("absposelifter", backend="torch")
+    lifter = load_lifter("absposelifter", backend="torch") if with_geometric or kinds[0] == "hybrid" else None
+    feat = features_2d if kinds[0] == "2d" else Hybrid(lifter)
     errs, geo = [], []
     for seed in seeds:
         for name, f, v, inside, kp, rng in cases(seed=seed, step=1, detector_proportions=True):
@@ -221,12 +201,9 @@ def real(weights: Path, clips: list[Path], true_px: list[float], frames: int = 3
     import json
     from engines import load_lifter
     from mocap_app.calibration.autofocal import estimate_focal
-    ck = torch.load(weights)
-    net = ClipNet(ck["fin"])
-    net.load_state_dict(ck["state_dict"])
-    net.eval()
-    feat = features_2d if ck["kind"] == "2d" else Hybrid()
+    net, kind = _load_net(weights)
     lifter = load_lifter("absposelifter", backend="torch")
+    feat = features_2d if kind == "2d" else Hybrid(lifter)
     for path, f in zip(clips, true_px):
         d = json.loads(Path(path).read_text())
         fr = [x for x in d["frames"] if x["person"]]

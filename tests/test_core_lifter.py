@@ -44,7 +44,7 @@ def test_accuracy_on_validation_subjects_ground_truth_2d(lifter, val_views):
     assert mrpe(pred, v.joints_cam_mm).mean() < 300
 
 
-def test_per_subject_evaluation_splits_the_validation_set_and_sees_training_subjects_apart(val_views):
+def test_per_subject_evaluation_splits_the_validation_set_and_sees_training_subjects_apart():
     from engines.absposelifter.evaluate import evaluate, evaluate_by_subject
     res = evaluate_by_subject(train_poses=300)
     subjects = [k for k in res if "subject " in k]

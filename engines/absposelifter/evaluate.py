@@ -45,7 +45,7 @@ def evaluate(weights: Path | None = None, backend: str = "onnxruntime", seed: in
              max_poses: int | None = None, flip_test: bool = True) -> dict[str, dict[str, float]]:
     lifter = load_lifter("absposelifter", backend=backend, weights=weights, flip_test=flip_test)
     v, noisy = validation_views(seed, max_poses)
-    return {name: _scores(_lift(lifter, kp, v.K), v.joints_cam_mm)
+    return {name: scores(_lift(lifter, kp, v.K), v.joints_cam_mm)
             for name, kp in (("ground-truth 2D", v.keypoints_px), ("realistic-noise 2D", noisy))}
 
 
@@ -53,7 +53,8 @@ def _lift(lifter, kp: np.ndarray, K: np.ndarray) -> np.ndarray:
     return np.concatenate([lifter.lift(kp[i:i + 4096], None, K[i:i + 4096]) for i in range(0, len(kp), 4096)])
 
 
-def _scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+def scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """The papers' metrics (mm), averaged over poses, and the number of poses."""
     return {"MPJPE": float(mpjpe(pred, gt).mean()), "PA-MPJPE": float(pa_mpjpe(pred, gt).mean()),
             "MRPE": float(mrpe(pred, gt).mean()), "poses": len(gt)}
 
@@ -67,14 +68,14 @@ def evaluate_by_subject(weights: Path | None = None, backend: str = "onnxruntime
     v, _ = validation_views(seed)
     pred = _lift(lifter, v.keypoints_px, v.K)
     subject = load_split("val")["subject"]
-    res = {f"ground-truth 2D, subject {s}": _scores(pred[subject == s], v.joints_cam_mm[subject == s])
+    res = {f"ground-truth 2D, subject {s}": scores(pred[subject == s], v.joints_cam_mm[subject == s])
            for s in ("08", "06", "104", "90")}
     poses = load_split("train")["joints_mm"]
     rng = np.random.default_rng(seed)
     t = view_poses(poses[rng.permutation(len(poses))[:train_poses]], rng)
     noisy = with_realistic_errors(t.keypoints_px, seed + 1)
     for name, kp in (("ground-truth 2D", t.keypoints_px), ("realistic-noise 2D", noisy)):
-        res[f"{name}, training subjects"] = _scores(_lift(lifter, kp, t.K), t.joints_cam_mm)
+        res[f"{name}, training subjects"] = scores(_lift(lifter, kp, t.K), t.joints_cam_mm)
     return res
 
 
@@ -135,7 +136,7 @@ def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime",
     for _, cam, kp, conf, gt, ok in pose2sim_truth():
         preds.append(lifter.lift(kp[ok], conf[ok], cam.K))
         gts.append(gt[ok])
-    return _scores(np.concatenate(preds), np.concatenate(gts))
+    return scores(np.concatenate(preds), np.concatenate(gts))
 
 
 def format_table(res: dict) -> str:

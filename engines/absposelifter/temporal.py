@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from engines.absposelifter.evaluate import pose2sim_truth, scores, validation_views
 from engines.absposelifter.model import AbsPoseLifter, ResidualBlock, absolute_pose
 from engines.absposelifter.train import BONE_JITTER, DEFAULT_ERROR_MODEL, canonical_l1
 from engines.data import load_split, view_poses
 from engines.fit_error_model import POSE2SIM_FPS
 from engines.lifter import load_torch_lifter
-from engines.metrics import mpjpe, mrpe, pa_mpjpe
 from engines.noise import ErrorModel, person_scale_px
 from engines.skeleton import BONES, FLIP_PERM, NUM_JOINTS, ROOT, retarget_bones
 
@@ -206,8 +206,6 @@ def evaluate(weights: Path, lifter_path: Path = DEFAULT_LIFTER, seed: int = 1234
     Cameras and the independent errors of the centre frames are those of the single-frame evaluation
     (``evaluate.validation_views``), so its numbers reappear; the neighbours get independent errors too.
     A third input has errors correlated over time as real detections are (``window_errors``)."""
-    from engines.absposelifter.evaluate import validation_views
-
     d = load_split("val")
     poses, win = d["joints_mm"], window_index(d["clip"])
     lifter, refiner = load_torch_lifter(lifter_path), load_refiner(weights)
@@ -221,7 +219,7 @@ def evaluate(weights: Path, lifter_path: Path = DEFAULT_LIFTER, seed: int = 1234
     for name, x in (("ground-truth 2D", kp), ("realistic-noise 2D", noisy),
                     ("realistic-noise 2D, correlated over time", correlated)):
         for tag, pred in _predict(lifter, refiner, x, K).items():
-            res[f"{name}, {tag}"] = _scores(pred, cam[:, CENTRE])
+            res[f"{name}, {tag}"] = scores(pred, cam[:, CENTRE])
     res.update(evaluate_real(refiner, lifter))
     return res
 
@@ -238,14 +236,8 @@ def _predict(lifter, refiner, keypoints_px: np.ndarray, K: np.ndarray) -> dict[s
             ("temporal", refiner(feats)))}
 
 
-def _scores(pred, gt):
-    return {"MPJPE": float(mpjpe(pred, gt).mean()), "PA-MPJPE": float(pa_mpjpe(pred, gt).mean()),
-            "MRPE": float(mrpe(pred, gt).mean()), "poses": len(gt)}
-
-
 def evaluate_real(refiner, lifter) -> dict:
     """Real MediaPipe on the 4 pose2sim views (100 frames each), as ``evaluate.evaluate_real``."""
-    from engines.absposelifter.evaluate import pose2sim_truth
     preds, gts = [], []
     for _, cam, kp, conf, gt, ok in pose2sim_truth():
         # windows over the frames with a detection, by time (the video is 60 fps)
@@ -253,7 +245,7 @@ def evaluate_real(refiner, lifter) -> dict:
         preds.append(_predict(lifter, refiner, kp[win], np.repeat(cam.K[None].astype(np.float32), len(win), 0)))
         gts.append(gt[ok])
     gt = np.concatenate(gts)
-    return {f"real pose2sim, {k}": _scores(np.concatenate([p[k] for p in preds]), gt) for k in preds[0]}
+    return {f"real pose2sim, {k}": scores(np.concatenate([p[k] for p in preds]), gt) for k in preds[0]}
 
 
 def main(argv=None) -> int:

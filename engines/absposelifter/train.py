@@ -180,7 +180,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dropout", type=float, default=0.1,
                     help="dropout of the residual blocks (0 for fine-tuning: the model underfits, BENCHMARKS.md)")
     ap.add_argument("--mix", type=float, default=0.0, help="fraction of poses recombined (legs + upper body)")
-    ap.add_argument("--clean", type=float, default=0.0, help="fraction of training inputs given smaller 2D errors (none; see --graded)")
+    ap.add_argument("--clean", type=float, default=0.0,
+                    help="fraction of training inputs given smaller 2D errors (none; see --graded)")
     ap.add_argument("--graded", action="store_true", help="scale the --clean fraction's errors by U(0, 1) instead of 0")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)

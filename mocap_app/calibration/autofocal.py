@@ -93,7 +93,7 @@ class _Lifted:
     w: np.ndarray         # [N, J] weights
     cdepth: np.ndarray    # [N] canonical root depth (mm per px of focal)
     rel: np.ndarray       # [N, J, 3] mm
-    c: np.ndarray         # [2] principal point
+    c: np.ndarray         # [2] principal point, or [N, 2] one per frame
 
 
 def _decompose(lifter: LifterLike, kp: np.ndarray, conf: np.ndarray, size: tuple[int, int],
@@ -125,13 +125,14 @@ def _reproj_cost(L: _Lifted, f: float, frames: np.ndarray | None = None) -> np.n
     """
     idx = np.arange(len(L.kp)) if frames is None else frames
     kp, w, rel, cd = L.kp[idx], L.w[idx], L.rel[idx], L.cdepth[idx]
-    x = (kp - L.c) / f                                                  # normalised image coordinates [n, J, 2]
+    c = L.c if L.c.ndim == 1 else L.c[idx]
+    x = (kp - c[..., None, :]) / f                                      # normalised image coordinates [n, J, 2]
     sw = np.sqrt(w)[..., None] / np.sqrt(1.0 + x ** 2)                  # [n, J, 2] per-axis weights
-    r0 = (kp[:, ROOT] - L.c) * cd[:, None]
+    r0 = (kp[:, ROOT] - c) * cd[:, None]
     T = np.concatenate([r0, (f * cd)[:, None]], axis=1)                 # [n, 3]
     for _ in range(3):
         P = rel + T[:, None]
-        z = P[..., 2]
+        z = np.maximum(P[..., 2], 1.0)                                  # a joint behind the camera: no division by ~0
         pr = P[..., :2] / z[..., None]
         res = (pr - x) * sw                                             # [n, J, 2]
         # d pr / d T = [[1/z, 0, -X/z^2], [0, 1/z, -Y/z^2]]
@@ -144,7 +145,7 @@ def _reproj_cost(L: _Lifted, f: float, frames: np.ndarray | None = None) -> np.n
         T = T - np.linalg.solve(A, b[..., None])[..., 0]
         T[:, 2] = np.maximum(T[:, 2], 1.0)
     P = rel + T[:, None]
-    pr = P[..., :2] / P[..., 2:3]
+    pr = P[..., :2] / np.maximum(P[..., 2:3], 1.0)
     err2 = np.sum(((pr - x) * sw) ** 2, axis=-1)                        # [n, J]
     scale = np.sqrt(np.mean(np.sum((x - x.mean(1, keepdims=True)) ** 2, -1), -1)) + 1e-12   # 2D size, same units
     return np.sqrt(np.sum(err2, -1) / np.maximum(w.sum(-1), 1e-9)) / scale

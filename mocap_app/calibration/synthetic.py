@@ -32,7 +32,7 @@ def load_segment(path: Path, seconds: float = 4.0, fps: float = 30.0, start_s: f
 
     ``detector_proportions``: bones rescaled to the 2D detector's (``skeleton.DETECTOR_BONE_SCALE``), as the
     lifter is trained and evaluated, so that 2D made from these joints looks like MediaPipe's to the lifter
-    (fed the CMU skeleton's 2D, its relative depths were ~3x worse: notes/calibration.md). The legs get shorter,
+    (fed the CMU skeleton's 2D, its relative pose was about twice as wrong: notes/calibration.md). The legs get shorter,
     so the feet no longer touch y = 0: world-alignment clips keep the CMU skeleton.
     """
     from engines.bvh import load_joints17   # the lead's BVH reader
