@@ -4,7 +4,7 @@ import pytest
 
 from engines.bvh import CMU_UNIT_MM, cmu_to_joints17, forward_kinematics, load_joints17, read_bvh
 from engines.data import CameraSampler, MOCAP_DIR, load_split, mocap_index, view_poses
-from engines.skeleton import J, ROOT
+from engines.skeleton import J, ROOT, bone_lengths
 
 pytestmark = pytest.mark.skipif(not MOCAP_DIR.exists(), reason="../shared/data/mocap not present")
 
@@ -75,7 +75,7 @@ def test_virtual_cameras_are_plausible():
 
 
 def test_retarget_bones_scales_lengths_keeps_directions():
-    from engines.skeleton import BONES, DETECTOR_BONE_SCALE, bone_lengths, retarget_bones
+    from engines.skeleton import BONES, DETECTOR_BONE_SCALE, retarget_bones
     j = load_split("val", raw=True)["joints_mm"][:50]
     scale = np.random.default_rng(0).uniform(0.7, 1.4, len(BONES))
     r = retarget_bones(j, scale)
@@ -115,6 +115,41 @@ def test_mix_bodies_keeps_legs_and_moves_the_upper_body_rigidly():
     for seed in range(4):
         out = mix_bodies(both, np.random.default_rng(seed), 1.0)
         np.testing.assert_allclose(out, both, atol=1e-6)
+
+
+def test_swap_arms_moves_only_the_forearms_and_upper_arms_keeping_their_lengths():
+    from engines.absposelifter.train import ARMS, _torso_frames, swap_arms
+    poses = load_split("train")["joints_mm"][::500].astype(np.float64)
+    out = swap_arms(poses, np.random.default_rng(0), 1.0)
+    moved = sorted(j for arm in ARMS for j in arm[1:])
+    kept = [j for j in range(17) if j not in moved]
+    np.testing.assert_allclose(out[:, kept], poses[:, kept])
+    assert np.abs(out[:, moved] - poses[:, moved]).max() > 100
+    np.testing.assert_allclose(bone_lengths(out), bone_lengths(poses), rtol=1e-6)
+    # each new arm's bone directions, seen from its torso, are some input pose's seen from that pose's torso
+    def local(P, arm):
+        d = P[:, list(arm[1:])] - P[:, list(arm[:2])]
+        d = d / np.linalg.norm(d, axis=-1, keepdims=True)
+        return np.einsum("nji,nkj->nki", _torso_frames(P), d).reshape(len(P), -1)
+    for arm in ARMS:
+        gap = np.abs(local(out, arm)[:, None] - local(poses, arm)[None]).max(-1).min(-1)
+        assert gap.max() < 1e-6
+
+
+def test_tilt_bodies_turns_poses_rigidly_about_a_horizontal_axis_through_the_pelvis():
+    from engines.absposelifter.train import tilt_bodies
+    poses = load_split("train")["joints_mm"][::500].astype(np.float64)
+    out = tilt_bodies(poses, np.random.default_rng(0), 1.0)
+    np.testing.assert_allclose(out[:, ROOT], poses[:, ROOT])
+    d = lambda P: np.linalg.norm(P[:, :, None] - P[:, None], axis=-1)   # noqa: E731
+    np.testing.assert_allclose(d(out), d(poses), atol=1e-6)
+    def up(P):   # the trunk's direction
+        v = P[:, J["thorax"]] - P[:, ROOT]
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    # many bodies end up far from upright, which the captured ones hardly ever are
+    assert np.mean(up(out)[:, 1] < 0.5) > 0.4 and np.mean(up(poses)[:, 1] < 0.5) < 0.1
+    half = tilt_bodies(poses, np.random.default_rng(1), 0.5)
+    assert np.sum(np.abs(half - poses).max(axis=(1, 2)) > 1e-6) == round(len(poses) * 0.5)
 
 
 def test_make_batch_clean_fraction_gives_exact_or_smaller_2d_errors():

@@ -5,9 +5,12 @@
 Every batch draws fresh cameras (``engines.data.view_poses``) and fresh 2D errors
 from the error model (``--noise mixture|gaussian|none``), so the 37 k training poses
 become millions of distinct 2D-3D pairs; ``--mix`` also recombines legs and upper bodies of
-different poses (``mix_bodies``). ``--clean F [--graded]`` gives a fraction F of the inputs smaller
-errors (none, or the drawn error times U(0, 1)): a detector is sometimes nearly exact, and a lifter
-that only ever saw the full error model distrusts even exact 2D (BENCHMARKS.md, "clean inputs").
+different poses (``mix_bodies``), ``--arms`` gives poses the arm bends of others (``swap_arms``) and
+``--tilt`` turns some bodies away from upright (``tilt_bodies``): the validation subjects do things the
+training subjects never did, and these cover more of it (BENCHMARKS.md). ``--clean F [--graded]`` gives a
+fraction F of the inputs smaller errors (none, or the drawn error times U(0, 1)): a detector is sometimes
+nearly exact, and a lifter that only ever saw the full error model distrusts even exact 2D (BENCHMARKS.md,
+"clean inputs").
 Loss: Eq. 7 (canonical L1), see ``loss_fn``.
 """
 from __future__ import annotations
@@ -66,8 +69,61 @@ def mix_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float) 
     return out
 
 
+ARMS = ((J["left_shoulder"], J["left_elbow"], J["left_wrist"]),
+        (J["right_shoulder"], J["right_elbow"], J["right_wrist"]))
+
+
+def _torso_frames(P: np.ndarray) -> np.ndarray:
+    """Rotation ``[N, 3, 3]`` whose columns are the torso's left, up and forward axes."""
+    left = P[:, J["left_hip"]] - P[:, J["right_hip"]] + P[:, J["left_shoulder"]] - P[:, J["right_shoulder"]]
+    up = P[:, J["thorax"]] - P[:, ROOT]
+    left = left / np.linalg.norm(left, axis=-1, keepdims=True)
+    up = up - np.sum(up * left, -1, keepdims=True) * left
+    up = up / np.linalg.norm(up, axis=-1, keepdims=True)
+    return np.stack([left, up, np.cross(left, up)], -1)
+
+
+def swap_arms(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
+    """New poses from old: for a fraction of the poses, each arm's bend (the directions of upper arm and
+    forearm) taken from another random pose, turned so that it hangs from the shoulder as it did relative
+    to its own torso; bone lengths stay the receiver's.
+    Arms move fairly independently of the rest of the body; this covers combinations that no training
+    subject performed."""
+    n = int(round(len(poses_mm) * fraction))
+    if n == 0:
+        return poses_mm
+    out = poses_mm.copy()
+    a = rng.choice(len(poses_mm), n, replace=False)
+    R_recv = _torso_frames(poses_mm[a])
+    for shoulder, elbow, wrist in ARMS:
+        b = rng.integers(0, len(poses_mm), n)
+        R = R_recv @ np.swapaxes(_torso_frames(poses_mm[b]), -1, -2)          # donor torso -> receiver torso
+        for parent, child in ((shoulder, elbow), (elbow, wrist)):    # donor's direction, receiver's length
+            d = np.einsum("nij,nj->ni", R, poses_mm[b, child] - poses_mm[b, parent])
+            length = np.linalg.norm(poses_mm[a, child] - poses_mm[a, parent], axis=-1, keepdims=True)
+            out[a, child] = out[a, parent] + d / np.linalg.norm(d, axis=-1, keepdims=True) * length
+    return out
+
+
+def tilt_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float, max_deg: float = 180.0):
+    """A fraction of the poses turned about a random horizontal axis through the pelvis by up to ``max_deg``:
+    bodies that are not upright (cartwheels, lying, bending over) although the subjects rarely were."""
+    n = int(round(len(poses_mm) * fraction))
+    if n == 0:
+        return poses_mm
+    out = poses_mm.copy()
+    a = rng.choice(len(poses_mm), n, replace=False)
+    heading = rng.uniform(0, 2 * np.pi, n)
+    axis = np.stack([np.cos(heading), np.zeros(n), np.sin(heading)], -1)
+    R = Rotation.from_rotvec(axis * np.radians(rng.uniform(-max_deg, max_deg, n))[:, None]).as_matrix()
+    root = poses_mm[a, ROOT:ROOT + 1]
+    out[a] = np.einsum("nij,nkj->nki", R, poses_mm[a] - root) + root
+    return out
+
+
 def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: ErrorModel,
-               bone_jitter: float = BONE_JITTER, mix: float = 0.0, clean: float = 0.0, graded: bool = False):
+               bone_jitter: float = BONE_JITTER, mix: float = 0.0, clean: float = 0.0, graded: bool = False,
+               arms: float = 0.0, tilt: float = 0.0):
     """Virtual views of ``poses_mm`` with 2D errors: tensors for one training/eval batch.
 
     Each pose gets random body proportions (every bone length scaled by ``exp(N(0, bone_jitter))``);
@@ -76,6 +132,10 @@ def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: Erro
     """
     if mix > 0:
         poses_mm = mix_bodies(poses_mm, rng, mix)
+    if arms > 0:
+        poses_mm = swap_arms(poses_mm, rng, arms)
+    if tilt > 0:
+        poses_mm = tilt_bodies(poses_mm, rng, tilt)
     if bone_jitter > 0:
         poses_mm = retarget_bones(poses_mm, np.exp(rng.normal(0.0, bone_jitter, (len(poses_mm), len(BONES)))))
     v = view_poses(poses_mm, rng)
@@ -114,7 +174,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
           use_location_scale: bool = True, seed: int = 0, error_model_path: Path = DEFAULT_ERROR_MODEL,
           width: int = 1024, threads: int = 2, log_every: int = 200, lam: float = 4.0,
           init: Path | None = None, dropout: float = 0.1, mix: float = 0.0, clean: float = 0.0,
-          graded: bool = False) -> dict:
+          graded: bool = False, arms: float = 0.0, tilt: float = 0.0) -> dict:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -141,7 +201,8 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
     for step in range(steps):
         if step % chunk == 0:  # views for several batches at once: cheaper sampling
             idx = rng.integers(0, len(poses), batch * chunk)
-            kp_all, K_all, j_all = make_batch(poses[idx], rng, em, mix=mix, clean=clean, graded=graded)
+            kp_all, K_all, j_all = make_batch(poses[idx], rng, em, mix=mix, clean=clean, graded=graded,
+                                                  arms=arms, tilt=tilt)
         s = slice((step % chunk) * batch, (step % chunk + 1) * batch)
         model.train()
         loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s], lam)
@@ -154,6 +215,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
                      ld.item(), lp.item(), time.time() - t0)
     meta = {"steps": steps, "batch": batch, "lr": lr, "lambda": lam, "noise": noise, "seed": seed,
             "dropout": dropout, "mix": mix, "clean": clean, "graded": graded,
+            "arms": arms, "tilt": tilt,
             "init": str(init) if init else None,
             "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
             "seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -183,12 +245,17 @@ def main(argv=None) -> int:
     ap.add_argument("--clean", type=float, default=0.0,
                     help="fraction of training inputs given smaller 2D errors (none; see --graded)")
     ap.add_argument("--graded", action="store_true", help="scale the --clean fraction's errors by U(0, 1) instead of 0")
+    ap.add_argument("--arms", type=float, default=0.0,
+                    help="fraction of poses whose arms are taken from other poses (swap_arms)")
+    ap.add_argument("--tilt", type=float, default=0.0,
+                    help="fraction of poses turned about a random horizontal axis (tilt_bodies)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads,
-          lam=a.lam, init=a.init, dropout=a.dropout, mix=a.mix, clean=a.clean, graded=a.graded)
+          lam=a.lam, init=a.init, dropout=a.dropout, mix=a.mix, clean=a.clean, graded=a.graded,
+          arms=a.arms, tilt=a.tilt)
     return 0
 
 
