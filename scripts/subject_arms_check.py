@@ -1,5 +1,5 @@
 """Does a validation subject's root-depth error come from its arms? Lift its poses as they are, and again with
-each arm's bend taken from a random training pose (``swap_arms``' rule), seen by the same cameras.
+each arm's bend taken from a random training pose (``with_arm_bends``), seen by the same cameras.
 
     PYTHONPATH=. python scripts/subject_arms_check.py [--subjects 104 06] [--weights W ...]
 
@@ -13,23 +13,9 @@ import numpy as np
 
 from engines import load_lifter
 from engines.absposelifter.evaluate import _lift, scores, validation_views
-from engines.absposelifter.train import ARMS, _torso_frames
+from engines.absposelifter.train import ARMS, with_arm_bends
 from engines.camera import project
 from engines.data import load_split
-
-
-def with_arms_of(P: np.ndarray, donors: np.ndarray) -> np.ndarray:
-    """``P`` with each arm's bone directions (relative to the torso) from ``donors``, keeping ``P``'s lengths."""
-    Q = P.copy()
-    R_recv = _torso_frames(P)
-    for k, (shoulder, elbow, wrist) in enumerate(ARMS):
-        D = donors[k]
-        R = R_recv @ np.swapaxes(_torso_frames(D), -1, -2)
-        for parent, child in ((shoulder, elbow), (elbow, wrist)):
-            d = np.einsum("nij,nj->ni", R, D[:, child] - D[:, parent])
-            length = np.linalg.norm(P[:, child] - P[:, parent], axis=-1, keepdims=True)
-            Q[:, child] = Q[:, parent] + d / np.linalg.norm(d, axis=-1, keepdims=True) * length
-    return Q
 
 
 def main() -> None:
@@ -46,9 +32,9 @@ def main() -> None:
     for s in a.subjects:
         m = subject == s
         P, K = v.joints_cam_mm[m].astype(np.float64), v.K[m].astype(np.float64)
-        donors = [train[rng.integers(0, len(train), len(P))] for _ in ARMS]
+        donors = tuple(train[rng.integers(0, len(train), len(P))] for _ in ARMS)
         for name, lifter in lifters.items():
-            for arms, X in (("own", P), ("training poses'", with_arms_of(P, donors))):
+            for arms, X in (("own", P), ("training poses'", with_arm_bends(P, donors))):
                 kp = project(X, K).astype(np.float32)
                 pred = _lift(lifter, kp, K.astype(np.float32))
                 r = scores(pred, X)

@@ -83,25 +83,33 @@ def _torso_frames(P: np.ndarray) -> np.ndarray:
     return np.stack([left, up, np.cross(left, up)], -1)
 
 
+def with_arm_bends(receivers: np.ndarray, donors: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``receivers [N, 17, 3]`` with each arm's bend (the directions of upper arm and forearm) taken from
+    ``donors[k] [N, 17, 3]`` (one array per arm of ``ARMS``), turned so that it hangs from the shoulder as it
+    did relative to the donor's torso; bone lengths stay the receiver's."""
+    out = receivers.copy()
+    R_recv = _torso_frames(receivers)
+    for (shoulder, elbow, wrist), D in zip(ARMS, donors):
+        R = R_recv @ np.swapaxes(_torso_frames(D), -1, -2)                    # donor torso -> receiver torso
+        for parent, child in ((shoulder, elbow), (elbow, wrist)):
+            d = np.einsum("nij,nj->ni", R, D[:, child] - D[:, parent])
+            length = np.linalg.norm(receivers[:, child] - receivers[:, parent], axis=-1, keepdims=True)
+            out[:, child] = out[:, parent] + d / np.linalg.norm(d, axis=-1, keepdims=True) * length
+    return out
+
+
 def swap_arms(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
-    """New poses from old: for a fraction of the poses, each arm's bend (the directions of upper arm and
-    forearm) taken from another random pose, turned so that it hangs from the shoulder as it did relative
-    to its own torso; bone lengths stay the receiver's.
-    Arms move fairly independently of the rest of the body; this covers combinations that no training
-    subject performed."""
+    """New poses from old: a fraction of the poses get each arm's bend from another random pose
+    (``with_arm_bends``). Arms move fairly independently of the rest of the body; this covers combinations
+    that no training subject performed, and stops the lifter judging distance by how the arms are held
+    (BENCHMARKS.md, subject 104)."""
     n = int(round(len(poses_mm) * fraction))
     if n == 0:
         return poses_mm
     out = poses_mm.copy()
     a = rng.choice(len(poses_mm), n, replace=False)
-    R_recv = _torso_frames(poses_mm[a])
-    for shoulder, elbow, wrist in ARMS:
-        b = rng.integers(0, len(poses_mm), n)
-        R = R_recv @ np.swapaxes(_torso_frames(poses_mm[b]), -1, -2)          # donor torso -> receiver torso
-        for parent, child in ((shoulder, elbow), (elbow, wrist)):    # donor's direction, receiver's length
-            d = np.einsum("nij,nj->ni", R, poses_mm[b, child] - poses_mm[b, parent])
-            length = np.linalg.norm(poses_mm[a, child] - poses_mm[a, parent], axis=-1, keepdims=True)
-            out[a, child] = out[a, parent] + d / np.linalg.norm(d, axis=-1, keepdims=True) * length
+    donors = tuple(poses_mm[rng.integers(0, len(poses_mm), n)] for _ in ARMS)
+    out[a] = with_arm_bends(poses_mm[a], donors)
     return out
 
 
@@ -202,7 +210,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
         if step % chunk == 0:  # views for several batches at once: cheaper sampling
             idx = rng.integers(0, len(poses), batch * chunk)
             kp_all, K_all, j_all = make_batch(poses[idx], rng, em, mix=mix, clean=clean, graded=graded,
-                                                  arms=arms, tilt=tilt)
+                                              arms=arms, tilt=tilt)
         s = slice((step % chunk) * batch, (step % chunk + 1) * batch)
         model.train()
         loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s], lam)
