@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engines.skeleton import J  # noqa: E402
-from mocap_app.world import apply, estimate_world_alignment, pitch_roll_from_up  # noqa: E402
+from mocap_app.world import apply, body_axis, estimate_world_alignment, pitch_roll_from_up  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "mocap" / "bench_world_pose2sim.npz"
 
@@ -85,11 +85,11 @@ def real_video(lifter_backend: str | None = "torch", weights: str | None = None,
             out = np.full(kp.shape[:2] + (3,), np.nan)
             out[ok] = lifter.lift(kp[ok], conf[i][ok], cam.K)
             sources["lifter"] = out
-        axis_tri = _body_axis(sources["triangulated"])
+        axis_tri = body_axis(sources["triangulated"])
         for src, Xc in sources.items():
             valid = np.isfinite(Xc).all(-1).all(-1)
             al = estimate_world_alignment(Xc, valid)
-            axis = _body_axis(Xc)
+            axis = body_axis(Xc)
             cos = np.clip(np.sum(axis * axis_tri, -1), -1.0, 1.0)
             # floor error under the person: the true floor point below the mean pelvis (world Z = 0)
             pel = np.nanmean(X_world[:, J["pelvis"]], axis=0)
@@ -102,12 +102,6 @@ def real_video(lifter_backend: str | None = "torch", weights: str | None = None,
                              axis_vs_triangulated=float(np.nanmedian(np.degrees(np.arccos(cos)))),
                              axis_tilt=_tilt_deg(axis), axis_tilt_true=_tilt_deg(axis_tri)))
     return rows
-
-
-def _body_axis(X: np.ndarray) -> np.ndarray:
-    """Unit ankle-midpoint -> thorax direction per frame ``[F, 3]`` (camera frame; NaN where missing)."""
-    a = X[:, J["thorax"]] - 0.5 * (X[:, J["left_ankle"]] + X[:, J["right_ankle"]])
-    return a / np.linalg.norm(a, axis=-1, keepdims=True)
 
 
 def _tilt_deg(axis: np.ndarray) -> float:

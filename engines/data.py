@@ -27,7 +27,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from engines.bvh import load_joints17
-from engines.skeleton import DETECTOR_BONE_SCALE, FLIP_PERM, ROOT, retarget_bones
+from engines.skeleton import FLIP_PERM, ROOT, to_detector_proportions
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ def load_split(split: str, step: int = 4, mocap_dir: Path = MOCAP_DIR, cache: bo
     so what engines learn matches what MediaPipe reports; ``raw=True`` keeps the CMU skeleton's.
     """
     out = _load_split_raw(split, step, mocap_dir, cache)
-    if not raw and DETECTOR_BONE_SCALE is not None:
-        out = dict(out, joints_mm=retarget_bones(out["joints_mm"], DETECTOR_BONE_SCALE))
+    if not raw:
+        out = dict(out, joints_mm=to_detector_proportions(out["joints_mm"]))
     return out
 
 

@@ -93,6 +93,11 @@ DETECTOR_BONE_SCALE: tuple[float, ...] | None = (
     1.046, 0.952, 0.869, 1.046, 0.952, 0.869, 1.361, 1.361, 1.430, 1.357, 0.949, 0.943, 1.354, 0.949, 0.943, 1.354)
 
 
+def to_detector_proportions(joints: np.ndarray) -> np.ndarray:
+    """Mocap joints ``[..., 17, 3]`` retargeted to the 2D detector's bone lengths (``DETECTOR_BONE_SCALE``)."""
+    return joints if DETECTOR_BONE_SCALE is None else retarget_bones(joints, DETECTOR_BONE_SCALE)
+
+
 def retarget_bones(joints: np.ndarray, scale) -> np.ndarray:
     """Joints ``[..., 17, 3]`` with each bone's length multiplied by ``scale`` (``[16]`` or ``[..., 16]``,
     BONES order), keeping every bone's direction and the root position: children follow their parents."""

@@ -86,6 +86,11 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
+def body_axis(joints: np.ndarray) -> np.ndarray:
+    """Unit ankle-midpoint -> thorax direction per frame ``[N, 3]`` (NaN where joints are missing)."""
+    return _unit(joints[:, J["thorax"]] - 0.5 * (joints[:, J["left_ankle"]] + joints[:, J["right_ankle"]]))
+
+
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     return math.degrees(math.acos(float(np.clip(np.dot(_unit(a), _unit(b)), -1.0, 1.0))))
 
@@ -157,7 +162,7 @@ def _lower_ankle(joints: np.ndarray, up: np.ndarray) -> np.ndarray:
 
 def _upright_up(joints: np.ndarray, prior: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Mean ankle-midpoint -> thorax direction over upright frames (iteratively re-selected)."""
-    body = _unit(joints[:, J["thorax"]] - 0.5 * (joints[:, J["left_ankle"]] + joints[:, J["right_ankle"]]))
+    body = body_axis(joints)
     up = _unit(np.mean(body, axis=0)) if prior is None else prior
     sel = np.ones(len(body), bool)
     for thresh in (35.0, 20.0, 15.0):
@@ -233,7 +238,7 @@ def estimate_world_alignment(joints_cam_mm: np.ndarray, valid: np.ndarray | None
     details["upright_frames"] = n_upright
     # how much the body axis wanders: ~2-5 deg for walking / dribbling (CMU val), 13 deg for the pose2sim
     # balance clip where the person leans persistently; the upright cue is then biased by the lean
-    body = _unit(X[:, J["thorax"]] - 0.5 * (X[:, J["left_ankle"]] + X[:, J["right_ankle"]]))
+    body = body_axis(X)
     wander = float(np.median(np.degrees(np.arccos(np.clip(body @ up_body, -1.0, 1.0)))))
     details["body_axis_wander_deg"] = round(wander, 2)
     upright_trust = float(np.clip(1.0 - (wander - 5.0) / 8.0, 0.2, 1.0))

@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from engines import load_lifter
-from engines.absposelifter.evaluate import _lift, scores, validation_views
+from engines.absposelifter.evaluate import lift_batched, scores, validation_views
 from engines.absposelifter.train import ARMS, with_arm_bends
 from engines.camera import project
 from engines.data import load_split
@@ -36,7 +36,7 @@ def main() -> None:
         for name, lifter in lifters.items():
             for arms, X in (("own", P), ("training poses'", with_arm_bends(P, donors))):
                 kp = project(X, K).astype(np.float32)
-                pred = _lift(lifter, kp, K.astype(np.float32))
+                pred = lift_batched(lifter, kp, K.astype(np.float32))
                 r = scores(pred, X)
                 ratio = np.median(pred[:, 0, 2] / X[:, 0, 2])
                 print(f"| {s} | {name} | {arms} | {r['MPJPE']:.1f} | {r['MRPE']:.1f} | {ratio:.3f} |")

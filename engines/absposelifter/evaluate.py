@@ -45,11 +45,12 @@ def evaluate(weights: Path | None = None, backend: str = "onnxruntime", seed: in
              max_poses: int | None = None, flip_test: bool = True) -> dict[str, dict[str, float]]:
     lifter = load_lifter("absposelifter", backend=backend, weights=weights, flip_test=flip_test)
     v, noisy = validation_views(seed, max_poses)
-    return {name: scores(_lift(lifter, kp, v.K), v.joints_cam_mm)
+    return {name: scores(lift_batched(lifter, kp, v.K), v.joints_cam_mm)
             for name, kp in (("ground-truth 2D", v.keypoints_px), ("realistic-noise 2D", noisy))}
 
 
-def _lift(lifter, kp: np.ndarray, K: np.ndarray) -> np.ndarray:
+def lift_batched(lifter, kp: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """``lifter.lift`` over many poses, 4096 at a time (no confidences)."""
     return np.concatenate([lifter.lift(kp[i:i + 4096], None, K[i:i + 4096]) for i in range(0, len(kp), 4096)])
 
 
@@ -66,7 +67,7 @@ def evaluate_by_subject(weights: Path | None = None, backend: str = "onnxruntime
     error is fitting and how much is new subjects."""
     lifter = load_lifter("absposelifter", backend=backend, weights=weights, flip_test=flip_test)
     v, _ = validation_views(seed)
-    pred = _lift(lifter, v.keypoints_px, v.K)
+    pred = lift_batched(lifter, v.keypoints_px, v.K)
     subject = load_split("val")["subject"]
     res = {f"ground-truth 2D, subject {s}": scores(pred[subject == s], v.joints_cam_mm[subject == s])
            for s in ("08", "06", "104", "90")}
@@ -75,7 +76,7 @@ def evaluate_by_subject(weights: Path | None = None, backend: str = "onnxruntime
     t = view_poses(poses[rng.permutation(len(poses))[:train_poses]], rng)
     noisy = with_realistic_errors(t.keypoints_px, seed + 1)
     for name, kp in (("ground-truth 2D", t.keypoints_px), ("realistic-noise 2D", noisy)):
-        res[f"{name}, training subjects"] = scores(_lift(lifter, kp, t.K), t.joints_cam_mm)
+        res[f"{name}, training subjects"] = scores(lift_batched(lifter, kp, t.K), t.joints_cam_mm)
     return res
 
 

@@ -74,7 +74,9 @@ ARMS = ((J["left_shoulder"], J["left_elbow"], J["left_wrist"]),
 
 
 def _torso_frames(P: np.ndarray) -> np.ndarray:
-    """Rotation ``[N, 3, 3]`` whose columns are the torso's left, up and forward axes."""
+    """Rotation ``[N, 3, 3]`` whose columns are the torso's left, up and forward axes. Unlike
+    ``plausibility.score.body_frame`` (hips only) the left axis also follows the shoulders, from which the
+    arms hang: a twisted trunk carries its arms with the shoulders."""
     left = P[:, J["left_hip"]] - P[:, J["right_hip"]] + P[:, J["left_shoulder"]] - P[:, J["right_shoulder"]]
     up = P[:, J["thorax"]] - P[:, ROOT]
     left = left / np.linalg.norm(left, axis=-1, keepdims=True)
@@ -135,7 +137,8 @@ def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: Erro
     """Virtual views of ``poses_mm`` with 2D errors: tensors for one training/eval batch.
 
     Each pose gets random body proportions (every bone length scaled by ``exp(N(0, bone_jitter))``);
-    a fraction ``mix`` of them are recombined first (``mix_bodies``); a fraction ``clean`` keeps exact 2D,
+    a fraction ``mix`` of them are recombined first (``mix_bodies``), a fraction ``arms`` get other poses' arm
+    bends (``swap_arms``) and a fraction ``tilt`` are turned away from upright (``tilt_bodies``); a fraction ``clean`` keeps exact 2D,
     or with ``graded`` gets its drawn error times U(0, 1).
     """
     if mix > 0:

@@ -23,8 +23,8 @@ over time blocks), and - because the answer scales one to one with the lifter's
 relative depths - the doubt about those depths (``depth_uncertainty``) is added to the
 spread. Clips that cannot tell - a person far away, centred, barely moving in depth -
 get a flat curve, spread-out answers and a low confidence. With the current
-AbsPoseLifter (depth offsets ~0.5x the truth, varying by clip) every estimate is
-flagged unreliable; see notes/calibration.md.
+AbsPoseLifter (depth offsets right in scale but not in shape, from clip to clip) every
+estimate on the synthetic validation clips is flagged unreliable; see notes/calibration.md.
 """
 from __future__ import annotations
 

@@ -41,9 +41,8 @@ def load_segment(path: Path, seconds: float = 4.0, fps: float = 30.0, start_s: f
     a = int(start_s * fps)
     joints = joints[a:a + int(seconds * fps)]
     if detector_proportions:
-        from engines.skeleton import DETECTOR_BONE_SCALE, retarget_bones
-        if DETECTOR_BONE_SCALE is not None:
-            joints = retarget_bones(joints, DETECTOR_BONE_SCALE)
+        from engines.skeleton import to_detector_proportions
+        joints = to_detector_proportions(joints)
     return joints
 
 
