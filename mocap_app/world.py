@@ -9,7 +9,9 @@ from three cues, strongest first:
    the floor; where it is also still, it is a contact. If the contacts spread over
    an area, a plane fit gives ``u`` directly (its normal).
 2. **Walking line.** If the contacts only spread along a line (walking straight),
-   that line is horizontal, which fixes ``u`` up to a rotation about the line.
+   that line is horizontal, which fixes ``u`` up to a rotation about the line. A short
+   line is a poor guide, so its weight ramps up with its length (``LINE_SPREAD_MIN_MM``
+   to ``LINE_SPREAD_FULL_MM``) rather than switching on at one length.
 3. **Upright body.** The mean ankle-midpoint -> thorax direction over upright frames.
    People lean forward a few degrees when walking (more when running), but that
    lean lies along the walking line, which cue 2 removes.
@@ -45,7 +47,10 @@ log = logging.getLogger(__name__)
 ANKLE_ABOVE_FLOOR_MM = 80.0     # median height of the lower ankle (CMU train subjects 02/07/105/137/144: 60-90 mm)
 MIN_VALID_FRAMES = 5
 AREA_SPREAD_MM = 400.0          # contacts spread this far in 2 directions -> plane fit
-LINE_SPREAD_MM = 400.0          # ... in 1 direction -> walking-line constraint
+# contacts spread in 1 direction -> walking-line constraint, weighted from 0 at LINE_SPREAD_MIN_MM to 1 at
+# LINE_SPREAD_FULL_MM: a ramp, not a threshold, so a clip near the limit does not jump between two answers
+LINE_SPREAD_MIN_MM = 200.0
+LINE_SPREAD_FULL_MM = 600.0
 MAX_CUE_DISAGREEMENT_DEG = 25.0
 
 
@@ -258,13 +263,17 @@ def estimate_world_alignment(joints_cam_mm: np.ndarray, valid: np.ndarray | None
             if _angle_deg(n, up_body) < MAX_CUE_DISAGREEMENT_DEG:
                 up, method = n, "floor plane from foot contacts"
                 conf = min(1.0, 0.6 + 0.4 * min(1.0, spread[1] / 1000.0)) * float(inl.mean()) ** 0.5
-        elif spread[0] > LINE_SPREAD_MM:
+        elif spread[0] > LINE_SPREAD_MIN_MM:
             d = _unit(np.linalg.svd(c, full_matrices=False)[2][0])   # walking direction: horizontal
             if abs(_angle_deg(d, up_body) - 90.0) < MAX_CUE_DISAGREEMENT_DEG:
-                up = _unit(up_body - (up_body @ d) * d)
+                w = float(np.clip((spread[0] - LINE_SPREAD_MIN_MM) / (LINE_SPREAD_FULL_MM - LINE_SPREAD_MIN_MM),
+                                  0.0, 1.0))
+                up = _unit(up_body - w * (up_body @ d) * d)          # w = 1: up exactly across the line
                 method = "walking line + upright body"
-                conf = (min(1.0, 0.5 + 0.3 * min(1.0, spread[0] / 1500.0)) * min(1.0, n_upright / 30.0 + 0.3)
-                        * upright_trust)
+                details["walking_line_weight"] = round(w, 3)
+                line_conf = (min(1.0, 0.5 + 0.3 * min(1.0, spread[0] / 1500.0)) * min(1.0, n_upright / 30.0 + 0.3)
+                             * upright_trust)
+                conf = (1.0 - w) * conf + w * line_conf
         details["up_disagreement_deg"] = round(_angle_deg(up, up_body), 2)
     est_pitch, est_roll = pitch_roll_from_up(up)
     if pitch_deg is not None or roll_deg is not None:

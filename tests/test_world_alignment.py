@@ -79,6 +79,29 @@ def test_world_output_stands_on_floor_and_keeps_heading():
 
 
 @needs_mocap
+def test_estimate_changes_smoothly_as_the_person_walks_further():
+    """The walking-line cue is weighted by how far the foot contacts spread: a clip just under or over a limit
+    must not jump between two answers (with the old on/off limit at 400 mm this clip jumped 1.6 deg in pitch
+    and 1.9 deg in roll between two neighbouring walk lengths)."""
+    f = next(f for f in subject_files() if f.stem == "08_01")      # walking
+    jw = load_segment(f, seconds=5, fps=30, start_s=0.5)
+    rng = np.random.default_rng(0)
+    v = make_view(jw, focal_px=1000, distance_mm=4000, height_mm=1500, pitch_deg=-15, roll_deg=5, rng=rng)
+    noisy = lifter_like_noise(v.joints_cam_mm, rng)
+    up = up_from_pitch_roll(v.pitch_deg, v.roll_deg)
+    d = noisy[:, J["pelvis"]] - noisy[:1, J["pelvis"]]
+    walk = d - np.outer(d @ up, up)                  # the horizontal path of the pelvis
+    res = []
+    for s in np.linspace(0.0, 0.5, 26):              # the same steps, on a path shortened to s of its length
+        al = estimate_world_alignment(noisy - (1 - s) * walk[:, None])
+        res.append((al.pitch_deg, al.roll_deg, al.details.get("walking_line_weight", 0.0)))
+    res = np.array(res)
+    assert res[:, 2].min() < 0.5 and res[:, 2].max() == 1.0       # the grid crosses the ramp
+    assert np.abs(np.diff(res[:, :2], axis=0)).max() < 0.6, res
+    assert np.abs(res[:, 0] - v.pitch_deg).max() < 3.0 and np.abs(res[:, 1] - v.roll_deg).max() < 3.0
+
+
+@needs_mocap
 def test_user_overrides_and_clip():
     from mocap_app.clip import Clip
     from engines.camera import CameraIntrinsics
