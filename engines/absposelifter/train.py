@@ -85,16 +85,14 @@ def _torso_frames(P: np.ndarray) -> np.ndarray:
     return np.stack([left, up, np.cross(left, up)], -1)
 
 
-def with_arm_bends(receivers: np.ndarray, donors: tuple[np.ndarray, np.ndarray], limbs=ARMS,
-                   frames=_torso_frames) -> np.ndarray:
+def with_arm_bends(receivers: np.ndarray, donors: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """``receivers [N, 17, 3]`` with each arm's bend (the directions of upper arm and forearm) taken from
     ``donors[k] [N, 17, 3]`` (one array per arm of ``ARMS``), turned so that it hangs from the shoulder as it
-    did relative to the donor's torso; bone lengths stay the receiver's. ``limbs=LEGS, frames=_pelvis_frames``
-    does the same for the legs."""
+    did relative to the donor's torso; bone lengths stay the receiver's."""
     out = receivers.copy()
-    R_recv = frames(receivers)
-    for (shoulder, elbow, wrist), D in zip(limbs, donors):
-        R = R_recv @ np.swapaxes(frames(D), -1, -2)                           # donor body -> receiver body
+    R_recv = _torso_frames(receivers)
+    for (shoulder, elbow, wrist), D in zip(ARMS, donors):
+        R = R_recv @ np.swapaxes(_torso_frames(D), -1, -2)                    # donor torso -> receiver torso
         for parent, child in ((shoulder, elbow), (elbow, wrist)):
             d = np.einsum("nij,nj->ni", R, D[:, child] - D[:, parent])
             length = np.linalg.norm(receivers[:, child] - receivers[:, parent], axis=-1, keepdims=True)
@@ -117,54 +115,6 @@ def swap_arms(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float) -
     return out
 
 
-LEGS = ((J["left_hip"], J["left_knee"], J["left_ankle"]), (J["right_hip"], J["right_knee"], J["right_ankle"]))
-
-
-def _pelvis_frames(P: np.ndarray) -> np.ndarray:
-    """Like ``_torso_frames`` with the left axis from the hips only: the legs hang from the pelvis."""
-    Q = P.copy()
-    Q[:, J["left_shoulder"]], Q[:, J["right_shoulder"]] = P[:, J["left_hip"]], P[:, J["right_hip"]]
-    return _torso_frames(Q)
-
-
-def swap_legs(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
-    """``swap_arms`` for the legs: a fraction of the poses get each leg's bend (thigh and shin directions
-    relative to the pelvis) from another random pose, keeping their own bone lengths. Captured gaits pair
-    the two legs in a few ways; crouches, kicks and stances of new subjects pair them in others."""
-    n = int(round(len(poses_mm) * fraction))
-    if n == 0:
-        return poses_mm
-    out = poses_mm.copy()
-    a = rng.choice(len(poses_mm), n, replace=False)
-    donors = tuple(poses_mm[rng.integers(0, len(poses_mm), n)] for _ in LEGS)
-    out[a] = with_arm_bends(poses_mm[a], donors, LEGS, _pelvis_frames)
-    return out
-
-
-TRUNK_BEND_STD_DEG = (20.0, 10.0, 15.0)   # forward lean, side lean, twist
-
-
-def bend_trunks(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float,
-                std_deg: tuple[float, float, float] = TRUNK_BEND_STD_DEG) -> np.ndarray:
-    """A fraction of the poses with the upper body (spine, head, arms) turned about the pelvis relative to the
-    legs, by a random forward lean, side lean and twist in the pelvis frame (normal, ``std_deg``, clipped at
-    2.5 std): hunched, leaning and twisting postures (dribbling, zombie walks) that the captured subjects held
-    with other leg poses or not at all."""
-    n = int(round(len(poses_mm) * fraction))
-    if n == 0:
-        return poses_mm
-    out = poses_mm.copy()
-    a = rng.choice(len(poses_mm), n, replace=False)
-    F = _pelvis_frames(poses_mm[a])                                         # columns: left, up, forward
-    ang = np.radians(np.clip(rng.normal(0.0, 1.0, (n, 3)), -2.5, 2.5) * np.asarray(std_deg))
-    local = Rotation.from_euler("xzy", ang).as_matrix()                    # about left, forward, up
-    R = F @ local @ np.swapaxes(F, -1, -2)                                   # the same turn in the pose's axes
-    upper = [j for j in range(poses_mm.shape[1]) if j not in LOWER_BODY]
-    root = poses_mm[a, ROOT:ROOT + 1]
-    out[a[:, None], upper] = np.einsum("nij,nkj->nki", R, poses_mm[a][:, upper] - root) + root
-    return out
-
-
 def tilt_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float, max_deg: float = 180.0):
     """A fraction of the poses turned about a random horizontal axis through the pelvis by up to ``max_deg``:
     bodies that are not upright (cartwheels, lying, bending over) although the subjects rarely were."""
@@ -183,25 +133,18 @@ def tilt_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float,
 
 def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: ErrorModel,
                bone_jitter: float = BONE_JITTER, mix: float = 0.0, clean: float = 0.0, graded: bool = False,
-               arms: float = 0.0, tilt: float = 0.0, legs: float = 0.0, bend: float = 0.0,
-               graded_power: float = 1.0):
+               arms: float = 0.0, tilt: float = 0.0):
     """Virtual views of ``poses_mm`` with 2D errors: tensors for one training/eval batch.
 
     Each pose gets random body proportions (every bone length scaled by ``exp(N(0, bone_jitter))``);
     a fraction ``mix`` of them are recombined first (``mix_bodies``), a fraction ``arms`` get other poses' arm
-    bends (``swap_arms``), a fraction ``legs`` other poses' leg bends (``swap_legs``), a fraction ``bend`` a leaning or
-    twisted trunk (``bend_trunks``) and a fraction ``tilt`` are turned away from upright (``tilt_bodies``); a fraction
-    ``clean`` keeps exact 2D,
+    bends (``swap_arms``) and a fraction ``tilt`` are turned away from upright (``tilt_bodies``); a fraction ``clean`` keeps exact 2D,
     or with ``graded`` gets its drawn error times U(0, 1).
     """
     if mix > 0:
         poses_mm = mix_bodies(poses_mm, rng, mix)
     if arms > 0:
         poses_mm = swap_arms(poses_mm, rng, arms)
-    if legs > 0:
-        poses_mm = swap_legs(poses_mm, rng, legs)
-    if bend > 0:
-        poses_mm = bend_trunks(poses_mm, rng, bend)
     if tilt > 0:
         poses_mm = tilt_bodies(poses_mm, rng, tilt)
     if bone_jitter > 0:
@@ -210,7 +153,7 @@ def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: Erro
     err = error_model.sample(rng, person_scale_px(v.keypoints_px))
     if clean > 0:
         pick = rng.random(len(err)) < clean
-        err[pick] *= rng.random((int(pick.sum()), 1, 1)) ** graded_power if graded else 0.0
+        err[pick] *= rng.random((int(pick.sum()), 1, 1)) if graded else 0.0
     kp = v.keypoints_px + err
     return (torch.from_numpy(kp), torch.from_numpy(v.K), torch.from_numpy(v.joints_cam_mm))
 
@@ -242,8 +185,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
           use_location_scale: bool = True, seed: int = 0, error_model_path: Path = DEFAULT_ERROR_MODEL,
           width: int = 1024, threads: int = 2, log_every: int = 200, lam: float = 4.0,
           init: Path | None = None, dropout: float = 0.1, mix: float = 0.0, clean: float = 0.0,
-          graded: bool = False, arms: float = 0.0, tilt: float = 0.0, legs: float = 0.0, bend: float = 0.0,
-          graded_power: float = 1.0) -> dict:
+          graded: bool = False, arms: float = 0.0, tilt: float = 0.0) -> dict:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -271,8 +213,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
         if step % chunk == 0:  # views for several batches at once: cheaper sampling
             idx = rng.integers(0, len(poses), batch * chunk)
             kp_all, K_all, j_all = make_batch(poses[idx], rng, em, mix=mix, clean=clean, graded=graded,
-                                              arms=arms, tilt=tilt, legs=legs, bend=bend,
-                                              graded_power=graded_power)
+                                              arms=arms, tilt=tilt)
         s = slice((step % chunk) * batch, (step % chunk + 1) * batch)
         model.train()
         loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s], lam)
@@ -284,8 +225,8 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
             log.info("step %d/%d loss %.2f (depth %.1f, pose %.1f mm) %.0fs", step, steps, loss.item(),
                      ld.item(), lp.item(), time.time() - t0)
     meta = {"steps": steps, "batch": batch, "lr": lr, "lambda": lam, "noise": noise, "seed": seed,
-            "dropout": dropout, "mix": mix, "clean": clean, "graded": graded, "graded_power": graded_power,
-            "arms": arms, "tilt": tilt, "legs": legs, "bend": bend,
+            "dropout": dropout, "mix": mix, "clean": clean, "graded": graded,
+            "arms": arms, "tilt": tilt,
             "init": str(init) if init else None,
             "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
             "seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -315,23 +256,17 @@ def main(argv=None) -> int:
     ap.add_argument("--clean", type=float, default=0.0,
                     help="fraction of training inputs given smaller 2D errors (none; see --graded)")
     ap.add_argument("--graded", action="store_true", help="scale the --clean fraction's errors by U(0, 1) instead of 0")
-    ap.add_argument("--graded-power", type=float, default=1.0,
-                    help="with --graded, scale the errors by U(0, 1) ** P (P > 1: more nearly exact inputs)")
     ap.add_argument("--arms", type=float, default=0.0,
                     help="fraction of poses whose arms are taken from other poses (swap_arms)")
     ap.add_argument("--tilt", type=float, default=0.0,
                     help="fraction of poses turned about a random horizontal axis (tilt_bodies)")
-    ap.add_argument("--legs", type=float, default=0.0,
-                    help="fraction of poses whose legs are taken from other poses (swap_legs)")
-    ap.add_argument("--bend", type=float, default=0.0,
-                    help="fraction of poses whose trunk is leaned or twisted over the legs (bend_trunks)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads,
           lam=a.lam, init=a.init, dropout=a.dropout, mix=a.mix, clean=a.clean, graded=a.graded,
-          arms=a.arms, tilt=a.tilt, legs=a.legs, bend=a.bend, graded_power=a.graded_power)
+          arms=a.arms, tilt=a.tilt)
     return 0
 
 
