@@ -99,14 +99,15 @@ def test_input_errors():
 WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "absposelifter" / "absposelifter.pt"
 
 
-@functools.lru_cache(maxsize=1)
-def _real_lifter_rows():
+@functools.lru_cache(maxsize=2)
+def _real_lifter_rows(seeds=(2,), step=3):
     from engines import load_lifter
     lifter = load_lifter("absposelifter", backend="torch")
     rows = []
-    for name, f, v, inside, kp, rng in cases(seed=2, step=3, detector_proportions=True):
-        r = estimate_focal(kp, np.ones(kp.shape[:2]), SIZE, lifter, bootstrap=6)
-        rows.append((name, f, r.focal_px / f - 1.0, r.confidence, r.reliable))
+    for seed in seeds:
+        for name, f, v, inside, kp, rng in cases(seed=seed, step=step, detector_proportions=True):
+            r = estimate_focal(kp, np.ones(kp.shape[:2]), SIZE, lifter, bootstrap=6)
+            rows.append((name, f, r.focal_px / f - 1.0, r.confidence, r.reliable))
     return rows
 
 
@@ -148,9 +149,22 @@ def test_real_lifter_misses_are_flagged():
 @needs_mocap
 @needs_weights
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known gap (notes/calibration.md): with the real lifter the median error on "
-                                       "these clips is 13 %: its relative depths are right in scale but not in shape "
-                                       "well enough for the few-pixel perspective cue; the confidence flags it")
 def test_real_lifter_median_error_within_10_percent():
+    """The target, on the 8 clips of seed 2 (every 3rd file): 7 % with the weights of 22 Nov 04:40 (12.9 % with
+    those of 01:47). Eight clips are a small sample: on all 40 clips of seeds 2 + 3 it is 19 % (next test)."""
     rows = _real_lifter_rows()
+    assert len(rows) == 8
+    assert np.median(np.abs([r[2] for r in rows])) <= 0.10, rows
+
+
+@needs_mocap
+@needs_weights
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known gap (notes/calibration.md): with the real lifter the median error on "
+                                       "the 40 clips of seeds 2 + 3 is 19 %: its relative depths are right in scale "
+                                       "but not in shape well enough for the few-pixel perspective cue; the "
+                                       "confidence flags every clip")
+def test_real_lifter_median_error_within_10_percent_on_40_clips():
+    rows = _real_lifter_rows((2, 3), 1)
+    assert len(rows) == 40
     assert np.median(np.abs([r[2] for r in rows])) <= 0.10, rows
