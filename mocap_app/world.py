@@ -279,7 +279,8 @@ def estimate_world_alignment(joints_cam_mm: np.ndarray, valid: np.ndarray | None
     if pitch_deg is not None or roll_deg is not None:
         up = up_from_pitch_roll(est_pitch if pitch_deg is None else float(pitch_deg),
                                 est_roll if roll_deg is None else float(roll_deg))
-        method = "user pitch and roll" if user_angles else f"{method}, user {'pitch' if pitch_deg is not None else 'roll'}"
+        which = "pitch" if pitch_deg is not None else "roll"
+        method = "user pitch and roll" if user_angles else f"{method}, user {which}"
         if user_angles:
             conf = 1.0
     pitch, roll = pitch_roll_from_up(up)
@@ -336,7 +337,8 @@ def add_world_args(parser: argparse.ArgumentParser) -> None:
 
 def world_overrides_from_args(args: argparse.Namespace) -> dict | None:
     """Keyword overrides for ``align_clip`` from parsed args, or None when no world alignment was asked for."""
-    pitch, roll, height = getattr(args, "pitch", None), getattr(args, "roll", None), getattr(args, "camera_height", None)
+    pitch, roll = getattr(args, "pitch", None), getattr(args, "roll", None)
+    height = getattr(args, "camera_height", None)
     if not (getattr(args, "world", False) or pitch is not None or roll is not None or height is not None):
         return None
     for name, v, lim in (("pitch", pitch, 89.0), ("roll", roll, 180.0)):
