@@ -3,6 +3,7 @@
     python benchmarks/bench_world.py                 # real video (pose2sim, 4 calibrated cameras) + synthetic
     python benchmarks/bench_world.py --synthetic-only
     python benchmarks/bench_world.py --weights runs/w1700.pt [--no-flip]   # another lifter on the real video
+    python benchmarks/bench_world.py --line-spread 400 400                 # another walking-line ramp (mm)
 
 **Real video.** The pose2sim demo's 4 cameras are calibrated against a floor-aligned
 world frame (metres, **Z up**, origin on the floor). The truth per camera: world up
@@ -38,7 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engines.skeleton import J  # noqa: E402
-from mocap_app.world import apply, body_axis, estimate_world_alignment, pitch_roll_from_up  # noqa: E402
+from mocap_app.world import (LINE_SPREAD_FULL_MM, LINE_SPREAD_MIN_MM, apply, body_axis,  # noqa: E402
+                             estimate_world_alignment, pitch_roll_from_up)
 
 CACHE = Path.home() / ".cache" / "mocap" / "bench_world_pose2sim.npz"
 
@@ -54,7 +56,8 @@ def _detections(cams):
     return xy, conf
 
 
-def real_video(lifter_backend: str | None = "torch", weights: str | None = None, flip_test: bool = True
+def real_video(lifter_backend: str | None = "torch", weights: str | None = None, flip_test: bool = True,
+               line_spread_mm: tuple[float, float] = (LINE_SPREAD_MIN_MM, LINE_SPREAD_FULL_MM)
                ) -> list[dict]:
     from engines.real_errors import load_pose2sim_cameras, triangulate_dlt
     cams = load_pose2sim_cameras(calibration="qca")
@@ -88,7 +91,7 @@ def real_video(lifter_backend: str | None = "torch", weights: str | None = None,
         axis_tri = body_axis(sources["triangulated"])
         for src, Xc in sources.items():
             valid = np.isfinite(Xc).all(-1).all(-1)
-            al = estimate_world_alignment(Xc, valid)
+            al = estimate_world_alignment(Xc, valid, line_spread_mm=line_spread_mm)
             axis = body_axis(Xc)
             cos = np.clip(np.sum(axis * axis_tri, -1), -1.0, 1.0)
             # floor error under the person: the true floor point below the mean pelvis (world Z = 0)
@@ -111,7 +114,8 @@ def _tilt_deg(axis: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(a[2], -a[1])))
 
 
-def synthetic(seed: int = 7, per_clip: int = 2) -> list[dict]:
+def synthetic(seed: int = 7, per_clip: int = 2,
+              line_spread_mm: tuple[float, float] = (LINE_SPREAD_MIN_MM, LINE_SPREAD_FULL_MM)) -> list[dict]:
     from mocap_app.calibration.synthetic import lifter_like_noise, load_segment, make_view, subject_files
     rng = np.random.default_rng(seed)
     rows = []
@@ -122,7 +126,7 @@ def synthetic(seed: int = 7, per_clip: int = 2) -> list[dict]:
         for _ in range(per_clip):
             v = make_view(jw, focal_px=1000, distance_mm=rng.uniform(3000, 6000), height_mm=rng.uniform(500, 2500),
                           pitch_deg=rng.uniform(-30, 20), roll_deg=rng.uniform(-10, 10), rng=rng)
-            al = estimate_world_alignment(lifter_like_noise(v.joints_cam_mm, rng))
+            al = estimate_world_alignment(lifter_like_noise(v.joints_cam_mm, rng), line_spread_mm=line_spread_mm)
             below = jw[:, J["pelvis"]].mean(0) * np.array([1, 0, 1])
             rows.append(dict(camera=f.stem, source="synthetic", pitch_true=v.pitch_deg, roll_true=v.roll_deg,
                              height_true=v.camera_height_mm, pitch=al.pitch_deg, roll=al.roll_deg,
@@ -159,16 +163,21 @@ def main(argv=None) -> int:
     ap.add_argument("--table", action="store_true", help="print per-case markdown tables")
     ap.add_argument("--weights", default=None, help="lifter weights (default: the shipped ones)")
     ap.add_argument("--no-flip", action="store_true", help="lifter without test-time flip averaging")
+    ap.add_argument("--line-spread", nargs=2, type=float, metavar=("MIN_MM", "FULL_MM"),
+                    default=[LINE_SPREAD_MIN_MM, LINE_SPREAD_FULL_MM],
+                    help="walking-line ramp (default: the shipped one; '400 400' is the on/off rule used until "
+                         "22 Nov 03:10 UTC)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}")
     t0 = time.time()
-    syn = synthetic()
+    ramp = tuple(a.line_spread)
+    syn = synthetic(line_spread_mm=ramp)
     print(summary(syn, "synthetic val mocap"))
     if a.table:
         print(table(syn))
     if not a.synthetic_only:
-        real = real_video(None if a.no_lifter else "torch", a.weights, not a.no_flip)
+        real = real_video(None if a.no_lifter else "torch", a.weights, not a.no_flip, ramp)
         print(table(real))
         print("body axis (ankle midpoint -> thorax): median angle to the triangulated one / mean tilt towards the "
               "camera, estimated vs triangulated (deg)")

@@ -216,12 +216,15 @@ def _plane_normal_ransac(pts: np.ndarray, up_hint: np.ndarray, thresh_mm: float 
 
 def estimate_world_alignment(joints_cam_mm: np.ndarray, valid: np.ndarray | None = None,
                              pitch_deg: float | None = None, roll_deg: float | None = None,
-                             camera_height_mm: float | None = None, origin: str = "person") -> WorldAlignment:
+                             camera_height_mm: float | None = None, origin: str = "person",
+                             line_spread_mm: tuple[float, float] = (LINE_SPREAD_MIN_MM, LINE_SPREAD_FULL_MM)
+                             ) -> WorldAlignment:
     """Camera pitch/roll and floor from the person over a clip, or from the user where given.
 
     ``joints_cam_mm`` is ``[N, 17, 3]`` (OpenCV camera axes); ``valid`` marks frames with
     a person (default: all-finite frames). ``pitch_deg``/``roll_deg``/``camera_height_mm``
-    override the estimates (a user-measured tripod angle beats any guess).
+    override the estimates (a user-measured tripod angle beats any guess). ``line_spread_mm`` is the walking
+    line's ramp (weight 0 at the first contact spread, 1 at the second; ``bench_world.py --line-spread``).
     """
     X = np.asarray(joints_cam_mm, float)
     if X.ndim != 3 or X.shape[1:] != (17, 3):
@@ -263,11 +266,11 @@ def estimate_world_alignment(joints_cam_mm: np.ndarray, valid: np.ndarray | None
             if _angle_deg(n, up_body) < MAX_CUE_DISAGREEMENT_DEG:
                 up, method = n, "floor plane from foot contacts"
                 conf = min(1.0, 0.6 + 0.4 * min(1.0, spread[1] / 1000.0)) * float(inl.mean()) ** 0.5
-        elif spread[0] > LINE_SPREAD_MIN_MM:
+        elif spread[0] > line_spread_mm[0]:
             d = _unit(np.linalg.svd(c, full_matrices=False)[2][0])   # walking direction: horizontal
             if abs(_angle_deg(d, up_body) - 90.0) < MAX_CUE_DISAGREEMENT_DEG:
-                w = float(np.clip((spread[0] - LINE_SPREAD_MIN_MM) / (LINE_SPREAD_FULL_MM - LINE_SPREAD_MIN_MM),
-                                  0.0, 1.0))
+                lo, full = line_spread_mm
+                w = float(np.clip((spread[0] - lo) / max(full - lo, 1e-6), 0.0, 1.0))
                 up = _unit(up_body - w * (up_body @ d) * d)          # w = 1: up exactly across the line
                 method = "walking line + upright body"
                 details["walking_line_weight"] = round(w, 3)
