@@ -29,7 +29,7 @@ from engines.absposelifter.train import BONE_JITTER, DEFAULT_ERROR_MODEL
 from engines.data import FLIP_PERM, load_split, view_poses
 from engines.noise import ErrorModel, person_scale_px
 from engines.skeleton import BONES, ROOT, retarget_bones
-from mocap_app.calibration.autofocal import _Lifted, _reproj_cost
+from mocap_app.calibration.autofocal import LiftedClip, reprojection_cost
 
 GRID = np.geomspace(300, 4000, 12)
 
@@ -57,8 +57,8 @@ class Hybrid:
         with torch.no_grad():
             out = self.module(torch.from_numpy(kp.astype(np.float32)), torch.from_numpy(K)).double().numpy()
         cd, rel = out[:, ROOT, 2] / 1000.0, out - out[:, ROOT:ROOT + 1]
-        lifted = _Lifted(kp, np.ones(kp.shape[:2]), cd, rel, c)     # one principal point per frame
-        costs = np.log(np.stack([_reproj_cost(lifted, f) for f in GRID], -1) + 1e-4)
+        lifted = LiftedClip(kp, np.ones(kp.shape[:2]), cd, rel, c)     # one principal point per frame
+        costs = np.log(np.stack([reprojection_cost(lifted, f) for f in GRID], -1) + 1e-4)
         costs -= costs.min(-1, keepdims=True)
         return np.concatenate([features_2d(kp, c), rel.reshape(n, -1) / 1000.0, np.log(np.maximum(cd, 1e-3))[:, None],
                                costs], -1)

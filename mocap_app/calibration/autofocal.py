@@ -88,7 +88,8 @@ class AutoFocalResult:
 
 
 @dataclass
-class _Lifted:
+class LiftedClip:
+    """One lifter pass over a clip, split into what does and does not depend on the focal length."""
     kp: np.ndarray        # [N, J, 2] px
     w: np.ndarray         # [N, J] weights
     cdepth: np.ndarray    # [N] canonical root depth (mm per px of focal)
@@ -96,8 +97,8 @@ class _Lifted:
     c: np.ndarray         # [2] principal point, or [N, 2] one per frame
 
 
-def _decompose(lifter: LifterLike, kp: np.ndarray, conf: np.ndarray, size: tuple[int, int],
-               f_ref: float = 1000.0) -> _Lifted:
+def lift_clip(lifter: LifterLike, kp: np.ndarray, conf: np.ndarray, size: tuple[int, int],
+               f_ref: float = 1000.0) -> LiftedClip:
     """One lifter pass at ``f_ref``, split into canonical depth and relative pose (checked at a second f)."""
     intr = CameraIntrinsics.from_focal(f_ref, *size)
     out = np.asarray(lifter.lift(kp, conf, intr.K), float)
@@ -111,10 +112,10 @@ def _decompose(lifter: LifterLike, kp: np.ndarray, conf: np.ndarray, size: tuple
                                                                      rtol=1e-3)):
         raise AutoFocalError("the lifter's output does not follow the canonical-depth model (root depth "
                              "proportional to focal length, relative pose independent of it); auto focal needs it")
-    return _Lifted(kp, conf, cdepth, rel, np.array([intr.cx_px, intr.cy_px]))
+    return LiftedClip(kp, conf, cdepth, rel, np.array([intr.cx_px, intr.cy_px]))
 
 
-def _reproj_cost(L: _Lifted, f: float, frames: np.ndarray | None = None) -> np.ndarray:
+def reprojection_cost(L: LiftedClip, f: float, frames: np.ndarray | None = None) -> np.ndarray:
     """Per-frame RMS reprojection error of ``rel`` placed at its best translation for focal ``f``.
 
     Residuals are in units of the person's 2D size and divided by ``sqrt(1 + x^2)`` per image axis
@@ -151,7 +152,7 @@ def _reproj_cost(L: _Lifted, f: float, frames: np.ndarray | None = None) -> np.n
     return np.sqrt(np.sum(err2, -1) / np.maximum(w.sum(-1), 1e-9)) / scale
 
 
-def _bone_cost(L: _Lifted, f: float, frames: np.ndarray | None = None) -> np.ndarray:
+def _bone_cost(L: LiftedClip, f: float, frames: np.ndarray | None = None) -> np.ndarray:
     """Per-bone coefficient of variation (over the frames) of the skeleton back-projected through ``K(f)`` at
     the lifted depths ``f * c_depth + rel_z``; returned per frame as squared deviation from the bone medians."""
     idx = np.arange(len(L.kp)) if frames is None else frames
@@ -164,21 +165,21 @@ def _bone_cost(L: _Lifted, f: float, frames: np.ndarray | None = None) -> np.nda
     return np.sqrt(np.mean(((bl - med) / med) ** 2, axis=-1))
 
 
-def _total_cost(L: _Lifted, f: float, frames=None, bone_weight: float = 0.0) -> float:
-    c = _reproj_cost(L, f, frames)
+def _total_cost(L: LiftedClip, f: float, frames=None, bone_weight: float = 0.0) -> float:
+    c = reprojection_cost(L, f, frames)
     if bone_weight:
         c = c + bone_weight * _bone_cost(L, f, frames)
     return float(np.mean(c))
 
 
-def _frame_costs(L: _Lifted, f: float, bone_weight: float = 0.0) -> np.ndarray:
-    c = _reproj_cost(L, f)
+def _frame_costs(L: LiftedClip, f: float, bone_weight: float = 0.0) -> np.ndarray:
+    c = reprojection_cost(L, f)
     if bone_weight:
         c = c + bone_weight * _bone_cost(L, f)
     return c
 
 
-def _preference_t(L: _Lifted, f_best: float, factor: float, bone_weight: float, n_blocks: int) -> float:
+def _preference_t(L: LiftedClip, f_best: float, factor: float, bone_weight: float, n_blocks: int) -> float:
     """t-statistic (over time blocks) of how much worse focal ``f_best * factor`` fits than ``f_best``."""
     f_alt = float(np.clip(f_best * factor, 50.0, 50000.0))
     d = _frame_costs(L, f_alt, bone_weight) - _frame_costs(L, f_best, bone_weight)
@@ -188,7 +189,10 @@ def _preference_t(L: _Lifted, f_best: float, factor: float, bone_weight: float, 
     return float(m.mean() / (m.std(ddof=1) / math.sqrt(len(m)) + 1e-12))
 
 
-def _search(L: _Lifted, frames=None, grid=None, bone_weight: float = 0.0) -> tuple[float, np.ndarray, np.ndarray]:
+def search_focal(L: LiftedClip, frames=None, grid=None,
+                 bone_weight: float = 0.0) -> tuple[float, np.ndarray, np.ndarray]:
+    """Best focal length (px) for ``L``: the minimum of the mean cost on a log grid (``F_MIN``..``F_MAX``),
+    refined by a bounded scalar search between its neighbours. Returns ``(f_best, grid, cost on the grid)``."""
     grid = np.geomspace(F_MIN, F_MAX, 36) if grid is None else grid
     score = np.array([_total_cost(L, f, frames, bone_weight) for f in grid])
     i = int(np.argmin(score))
@@ -223,10 +227,10 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
         raise AutoFocalError(f"a person was seen clearly in only {int(ok.sum())} frames; auto focal needs at least "
                              f"{MIN_FRAMES} (a clip where the whole body is visible and moves around)")
     kp, conf = kp[ok], np.clip(conf[ok], 0.0, 1.0)
-    L = _decompose(lifter, kp, conf, (w_img, h_img))
+    L = lift_clip(lifter, kp, conf, (w_img, h_img))
     if progress:
         progress(0.1)
-    f_best, grid, score = _search(L, bone_weight=bone_weight)
+    f_best, grid, score = search_focal(L, bone_weight=bone_weight)
     if progress:
         progress(0.4)
 
@@ -239,7 +243,7 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     for b in range(bootstrap):
         pick = rng.integers(0, n_blocks, n_blocks)
         frames = np.concatenate([blocks[i] for i in pick])
-        fb, _, _ = _search(L, frames, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)
+        fb, _, _ = search_focal(L, frames, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)
         boots.append(fb)
         if progress:
             progress(0.4 + 0.6 * (b + 1) / bootstrap)
@@ -248,8 +252,8 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     if depth_uncertainty > 0:
         f_dep = []
         for k in (1.0 - depth_uncertainty, 1.0 + depth_uncertainty):
-            Ls = _Lifted(L.kp, L.w, L.cdepth, L.rel * np.array([1.0, 1.0, k]), L.c)
-            f_dep.append(_search(Ls, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)[0])
+            Ls = LiftedClip(L.kp, L.w, L.cdepth, L.rel * np.array([1.0, 1.0, k]), L.c)
+            f_dep.append(search_focal(Ls, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)[0])
         depth_sens = abs(math.log(f_dep[1] / f_dep[0])) / 2
         spread = math.hypot(spread, depth_sens)
     lo, hi = float(np.exp(np.percentile(lb, 16))), float(np.exp(np.percentile(lb, 84)))
