@@ -133,13 +133,13 @@ def tilt_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float,
 
 def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: ErrorModel,
                bone_jitter: float = BONE_JITTER, mix: float = 0.0, clean: float = 0.0, graded: bool = False,
-               arms: float = 0.0, tilt: float = 0.0):
+               arms: float = 0.0, tilt: float = 0.0, graded_power: float = 1.0):
     """Virtual views of ``poses_mm`` with 2D errors: tensors for one training/eval batch.
 
     Each pose gets random body proportions (every bone length scaled by ``exp(N(0, bone_jitter))``);
     a fraction ``mix`` of them are recombined first (``mix_bodies``), a fraction ``arms`` get other poses' arm
     bends (``swap_arms``) and a fraction ``tilt`` are turned away from upright (``tilt_bodies``); a fraction ``clean`` keeps exact 2D,
-    or with ``graded`` gets its drawn error times U(0, 1).
+    or with ``graded`` gets its drawn error times U(0, 1) ** ``graded_power``.
     """
     if mix > 0:
         poses_mm = mix_bodies(poses_mm, rng, mix)
@@ -153,7 +153,7 @@ def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: Erro
     err = error_model.sample(rng, person_scale_px(v.keypoints_px))
     if clean > 0:
         pick = rng.random(len(err)) < clean
-        err[pick] *= rng.random((int(pick.sum()), 1, 1)) if graded else 0.0
+        err[pick] *= rng.random((int(pick.sum()), 1, 1)) ** graded_power if graded else 0.0
     kp = v.keypoints_px + err
     return (torch.from_numpy(kp), torch.from_numpy(v.K), torch.from_numpy(v.joints_cam_mm))
 
@@ -185,7 +185,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
           use_location_scale: bool = True, seed: int = 0, error_model_path: Path = DEFAULT_ERROR_MODEL,
           width: int = 1024, threads: int = 2, log_every: int = 200, lam: float = 4.0,
           init: Path | None = None, dropout: float = 0.1, mix: float = 0.0, clean: float = 0.0,
-          graded: bool = False, arms: float = 0.0, tilt: float = 0.0) -> dict:
+          graded: bool = False, arms: float = 0.0, tilt: float = 0.0, graded_power: float = 1.0) -> dict:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -213,7 +213,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
         if step % chunk == 0:  # views for several batches at once: cheaper sampling
             idx = rng.integers(0, len(poses), batch * chunk)
             kp_all, K_all, j_all = make_batch(poses[idx], rng, em, mix=mix, clean=clean, graded=graded,
-                                              arms=arms, tilt=tilt)
+                                              arms=arms, tilt=tilt, graded_power=graded_power)
         s = slice((step % chunk) * batch, (step % chunk + 1) * batch)
         model.train()
         loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s], lam)
@@ -225,7 +225,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
             log.info("step %d/%d loss %.2f (depth %.1f, pose %.1f mm) %.0fs", step, steps, loss.item(),
                      ld.item(), lp.item(), time.time() - t0)
     meta = {"steps": steps, "batch": batch, "lr": lr, "lambda": lam, "noise": noise, "seed": seed,
-            "dropout": dropout, "mix": mix, "clean": clean, "graded": graded,
+            "dropout": dropout, "mix": mix, "clean": clean, "graded": graded, "graded_power": graded_power,
             "arms": arms, "tilt": tilt,
             "init": str(init) if init else None,
             "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
@@ -256,6 +256,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clean", type=float, default=0.0,
                     help="fraction of training inputs given smaller 2D errors (none; see --graded)")
     ap.add_argument("--graded", action="store_true", help="scale the --clean fraction's errors by U(0, 1) instead of 0")
+    ap.add_argument("--graded-power", type=float, default=1.0,
+                    help="with --graded, scale the errors by U(0, 1) ** P (P > 1: more nearly exact inputs)")
     ap.add_argument("--arms", type=float, default=0.0,
                     help="fraction of poses whose arms are taken from other poses (swap_arms)")
     ap.add_argument("--tilt", type=float, default=0.0,
@@ -266,7 +268,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads,
           lam=a.lam, init=a.init, dropout=a.dropout, mix=a.mix, clean=a.clean, graded=a.graded,
-          arms=a.arms, tilt=a.tilt)
+          arms=a.arms, tilt=a.tilt, graded_power=a.graded_power)
     return 0
 
 
