@@ -63,7 +63,8 @@ def main() -> None:
     pred, outlier = fitted
     per_pose = mpjpe(pred, v.joints_cam_mm)
     any_out = outlier.any(1)
-    print(f"\nas fitted: {any_out.mean():.1%} of poses have an outlier joint; MPJPE {per_pose[any_out].mean():.1f} mm on "
+    print(f"\nas fitted: {any_out.mean():.1%} of poses have an outlier joint; "
+          f"MPJPE {per_pose[any_out].mean():.1f} mm on "
           f"those, {per_pose[~any_out].mean():.1f} mm on the others")
     rel = lambda p: p - p[:, :1]                                                    # noqa: E731
     err_n = np.linalg.norm(rel(pred) - rel(v.joints_cam_mm), axis=-1)

@@ -138,8 +138,8 @@ def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: Erro
 
     Each pose gets random body proportions (every bone length scaled by ``exp(N(0, bone_jitter))``);
     a fraction ``mix`` of them are recombined first (``mix_bodies``), a fraction ``arms`` get other poses' arm
-    bends (``swap_arms``) and a fraction ``tilt`` are turned away from upright (``tilt_bodies``); a fraction ``clean`` keeps exact 2D,
-    or with ``graded`` gets its drawn error times U(0, 1) ** ``graded_power``.
+    bends (``swap_arms``) and a fraction ``tilt`` are turned away from upright (``tilt_bodies``); a fraction
+    ``clean`` keeps exact 2D, or with ``graded`` gets its drawn error times U(0, 1) ** ``graded_power``.
     """
     if mix > 0:
         poses_mm = mix_bodies(poses_mm, rng, mix)
