@@ -7,7 +7,8 @@ MediaPipe error model and from variants of it that keep its Gaussian part and sc
 fraction ``1 - gamma`` by a factor (0 = Gaussian part only, 1 = the model as fitted). Then, for the model as
 fitted, MPJPE split by whether a pose has any outlier joint, and the per-joint error against exact 2D. Last, the
 mixture refitted (same EM, ``engines.fit_error_model``) without the 25 detections in which MediaPipe mirrored the
-whole skeleton (cam02, ``mirrored`` in the errors file): how much of the outlier mass those frames of one view make.
+whole skeleton (cam02, ``mirrored`` in the errors file): how much of the outlier mass those frames of one view make
+(``--save-refit F.json`` writes that model, for ``train --error-model`` and ``evaluate --error-model``).
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--save-refit", type=Path, default=None,
+                    help="write the mixture refitted without the mirrored detections here (JSON, as assets/noise)")
     a = ap.parse_args()
     lifter = load_lifter("absposelifter", backend="onnxruntime", weights=a.weights)
     v, _ = validation_views(a.seed)
@@ -81,7 +84,10 @@ def main() -> None:
     keep = np.ones(seq.shape[:2], bool)
     keep[d["camera"][d["mirrored"]], d["frame"][d["mirrored"]]] = False
     e = seq[keep & np.isfinite(seq).all((-1, -2))]
-    refit = ErrorModel.fit(e, "mixture", "without mirrored detections")
+    refit = ErrorModel.fit(e, "mixture", f"{SOURCE.name} without its {int((~keep).sum())} mirrored detections; "
+                           "fitted by `scripts/noise_breakdown.py --save-refit` (an experiment, not the shipped model)")
+    if a.save_refit:
+        refit.save(a.save_refit)
     kp, outlier = draw(refit, v.keypoints_px, a.seed + 1)
     s = scores(lift_batched(lifter, kp, v.K), v.joints_cam_mm)
     print(f"\nrefitted without the {int((~keep).sum())} mirrored detections ({len(e)} left): mean outlier fraction "

@@ -26,25 +26,26 @@ from engines.noise import ErrorModel, person_scale_px
 REPO = Path(__file__).resolve().parents[2]
 
 
-def validation_views(seed: int = 1234, max_poses: int | None = None):
+def validation_views(seed: int = 1234, max_poses: int | None = None, error_model: Path = DEFAULT_ERROR_MODEL):
     poses = load_split("val")["joints_mm"]
     if max_poses:
         poses = poses[np.random.default_rng(seed).permutation(len(poses))[:max_poses]]
     rng = np.random.default_rng(seed)
     v = view_poses(poses, rng)
-    return v, with_realistic_errors(v.keypoints_px, seed + 1)
+    return v, with_realistic_errors(v.keypoints_px, seed + 1, error_model)
 
 
-def with_realistic_errors(keypoints_px: np.ndarray, seed: int) -> np.ndarray:
-    """``keypoints_px`` plus errors drawn from the shipped MediaPipe error model."""
-    noise = ErrorModel.load(DEFAULT_ERROR_MODEL).sample(np.random.default_rng(seed), person_scale_px(keypoints_px))
+def with_realistic_errors(keypoints_px: np.ndarray, seed: int, error_model: Path = DEFAULT_ERROR_MODEL) -> np.ndarray:
+    """``keypoints_px`` plus errors drawn from the MediaPipe error model (the shipped one by default)."""
+    noise = ErrorModel.load(error_model).sample(np.random.default_rng(seed), person_scale_px(keypoints_px))
     return keypoints_px + noise
 
 
 def evaluate(weights: Path | None = None, backend: str = "onnxruntime", seed: int = 1234,
-             max_poses: int | None = None, flip_test: bool = True) -> dict[str, dict[str, float]]:
+             max_poses: int | None = None, flip_test: bool = True,
+             error_model: Path = DEFAULT_ERROR_MODEL) -> dict[str, dict[str, float]]:
     lifter = load_lifter("absposelifter", backend=backend, weights=weights, flip_test=flip_test)
-    v, noisy = validation_views(seed, max_poses)
+    v, noisy = validation_views(seed, max_poses, error_model)
     return {name: scores(lift_batched(lifter, kp, v.K), v.joints_cam_mm)
             for name, kp in (("ground-truth 2D", v.keypoints_px), ("realistic-noise 2D", noisy))}
 
@@ -157,11 +158,13 @@ def main(argv=None) -> int:
                     help="without test-time flip averaging (how every number before 19:30 UTC 2026-11-21 was measured)")
     ap.add_argument("--by-subject", action="store_true",
                     help="ground-truth 2D per validation subject, and training subjects seen the same way")
+    ap.add_argument("--error-model", type=Path, default=DEFAULT_ERROR_MODEL,
+                    help="the realistic-noise row's 2D error model (default: the shipped one)")
     a = ap.parse_args(argv)
     if a.by_subject:
         print(format_table(evaluate_by_subject(a.weights, a.backend, a.seed, flip_test=not a.no_flip)))
         return 0
-    res = evaluate(a.weights, a.backend, a.seed, a.max_poses, flip_test=not a.no_flip)
+    res = evaluate(a.weights, a.backend, a.seed, a.max_poses, flip_test=not a.no_flip, error_model=a.error_model)
     try:
         res["real MediaPipe 2D (pose2sim, 4 views)"] = evaluate_real(a.weights, a.backend, flip_test=not a.no_flip)
     except Exception as e:  # the real-video check needs ../shared/data/video and MediaPipe
