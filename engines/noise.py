@@ -89,14 +89,20 @@ class ErrorModel:
 
     def sample(self, rng: np.random.Generator, scale_px: np.ndarray, num_joints: int = 17) -> np.ndarray:
         """Errors in pixels ``[N, J, 2]`` for poses whose 2D scale is ``scale_px [N]``."""
+        return self.sample_with_outliers(rng, scale_px, num_joints)[0]
+
+    def sample_with_outliers(self, rng: np.random.Generator, scale_px: np.ndarray,
+                             num_joints: int = 17) -> tuple[np.ndarray, np.ndarray]:
+        """``sample``'s errors (the same draws) and which joints got the uniform component, ``[N, J]`` bool."""
         N = len(scale_px)
+        outlier = np.zeros((N, num_joints), bool)
         if self.kind == "none":
-            return np.zeros((N, num_joints, 2), np.float32)
+            return np.zeros((N, num_joints, 2), np.float32), outlier
         e = self.mu + self.sigma * rng.standard_normal((N, num_joints, 2))
         if self.kind == "mixture":
             outlier = rng.random((N, num_joints)) >= self.gamma
             e[outlier] = rng.uniform(-UNIFORM_HALF_WIDTH, UNIFORM_HALF_WIDTH, (int(outlier.sum()), 2))
-        return (e * (np.asarray(scale_px)[:, None, None] / CROP_PX)).astype(np.float32)
+        return (e * (np.asarray(scale_px)[:, None, None] / CROP_PX)).astype(np.float32), outlier
 
     def correlation(self, times_s: np.ndarray) -> np.ndarray:
         """``[T, T]`` correlation of one joint coordinate's error between frames at ``times_s``."""

@@ -23,18 +23,15 @@ from engines.absposelifter.train import DEFAULT_ERROR_MODEL
 from engines.fit_error_model import SOURCE, load_error_sequences
 from engines.lifter import load_lifter
 from engines.metrics import mpjpe
-from engines.noise import CROP_PX, UNIFORM_HALF_WIDTH, ErrorModel, person_scale_px
+from engines.noise import ErrorModel, person_scale_px
 from engines.skeleton import JOINT_NAMES
 
 
 def draw(em: ErrorModel, kp: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``em.sample`` written out so that the outlier mask comes back too: errors in px and ``outlier [N, J]``."""
-    rng = np.random.default_rng(seed)
-    n, j = kp.shape[:2]
-    e = em.mu + em.sigma * rng.standard_normal((n, j, 2))
-    outlier = rng.random((n, j)) >= em.gamma
-    e[outlier] = rng.uniform(-UNIFORM_HALF_WIDTH, UNIFORM_HALF_WIDTH, (int(outlier.sum()), 2))
-    return kp + e * (person_scale_px(kp)[:, None, None] / CROP_PX), outlier
+    """``kp`` plus errors from ``em`` (the draws of ``evaluate.with_realistic_errors`` for the same seed), and
+    ``outlier [N, J]``."""
+    e, outlier = em.sample_with_outliers(np.random.default_rng(seed), person_scale_px(kp))
+    return kp + e, outlier
 
 
 def main() -> None:

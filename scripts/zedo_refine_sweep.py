@@ -29,13 +29,13 @@ def main() -> None:
         gt, K = v.joints_cam_mm.astype(np.float64), v.K.astype(np.float64)
         conf = np.ones(kp.shape[:2])
         lifted = lifter.lift(kp, conf, K).astype(np.float64)
-        r = ze._scores(lifted, gt)
+        r = ze.scores(lifted, gt)
         print(f"| {seed} | lifter alone | | | {r['MPJPE']:.1f} | {r['PA-MPJPE']:.1f} | {r['MRPE']:.1f} |")
         for it in (10, 20):
             for t_max in (0.01, 0.03):
                 for rw in (0.03, 0.1, 0.3):
                     ref = refiner.refine(lifted, kp, conf, K, iterations=it, t_max=t_max, ray_weight=rw)
-                    r = ze._scores(ref, gt)
+                    r = ze.scores(ref, gt)
                     print(f"| {seed} | {it} | {t_max} | {rw} | {r['MPJPE']:.1f} | {r['PA-MPJPE']:.1f} | "
                           f"{r['MRPE']:.1f} |", flush=True)
 

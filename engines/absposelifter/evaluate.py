@@ -62,7 +62,8 @@ def scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 
 def evaluate_by_subject(weights: Path | None = None, backend: str = "onnxruntime", seed: int = 1234,
-                        flip_test: bool = True, train_poses: int = 6000) -> dict[str, dict[str, float]]:
+                        flip_test: bool = True, train_poses: int = 6000,
+                        error_model: Path = DEFAULT_ERROR_MODEL) -> dict[str, dict[str, float]]:
     """Ground-truth 2D per validation subject (the views of ``evaluate``), and ``train_poses`` random
     training-subject poses seen the same way (new cameras; exact and realistic-noise 2D): how much of the
     error is fitting and how much is new subjects."""
@@ -75,7 +76,7 @@ def evaluate_by_subject(weights: Path | None = None, backend: str = "onnxruntime
     poses = load_split("train")["joints_mm"]
     rng = np.random.default_rng(seed)
     t = view_poses(poses[rng.permutation(len(poses))[:train_poses]], rng)
-    noisy = with_realistic_errors(t.keypoints_px, seed + 1)
+    noisy = with_realistic_errors(t.keypoints_px, seed + 1, error_model)
     for name, kp in (("ground-truth 2D", t.keypoints_px), ("realistic-noise 2D", noisy)):
         res[f"{name}, training subjects"] = scores(lift_batched(lifter, kp, t.K), t.joints_cam_mm)
     return res
@@ -159,10 +160,11 @@ def main(argv=None) -> int:
     ap.add_argument("--by-subject", action="store_true",
                     help="ground-truth 2D per validation subject, and training subjects seen the same way")
     ap.add_argument("--error-model", type=Path, default=DEFAULT_ERROR_MODEL,
-                    help="the realistic-noise row's 2D error model (default: the shipped one)")
+                    help="the realistic-noise rows' 2D error model (default: the shipped one)")
     a = ap.parse_args(argv)
     if a.by_subject:
-        print(format_table(evaluate_by_subject(a.weights, a.backend, a.seed, flip_test=not a.no_flip)))
+        print(format_table(evaluate_by_subject(a.weights, a.backend, a.seed, flip_test=not a.no_flip,
+                                               error_model=a.error_model)))
         return 0
     res = evaluate(a.weights, a.backend, a.seed, a.max_poses, flip_test=not a.no_flip, error_model=a.error_model)
     try:
