@@ -12,12 +12,13 @@ in camera coordinates ``u = R_world_to_cam @ (0, 0, 1)`` gives pitch and roll
 Estimates come from two kinds of 3D poses:
 
 * ``triangulated``: MediaPipe 2D joints of all 4 views, undistorted, triangulated
-  (confidence-weighted DLT, ``engines.real_errors``) and moved into each camera's frame
+  (confidence-weighted DLT, ``engines.real_errors``; a view whose skeleton MediaPipe mirrored
+  in a frame is left out of that frame) and moved into each camera's frame
   - the poses are good, so this measures the alignment method itself;
-* ``lifter``: each camera alone - its MediaPipe joints lifted by the AbsPoseLifter with
-  the calibrated K - which is what the product sees. For these it also prints the body axis (ankle
-  midpoint -> thorax): its median angle to the triangulated one, and the tilt of the mean axis
-  towards the camera, estimated vs triangulated.
+* ``lifter``: each camera alone - its MediaPipe joints as the app's keypoint stage gives them
+  (left/right fix), lifted by the AbsPoseLifter with the calibrated K - which is what the product
+  sees. For these it also prints the body axis (ankle midpoint -> thorax): its median angle to the
+  triangulated one, and the tilt of the mean axis towards the camera, estimated vs triangulated.
 
 **Synthetic.** Validation mocap (CMU subjects 06, 08, 90, 104) before virtual cameras
 with pitch -30..+20 deg, roll -10..+10 deg, height 0.5-2.5 m, 3-6 m away, with lifter-like
@@ -59,14 +60,15 @@ def _detections(cams):
 def real_video(lifter_backend: str | None = "torch", weights: str | None = None, flip_test: bool = True,
                line_spread_mm: tuple[float, float] = (LINE_SPREAD_MIN_MM, LINE_SPREAD_FULL_MM)
                ) -> list[dict]:
-    from engines.real_errors import load_pose2sim_cameras, triangulate_dlt
+    from engines.absposelifter.evaluate import pose2sim_keypoints
+    from engines.real_errors import load_pose2sim_cameras, reference_weights, triangulate_dlt
     cams = load_pose2sim_cameras(calibration="qca")
     names = list(cams)
     xy, conf = _detections(cams)
     und = np.stack([cams[n].undistort(cams[n].video_to_calib(xy[i])) for i, n in enumerate(names)])  # [C,F,17,2]
-    w = np.where(np.isfinite(und).all(-1), conf.astype(float), 0.0)
-    X_world = triangulate_dlt(np.moveaxis(und, 0, 2), np.stack([cams[n].P for n in names]),
-                              np.moveaxis(w, 0, 2))                                              # [F,17,3] m
+    P = np.stack([cams[n].P for n in names])
+    w = reference_weights(und, P, conf)[0]         # a view's frames with a mirrored skeleton are left out
+    X_world = triangulate_dlt(np.moveaxis(und, 0, 2), P, np.moveaxis(w, 0, 2))                   # [F,17,3] m
     lifter = None
     if lifter_backend:
         try:
@@ -83,10 +85,10 @@ def real_video(lifter_backend: str | None = "torch", weights: str | None = None,
         h_true = 1000.0 * C[2]
         sources = {"triangulated": (X_world @ cam.R.T + cam.t) * 1000.0}
         if lifter is not None:
-            kp = und[i]
+            kp, cf = pose2sim_keypoints(und[i], conf[i])      # as the app's keypoint stage gives them
             ok = np.isfinite(kp).all(-1).all(-1)
             out = np.full(kp.shape[:2] + (3,), np.nan)
-            out[ok] = lifter.lift(kp[ok], conf[i][ok], cam.K)
+            out[ok] = lifter.lift(kp[ok], cf[ok], cam.K)
             sources["lifter"] = out
         axis_tri = body_axis(sources["triangulated"])
         for src, Xc in sources.items():

@@ -34,15 +34,22 @@ RESIDUAL_GATE_CROP_PX = 15.0
 POSE2SIM_FPS = 60.0   # the pose2sim demo's frame rate (its 4 views are synchronised 60 fps video)
 
 
-def load_error_sequences(path: Path = SOURCE) -> np.ndarray:
+def load_error_sequences(path: Path = SOURCE, fix_left_right: bool = False) -> np.ndarray:
     """Errors ``[C, F, 17, 2]`` per camera and frame in crop pixels (``e_px * 256 / person bbox diagonal``),
-    robust reference, NaN where a view has no detection."""
+    robust reference, NaN where a view has no detection. ``fix_left_right``: each view's detections as the app's
+    keypoint stage gives them (``mocap_app.keypoints.LeftRightTracker``); the shipped model uses MediaPipe's own."""
     from engines.real_errors import load_pose2sim_cameras, triangulate_dlt
 
     d = np.load(path)
     cams = load_pose2sim_cameras()
     names = [str(n) for n in d["camera_names"]]
     xy, conf = d["detections_video_px"], d["detections_confidence"].astype(float)
+    if fix_left_right:
+        from mocap_app.keypoints import fix_left_right_swaps
+
+        ts = np.arange(xy.shape[1]) / POSE2SIM_FPS
+        fixed = [fix_left_right_swaps(xy[c], conf[c], ts)[:2] for c in range(len(names))]
+        xy, conf = np.stack([f[0] for f in fixed]), np.stack([f[1] for f in fixed]).astype(float)
     und = np.stack([cams[n].undistort(cams[n].video_to_calib(xy[i])) for i, n in enumerate(names)])  # [C,F,J,2]
     P = np.stack([cams[n].P for n in names])
     out = []
@@ -146,7 +153,8 @@ def main(argv=None) -> int:
     print("| lag (s) | " + " | ".join(f"{t:.3f}" for t in temporal["lags_s"]) + " |")
     print("|---|" + "---|" * len(temporal["lags_s"]))
     print("| measured | " + " | ".join(f"{r:.3f}" for r in temporal["autocorrelation"]) + " |")
-    print("| model, measured the same way | " + " | ".join(f"{r:.3f}" for r in temporal["model_autocorrelation"]) + " |")
+    print("| model, measured the same way | "
+          + " | ".join(f"{r:.3f}" for r in temporal["model_autocorrelation"]) + " |")
     return 0
 
 

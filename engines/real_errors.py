@@ -168,7 +168,10 @@ def triangulate_dlt(uv: np.ndarray, P: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def detect_videos(cams: dict[str, CalibratedCamera], max_frames: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """MediaPipe on every view (VIDEO mode): video pixels ``[C, F, 17, 2]`` and confidences ``[C, F, 17]``."""
+    """MediaPipe on every view (VIDEO mode): video pixels ``[C, F, 17, 2]`` and confidences ``[C, F, 17]``.
+
+    These are MediaPipe's own labels: the app's left/right fix (``LeftRightTracker``) is off here, so the
+    mirrored frames stay visible to ``find_swapped_views`` and to the error model."""
     from mocap_app.capture import VideoSource
     from mocap_app.keypoints import MediaPipePoseDetector
 
@@ -176,7 +179,7 @@ def detect_videos(cams: dict[str, CalibratedCamera], max_frames: int = 100) -> t
     for name, cam in cams.items():
         xy = np.full((max_frames, NUM_JOINTS, 2), np.nan, np.float32)
         conf = np.zeros((max_frames, NUM_JOINTS), np.float32)
-        with VideoSource(cam.video) as src, MediaPipePoseDetector(running_mode="video") as det:
+        with VideoSource(cam.video) as src, MediaPipePoseDetector(running_mode="video", fix_left_right=False) as det:
             for frame in src:
                 if frame.index >= max_frames:
                     break
@@ -241,6 +244,16 @@ def find_swapped_views(und: np.ndarray, P: np.ndarray, w: np.ndarray, ratio: flo
     return swapped
 
 
+def reference_weights(und: np.ndarray, P: np.ndarray, conf: np.ndarray,
+                      drop_swapped: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Triangulation weights ``[C, F, 17]`` (confidence; 0 where a view has no detection or, with
+    ``drop_swapped``, where its whole skeleton is mirrored in that frame) and the mirrored flags ``[F, C]``."""
+    C, F = und.shape[:2]
+    w_c = np.where(np.isfinite(und).all(-1), conf.astype(float), 0.0)
+    swapped = find_swapped_views(und, P, w_c) if drop_swapped else np.zeros((F, C), bool)
+    return w_c * ~swapped.T[:, :, None], swapped
+
+
 def leave_one_out(cams: dict[str, CalibratedCamera], xy_video: np.ndarray, conf: np.ndarray,
                   drop_swapped_references: bool = True) -> LeaveOneOutErrors:
     """Errors of each camera's detections against the triangulation from the other cameras.
@@ -255,9 +268,7 @@ def leave_one_out(cams: dict[str, CalibratedCamera], xy_video: np.ndarray, conf:
     C, F = xy_video.shape[:2]
     und = undistorted_views(cams, xy_video)
     P = np.stack([cams[n].P for n in names])
-    w_c = np.where(np.isfinite(und).all(-1), conf.astype(float), 0.0)          # [C, F, 17]
-    swapped = find_swapped_views(und, P, w_c) if drop_swapped_references else np.zeros((F, C), bool)
-    w_ref = w_c * ~swapped.T[:, :, None]
+    w_ref, swapped = reference_weights(und, P, conf, drop_swapped_references)
     uv = np.moveaxis(und, 0, 2)                        # [F, 17, C, 2]
     w = np.moveaxis(w_ref, 0, 2)                       # [F, 17, C]
     rows = []

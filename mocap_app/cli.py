@@ -57,6 +57,9 @@ def add_process_parser(sub) -> None:
                         "2D noise in our measurements, see BENCHMARKS.md)")
     p.add_argument("--refine-iterations", type=int, default=20, help="ZeDO iterations per frame (default: 20)")
     p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--no-left-right-fix", action="store_true",
+                   help="keep MediaPipe's left/right labels as they are (by default a skeleton it suddenly "
+                        "mirrors is mirrored back)")
     from mocap_app.export.cli import add_export_arguments
     from mocap_app.world import add_world_args
     add_world_args(p)
@@ -82,7 +85,8 @@ def run_process(a) -> int:
             profile = _profile_intrinsics(CameraProfile.load(a.calibration), a.video)
         lifter = load_lifter(a.engine, backend=a.backend, weights=a.weights)
         clip = process_video(a.video, focal_px=a.focal_px, fov_deg=a.fov_deg, engine=a.engine,
-                             max_frames=a.max_frames, profile=profile, lifter=lifter)
+                             max_frames=a.max_frames, profile=profile, lifter=lifter,
+                             fix_left_right=not a.no_left_right_fix)
     except CaptureError as e:
         return _fail(str(e), EXIT_INPUT)
     except NoPersonError as e:

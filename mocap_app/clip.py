@@ -17,7 +17,9 @@ source video's pixel grid, camera frame = OpenCV axes: X right, Y down, Z forwar
          "joints_cam_mm": [[x, y, z] * 17] | null,
          "joints_world_mm": [[x, y, z] * 17] | null   (only when "world" is set),
          "plausibility": float in [0, 1] | null       (optional, engines.plausibility.score: 0.5 = a typical
-                                                      frame of our output; < 0.02 = flagged as implausible)}
+                                                      frame of our output; < 0.02 = flagged as implausible),
+         "left_right_fixed": bool                     (optional: MediaPipe mirrored the skeleton and the
+                                                      keypoint stage mirrored it back, LeftRightTracker)}
       ]
     }
 
@@ -59,6 +61,7 @@ class Clip:
     world: dict | None = None
     joints_world_mm: np.ndarray | None = None   # [N, 17, 3] Y up, floor at y = 0
     plausibility: np.ndarray | None = None      # [N] in [0, 1], NaN where no person (optional)
+    left_right_fixed: np.ndarray | None = None  # [N] bool: labels mirrored back by the keypoint stage (optional)
 
     def __len__(self) -> int:
         return len(self.timestamps_s)
@@ -86,6 +89,8 @@ class Clip:
             if self.plausibility is not None:
                 q = float(self.plausibility[i])
                 f["plausibility"] = round(q, 4) if self.person[i] and np.isfinite(q) else None
+            if self.left_right_fixed is not None:
+                f["left_right_fixed"] = bool(self.left_right_fixed[i])
             frames.append(f)
         intr = self.intrinsics.to_dict() | {"source": self.intrinsics_source}
         return {"schema": SCHEMA, "version": VERSION, "joint_names": list(JOINT_NAMES),
@@ -112,6 +117,7 @@ class Clip:
 
         has_world = d.get("world") is not None
         has_plaus = any("plausibility" in f for f in fr)
+        has_fixed = any("left_right_fixed" in f for f in fr)
         intr = dict(d["intrinsics"])
         return cls(
             timestamps_s=np.array([f["timestamp_s"] for f in fr], np.float64),
@@ -124,7 +130,8 @@ class Clip:
             source=d.get("source", {}), engine=d.get("engine", {}), world=d.get("world"),
             joints_world_mm=stack("joints_world_mm", (NUM_JOINTS, 3)) if has_world else None,
             plausibility=np.array([np.nan if f.get("plausibility") is None else float(f["plausibility"])
-                                   for f in fr]) if has_plaus else None)
+                                   for f in fr]) if has_plaus else None,
+            left_right_fixed=np.array([bool(f.get("left_right_fixed", False)) for f in fr]) if has_fixed else None)
 
     def save(self, path: str | os.PathLike) -> Path:
         return atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")))

@@ -20,6 +20,7 @@ notes/keypoints.md for the evidence and the side effects.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -29,13 +30,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.skeleton import mediapipe_to_joints
+from engines.skeleton import FLIP_PERM, J, mediapipe_to_joints
 from mocap_app.types import Frame, Keypoints2D
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "mediapipe" / "pose_landmarker_full.task"
 NUM_LANDMARKS = 33
+_FLIP = list(FLIP_PERM)                                          # joint order with left and right exchanged
+_LR = [j for j, m in enumerate(FLIP_PERM) if m != j]             # the 12 joints that have a mirror partner
 
 # Nothing listens on the discard port of the loopback interface: libcurl's CONNECT fails immediately.
 USAGE_LOG_BLOCK_PROXY = "http://127.0.0.1:9"
@@ -94,6 +97,128 @@ def _quiet_native_stderr():
         os.close(devnull)
 
 
+def facing_width(xy_px: np.ndarray) -> float:
+    """Signed width of the torso across its axis, in torso lengths: about +0.5 when the person faces the camera
+    (their left on the image's right), -0.5 when they show their back, near 0 side-on."""
+    up = xy_px[J["thorax"]] - xy_px[J["pelvis"]]
+    lr = 0.5 * (xy_px[J["left_shoulder"]] - xy_px[J["right_shoulder"]] + xy_px[J["left_hip"]] - xy_px[J["right_hip"]])
+    return float((lr[1] * up[0] - lr[0] * up[1]) / max(float(up @ up), 1e-9))
+
+
+class LeftRightTracker:
+    """Undo MediaPipe's left/right mirroring of a whole skeleton in a tracked 2D stream.
+
+    MediaPipe sometimes labels the whole skeleton the other way round for a
+    stretch of frames: on the pose2sim clip, cam02 (a front view of a man
+    balancing on a treadmill) is mirrored in 25 of 100 frames, found by 4-view
+    consistency; the sports2d demo has 4 such frames during jumping jacks. The
+    lifter then turns the person round by 180 deg. One view cannot tell which
+    labelling is right, but a mirroring is a jump while a real turn passes
+    through side-on. ``facing_width`` says which way a frame faces when the torso
+    is clearly frontal or from behind (``|w| > min_width``). The reference is the
+    last such output frame, at most ``max_gap_s`` old. A new frame is mirrored back
+    when all of these hold:
+
+    * it is clearly frontal/back and faces the other way than the reference;
+    * its left/right joints jumped from the previous frame's by more than
+      ``min_jump`` torso lengths (a turn moves them a little per frame);
+    * mirrored, they lie where the reference's are: closer than MediaPipe's labels
+      by ``ratio``, and within ``max_step`` torso lengths (or ``max_speed`` torso
+      lengths per second since the reference, whichever is more);
+    * MediaPipe's own labels faced the other way in most clear frames of the last
+      ``memory_s``, so the jump is into a mirroring, not back out of one.
+
+    A side-on person looks the same either way round, so nothing changes then.
+    Frames that MediaPipe gets wrong in other ways (common around a mirroring)
+    do not become the reference unless they follow on from it. A correction is
+    dropped after ``max_correction_s`` (MediaPipe's mirrorings seen so far lasted
+    at most 0.33 s). A frame without a person starts afresh. The defaults were
+    chosen on those two clips (each one can be moved by half either way without
+    changing the result on them), so they are not a held-out measurement; a
+    half turn faster than ~0.2 s (at 30 fps) looks like a mirroring.
+    """
+
+    def __init__(self, min_width: float = 0.15, max_gap_s: float = 0.15, max_step: float = 0.3,
+                 max_speed: float = 6.0, ratio: float = 0.6, min_jump: float = 0.3, memory_s: float = 2.0,
+                 max_correction_s: float = 1.0):
+        self.min_width, self.max_gap_s, self.max_step = float(min_width), float(max_gap_s), float(max_step)
+        self.min_jump, self.memory_s = float(min_jump), float(memory_s)
+        self.max_speed, self.ratio, self.max_correction_s = float(max_speed), float(ratio), float(max_correction_s)
+        self.reset()
+
+    def reset(self) -> None:
+        self._ref: np.ndarray | None = None       # last clearly frontal/back output [17, 2]
+        self._ref_t = 0.0
+        self._last: np.ndarray | None = None      # the previous frame's output
+        self._raw_signs: collections.deque = collections.deque()   # (t, sign) of MediaPipe's clear frames
+        self._since: float | None = None          # start of the current run of corrected frames, or None
+
+    @property
+    def correcting(self) -> bool:
+        return self._since is not None
+
+    def _near_ref(self, x: np.ndarray, t: float) -> tuple[float, float]:
+        """Mean distance of ``x``'s left/right joints to the reference's, and how far they may have moved."""
+        torso = float(np.linalg.norm(x[J["thorax"]] - x[J["pelvis"]]))
+        d = float(np.linalg.norm(x[_LR] - self._ref[_LR], axis=-1).mean())
+        return d, max(self.max_step, self.max_speed * (t - self._ref_t)) * torso
+
+    def _mirror_back(self, x: np.ndarray, w: float, t: float) -> bool:
+        if self._ref is None or abs(w) <= self.min_width or np.sign(w) == np.sign(facing_width(self._ref)):
+            return False
+        torso = float(np.linalg.norm(x[J["thorax"]] - x[J["pelvis"]]))
+        if float(np.linalg.norm(x[_LR] - self._last[_LR], axis=-1).mean()) < self.min_jump * torso:
+            return False      # no jump from the previous frame: a turn, not a mirroring
+        if sum(s for _, s in self._raw_signs) * np.sign(w) >= 0:
+            return False      # MediaPipe's labels mostly faced this way lately: it is coming back from a mirroring
+        d_raw, _ = self._near_ref(x, t)
+        d_mirrored, step = self._near_ref(x[_FLIP], t)
+        return d_mirrored < step and d_mirrored < self.ratio * d_raw
+
+    def update(self, kp: Keypoints2D, timestamp_s: float) -> Keypoints2D:
+        """The detection, mirrored back when it is a mirroring (``left_right_fixed`` set then)."""
+        if not kp.person_found:
+            self.reset()
+            return kp
+        t, x = float(timestamp_s), kp.xy_px
+        if self._ref is not None and t - self._ref_t > self.max_gap_s:
+            self._ref = None
+        w = facing_width(x)
+        while self._raw_signs and t - self._raw_signs[0][0] > self.memory_s:
+            self._raw_signs.popleft()
+        fix = self._mirror_back(x, w, t)
+        if abs(w) > self.min_width:
+            self._raw_signs.append((t, float(np.sign(w))))
+        if fix:
+            self._since = t if self._since is None else self._since
+            if t - self._since > self.max_correction_s:
+                log.info("left/right: MediaPipe kept the other labelling for %.1f s; following it again",
+                         t - self._since)
+                fix, self._ref = False, None
+        if not fix:
+            self._since = None
+        out = Keypoints2D(x[_FLIP], kp.confidence[_FLIP], left_right_fixed=True) if fix else kp
+        if abs(w) > self.min_width:
+            # a clear frame that does not follow on from the reference is one MediaPipe got wrong otherwise
+            d, step = self._near_ref(out.xy_px, t) if self._ref is not None else (0.0, 1.0)
+            if d < step:
+                self._ref, self._ref_t = out.xy_px, t
+        self._last = out.xy_px
+        return out
+
+
+def fix_left_right_swaps(xy_px: np.ndarray, confidence: np.ndarray, timestamps_s: np.ndarray,
+                         **kwargs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``LeftRightTracker`` over a recorded stream: ``(xy [F,17,2], confidence [F,17], fixed [F] bool)``."""
+    tr = LeftRightTracker(**kwargs)
+    xy, cf = np.array(xy_px, np.float32), np.array(confidence, np.float32)
+    fixed = np.zeros(len(xy), bool)
+    for f in range(len(xy)):
+        k = tr.update(Keypoints2D(xy[f], cf[f]), float(timestamps_s[f]))
+        xy[f], cf[f], fixed[f] = k.xy_px, k.confidence, k.left_right_fixed
+    return xy, cf, fixed
+
+
 class MediaPipePoseDetector:
     """One person's 17 joints per frame, in pixels of the full frame, with confidences.
 
@@ -106,10 +231,14 @@ class MediaPipePoseDetector:
     ``confidence`` per joint is the landmark's visibility times its presence
     (each when MediaPipe gives it), clipped to [0, 1]; derived joints (pelvis,
     spine, thorax, head) average their sources.
+
+    In video mode, ``fix_left_right`` (default) runs a ``LeftRightTracker`` on the
+    stream, so a skeleton MediaPipe suddenly mirrors is mirrored back
+    (``Keypoints2D.left_right_fixed``).
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, running_mode: str = "video",
-                 min_pose_confidence: float = 0.5, *, block_usage_logging: bool = True):
+                 min_pose_confidence: float = 0.5, *, fix_left_right: bool = True, block_usage_logging: bool = True):
         if running_mode not in ("video", "image"):
             raise KeypointsError(f"running_mode must be 'video' or 'image', not {running_mode!r}")
         if not 0.0 <= float(min_pose_confidence) <= 1.0:
@@ -139,6 +268,7 @@ class MediaPipePoseDetector:
             output_segmentation_masks=False,
         )
         self._landmarker = None
+        self._left_right = LeftRightTracker() if fix_left_right and running_mode == "video" else None
         self._create()
         self._lm = np.empty((NUM_LANDMARKS, 3), np.float32)   # reused: x, y, confidence
 
@@ -149,6 +279,8 @@ class MediaPipePoseDetector:
         except Exception as e:  # mediapipe raises RuntimeError/ValueError with its C status text
             raise KeypointsError(f"could not load the pose model {self.model_path}: {e}") from e
         self._last_ts_ms = -1
+        if self._left_right is not None:
+            self._left_right.reset()
 
     def reset(self) -> None:
         """Forget the tracked person and the timestamp history (start of a new video or camera stream).
@@ -183,6 +315,8 @@ class MediaPipePoseDetector:
         else:
             result = self._landmarker.detect(mp_image)
         if not result.pose_landmarks:
+            if self._left_right is not None:
+                self._left_right.reset()
             return Keypoints2D.empty()
         lm = self._lm
         for i, p in enumerate(result.pose_landmarks[0]):
@@ -193,9 +327,10 @@ class MediaPipePoseDetector:
             lm[i, 2] = vis * pres
         joints = mediapipe_to_joints(lm)
         xy = np.ascontiguousarray(joints[:, :2])
-        if not np.isfinite(xy).all():
-            return Keypoints2D.empty()
-        return Keypoints2D(xy, np.clip(joints[:, 2], 0.0, 1.0))
+        kp = Keypoints2D(xy, np.clip(joints[:, 2], 0.0, 1.0)) if np.isfinite(xy).all() else Keypoints2D.empty()
+        if self._left_right is not None:
+            kp = self._left_right.update(kp, frame.timestamp_s)
+        return kp
 
     def close(self) -> None:
         if getattr(self, "_landmarker", None) is not None:

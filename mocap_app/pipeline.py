@@ -100,8 +100,10 @@ class StageTimes:
 def process_video(path: str | Path, focal_px: float | None = None, fov_deg: float | None = None,
                   profile: CameraIntrinsics | None = None, engine: str = "absposelifter", backend: str = "auto",
                   max_frames: int | None = None, progress: Callable[[int, int], None] | None = None,
-                  times: StageTimes | None = None, lifter=None, detector=None) -> Clip:
-    """Run the whole pipeline on a video file and return the clip (camera-frame 3D)."""
+                  times: StageTimes | None = None, lifter=None, detector=None, fix_left_right: bool = True) -> Clip:
+    """Run the whole pipeline on a video file and return the clip (camera-frame 3D). ``fix_left_right``: mirror
+    back skeletons MediaPipe suddenly mirrors (``mocap_app.keypoints.LeftRightTracker``; for an own detector, its
+    own setting applies)."""
     from engines.lifter import load_lifter
     from mocap_app.capture import VideoSource
     from mocap_app.keypoints import MediaPipePoseDetector
@@ -113,8 +115,8 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
                              f"{src.size_wh[0]}x{src.size_wh[1]}")
         lifter = lifter or load_lifter(engine, backend=backend)
         own_detector = detector is None
-        detector = detector or MediaPipePoseDetector(running_mode="video")
-        ts, kps, confs = [], [], []
+        detector = detector or MediaPipePoseDetector(running_mode="video", fix_left_right=fix_left_right)
+        ts, kps, confs, fixed = [], [], [], []
         # image engines (PersPose) lift inside the loop, while the frame is at hand; 2D lifters
         # lift the whole clip in one batch afterwards (faster)
         needs_images = getattr(lifter, "needs_images", False)
@@ -130,6 +132,7 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
                     times.decode_ms.append((t0 - t_prev) * 1e3)   # time waiting for the decoder
                     times.keypoints_ms.append((t1 - t0) * 1e3)
                 ts.append(frame.timestamp_s); kps.append(k.xy_px); confs.append(k.confidence)
+                fixed.append(k.left_right_fixed)
                 if needs_images:
                     per_frame.append(lifter.lift(k.xy_px[None], k.confidence[None], intr.K,
                                                  images=[frame.image_bgr])[0])
@@ -153,9 +156,11 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
     joints = np.asarray(per_frame, np.float32) if needs_images else lifter.lift(kp, conf, intr.K)
     if times is not None and not needs_images:
         times.lift_ms.extend([(time.perf_counter() - t0) * 1e3 / len(kp)] * len(kp))
-    log.info("%s: %d frames, person in %d", path, len(ts), int(person.sum()))
+    log.info("%s: %d frames, person in %d, left/right mirrored back in %d", path, len(ts), int(person.sum()),
+             int(sum(fixed)))
     return Clip(timestamps_s=np.asarray(ts, np.float64), person=person, keypoints_px=kp, confidence=conf,
                 joints_cam_mm=joints, intrinsics=intr, intrinsics_source=intr_source,
+                left_right_fixed=np.asarray(fixed, bool),
                 source={"path": str(path), "fps": fps, "frame_count": n_src,
                         "width_px": intr.width_px, "height_px": intr.height_px},
                 engine={"name": engine, "backend": lifter.runtime.name, "refine": None})

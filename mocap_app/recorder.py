@@ -50,6 +50,7 @@ class RecordedFrame:
     confidence: np.ndarray          # [17]
     joints_cam_mm: np.ndarray       # [17, 3], NaN without a person
     joints_world_mm: np.ndarray | None = None   # [17, 3] when the world frame is known
+    left_right_fixed: bool = False              # the keypoint stage mirrored MediaPipe's labels back
 
 
 class Recorder:
@@ -117,7 +118,8 @@ class Recorder:
                     intrinsics=self.intrinsics, intrinsics_source=self.intrinsics_source,
                     source=dict(self.source), engine=dict(self.engine), world=world if has_world else None,
                     joints_world_mm=np.stack([f.joints_world_mm for f in frames]).astype(np.float64)
-                    if has_world else None)
+                    if has_world else None,
+                    left_right_fixed=np.array([f.left_right_fixed for f in frames], bool))
 
     @classmethod
     def from_clip(cls, clip: Clip) -> "Recorder":
@@ -128,7 +130,8 @@ class Recorder:
             rec._frames.append(RecordedFrame(
                 float(clip.timestamps_s[i]), np.asarray(clip.keypoints_px[i], np.float32),
                 np.asarray(clip.confidence[i], np.float32), np.asarray(clip.joints_cam_mm[i], np.float32),
-                None if clip.joints_world_mm is None else np.asarray(clip.joints_world_mm[i], np.float32)))
+                None if clip.joints_world_mm is None else np.asarray(clip.joints_world_mm[i], np.float32),
+                bool(clip.left_right_fixed[i]) if clip.left_right_fixed is not None else False))
         rec._saved_count = len(rec._frames)
         return rec
 

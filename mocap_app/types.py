@@ -31,6 +31,7 @@ class Keypoints2D:
     """
     xy_px: np.ndarray        # [17, 2] float32
     confidence: np.ndarray   # [17] float32
+    left_right_fixed: bool = False   # the detector's left/right labels were mirrored back (LeftRightTracker)
 
     @property
     def person_found(self) -> bool:

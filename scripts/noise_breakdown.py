@@ -8,7 +8,9 @@ fraction ``1 - gamma`` by a factor (0 = Gaussian part only, 1 = the model as fit
 fitted, MPJPE split by whether a pose has any outlier joint, and the per-joint error against exact 2D. Last, the
 mixture refitted (same EM, ``engines.fit_error_model``) without the 25 detections in which MediaPipe mirrored the
 whole skeleton (cam02, ``mirrored`` in the errors file): how much of the outlier mass those frames of one view make
-(``--save-refit F.json`` writes that model, for ``train --error-model`` and ``evaluate --error-model``).
+(``--save-refit F.json`` writes that model, for ``train --error-model`` and ``evaluate --error-model``); and refitted
+on the detections as the app's keypoint stage gives them, with its left/right fix (``LeftRightTracker``), which
+mirrors those 25 back (``--save-fixed F.json`` writes that model).
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--save-refit", type=Path, default=None,
                     help="write the mixture refitted without the mirrored detections here (JSON, as assets/noise)")
+    ap.add_argument("--save-fixed", type=Path, default=None,
+                    help="write the mixture refitted on the left/right-fixed detections here (JSON)")
     a = ap.parse_args()
     lifter = load_lifter("absposelifter", backend="onnxruntime", weights=a.weights)
     v, _ = validation_views(a.seed)
@@ -88,6 +92,19 @@ def main() -> None:
     kp, outlier = draw(refit, v.keypoints_px, a.seed + 1)
     s = scores(lift_batched(lifter, kp, v.K), v.joints_cam_mm)
     print(f"\nrefitted without the {int((~keep).sum())} mirrored detections ({len(e)} left): mean outlier fraction "
+          f"{np.mean(1 - refit.gamma):.3f} (per joint {np.min(1 - refit.gamma):.2f}-{np.max(1 - refit.gamma):.2f}), "
+          f"{outlier.sum(1).mean():.2f} outliers per pose: MPJPE {s['MPJPE']:.1f}, PA-MPJPE {s['PA-MPJPE']:.1f}, "
+          f"MRPE {s['MRPE']:.1f}")
+
+    seq = load_error_sequences(SOURCE, fix_left_right=True)
+    e = seq[np.isfinite(seq).all((-1, -2))]
+    refit = ErrorModel.fit(e, "mixture", f"{SOURCE.name} as the app's keypoint stage gives it (left/right fix); "
+                           "fitted by `scripts/noise_breakdown.py --save-fixed` (an experiment, not the shipped model)")
+    if a.save_fixed:
+        refit.save(a.save_fixed)
+    kp, outlier = draw(refit, v.keypoints_px, a.seed + 1)
+    s = scores(lift_batched(lifter, kp, v.K), v.joints_cam_mm)
+    print(f"\nrefitted on the detections with the keypoint stage's left/right fix ({len(e)}): mean outlier fraction "
           f"{np.mean(1 - refit.gamma):.3f} (per joint {np.min(1 - refit.gamma):.2f}-{np.max(1 - refit.gamma):.2f}), "
           f"{outlier.sum(1).mean():.2f} outliers per pose: MPJPE {s['MPJPE']:.1f}, PA-MPJPE {s['PA-MPJPE']:.1f}, "
           f"MRPE {s['MRPE']:.1f}")

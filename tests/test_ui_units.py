@@ -72,6 +72,30 @@ def test_recorder_trim_and_autosave_roundtrip(tmp_path):
     np.testing.assert_allclose(back.joints_cam_mm[10], rec.to_clip().joints_cam_mm[10], atol=1e-3)
 
 
+def test_left_right_fixed_frames_survive_recording_trimming_and_saving(tmp_path):
+    """The keypoint stage's mark on mirrored-back frames reaches the take, its trims and the clip file."""
+    from engines.camera import CameraIntrinsics
+    from mocap_app.clip import Clip
+    from mocap_app.recorder import RecordedFrame, Recorder
+    from mocap_app.ui.main_window import slice_clip
+    rec = Recorder(CameraIntrinsics.from_focal(1000, 640, 480))
+    for i in range(10):
+        rec.append(RecordedFrame(i / 30, np.full((17, 2), 200.0, np.float32), np.ones(17, np.float32),
+                                 np.full((17, 3), 3000.0, np.float32), left_right_fixed=4 <= i < 7))
+    clip = rec.to_clip()
+    np.testing.assert_array_equal(np.flatnonzero(clip.left_right_fixed), [4, 5, 6])
+    back = Clip.load(clip.save(tmp_path / "c.json"))
+    np.testing.assert_array_equal(back.left_right_fixed, clip.left_right_fixed)
+    np.testing.assert_array_equal(np.flatnonzero(slice_clip(back, 5, 8).left_right_fixed), [0, 1])
+    np.testing.assert_array_equal(Recorder.from_clip(back).to_clip().left_right_fixed, clip.left_right_fixed)
+    d = back.to_dict()
+    del d["frames"][0]["left_right_fixed"]                     # an older file without the field still loads
+    assert not Clip.from_dict(d).left_right_fixed[0]
+    for f in d["frames"]:
+        f.pop("left_right_fixed", None)
+    assert Clip.from_dict(d).left_right_fixed is None
+
+
 def test_recorder_empty_and_out_of_order():
     from engines.camera import CameraIntrinsics
     from mocap_app.recorder import Recorder, RecorderError, empty_frame

@@ -169,7 +169,7 @@ def calibrate(weights: Path = BASE_WEIGHTS, seed: int = 0, fraction: float = 0.2
     Reported: how often real mocap and the real pose2sim video are flagged, and how often
     lifted poses with one corruption are (the detection rate), per corruption family.
     """
-    from engines.absposelifter.evaluate import pose2sim_views
+    from engines.absposelifter.evaluate import pose2sim_keypoints, pose2sim_views
     from engines.plausibility.adapt import load_generator
     from engines.plausibility.score import (CALIBRATED_PARTS, FLAG_BELOW, PlausibilityParts, badness, combine,
                                             plausibility_parts, to_percentile)
@@ -207,7 +207,7 @@ def calibrate(weights: Path = BASE_WEIGHTS, seed: int = 0, fraction: float = 0.2
     real_video = {}
     for c, n in enumerate(names):
         ok = np.isfinite(und[c]).all((-1, -2))
-        kp = und[c][ok].astype(np.float32)
+        kp = pose2sim_keypoints(und[c], conf[c])[0][ok].astype(np.float32)      # as the app's keypoint stage
         pred = lifted_poses(lifter, kp, cams[n].K)
         real_video[n] = float(np.mean(pct(plausibility_parts(pred)) < FLAG_BELOW))
     pl, cp = pct(lifted), pct(corrupted)

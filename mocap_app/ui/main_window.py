@@ -44,7 +44,8 @@ def slice_clip(clip: Clip, first: int, last: int) -> Clip:
         clip, timestamps_s=clip.timestamps_s[s], person=clip.person[s], keypoints_px=clip.keypoints_px[s],
         confidence=clip.confidence[s], joints_cam_mm=clip.joints_cam_mm[s],
         joints_world_mm=None if clip.joints_world_mm is None else clip.joints_world_mm[s],
-        plausibility=None if clip.plausibility is None else clip.plausibility[s])
+        plausibility=None if clip.plausibility is None else clip.plausibility[s],
+        left_right_fixed=None if clip.left_right_fixed is None else clip.left_right_fixed[s])
 
 
 def clip_world(clip: Clip) -> np.ndarray:

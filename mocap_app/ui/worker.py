@@ -339,7 +339,8 @@ class PipelineRunner:
                 t3 = time.perf_counter()
                 rec = self.recorder
                 if self._recording.is_set() and rec is not None:
-                    rec.append(RecordedFrame(frame.timestamp_s, xy, conf, cam.astype(np.float32)))
+                    rec.append(RecordedFrame(frame.timestamp_s, xy, conf, cam.astype(np.float32),
+                                             left_right_fixed=kp.left_right_fixed))
                 n_done += 1
                 if t_prev_done is not None:
                     inst = 1.0 / max(t3 - t_prev_done, 1e-6)
