@@ -113,6 +113,18 @@ def bench_pipeline(video: Path, max_frames: int | None = None, backend: str = "a
     rows = [Row("decode (wait for frame)", *percentiles(times.decode_ms), len(times.decode_ms),
                 "decoder runs on its own thread"),
             Row("2D keypoints (MediaPipe)", *percentiles(times.keypoints_ms), len(times.keypoints_ms))]
+    if clip.person.any():   # the keypoint stage's left/right fix, timed on its own over the clip's keypoints
+        from mocap_app.keypoints import LeftRightTracker
+        from mocap_app.types import Keypoints2D
+        tracker, lat = LeftRightTracker(), []
+        for i in range(len(clip)):
+            k = Keypoints2D(clip.keypoints_px[i].astype(np.float32), clip.confidence[i].astype(np.float32))
+            t1 = time.perf_counter()
+            tracker.update(k, float(clip.timestamps_s[i]))
+            lat.append((time.perf_counter() - t1) * 1e3)
+        rows.append(Row("  of which left/right fix", *percentiles(np.array(lat)), len(lat),
+                        f"LeftRightTracker.update; {int(clip.left_right_fixed.sum())} frames fixed"
+                        if clip.left_right_fixed is not None else "LeftRightTracker.update"))
     p50, p95 = percentiles(times.lift_ms)
     rows.append(Row("lift, whole clip in one batch", p50, p95, len(times.lift_ms),
                     f"{lifter.runtime.name}; per frame (batch time / frames)"))

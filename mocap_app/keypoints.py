@@ -133,8 +133,9 @@ class LeftRightTracker:
     do not become the reference unless they follow on from it. A correction is
     dropped after ``max_correction_s`` (MediaPipe's mirrorings seen so far lasted
     at most 0.33 s). A frame without a person starts afresh. The defaults were
-    chosen on those two clips (each one can be moved by half either way without
-    changing the result on them), so they are not a held-out measurement; a
+    chosen on those two clips, so these are not held-out results; each can move
+    by about half either way with at most two frames changing on them, except
+    ``max_step``, which must stay >= 0.25 (``scripts/left_right_sweep.py``). A
     half turn faster than ~0.2 s (at 30 fps) looks like a mirroring.
     """
 
@@ -328,8 +329,8 @@ class MediaPipePoseDetector:
         joints = mediapipe_to_joints(lm)
         xy = np.ascontiguousarray(joints[:, :2])
         kp = Keypoints2D(xy, np.clip(joints[:, 2], 0.0, 1.0)) if np.isfinite(xy).all() else Keypoints2D.empty()
-        if self._left_right is not None:
-            kp = self._left_right.update(kp, frame.timestamp_s)
+        if self._left_right is not None:   # (video mode) on the detector's clock, which never goes back
+            kp = self._left_right.update(kp, self._last_ts_ms / 1000.0)
         return kp
 
     def close(self) -> None:
