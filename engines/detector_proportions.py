@@ -31,21 +31,28 @@ def symmetric_ratio(ratio: np.ndarray) -> np.ndarray:
     return out
 
 
-def measure() -> tuple[np.ndarray, np.ndarray]:
-    """Median bone lengths ``(detector [16], mocap train [16])`` in mm."""
+def measure(with_mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Median bone lengths ``(detector [16], mocap train [16])`` in mm. A view whose skeleton MediaPipe mirrored
+    in a frame is left out of that frame's triangulation, unless ``with_mirrored`` (how the shipped
+    ``DETECTOR_BONE_SCALE`` was measured)."""
     from engines.absposelifter.evaluate import pose2sim_views
     from engines.data import load_split
-    from engines.real_errors import triangulate_dlt
+    from engines.real_errors import reference_weights, triangulate_dlt
 
     _, _, und, conf, P = pose2sim_views()
-    X = triangulate_dlt(np.moveaxis(und, 0, 2), P, np.moveaxis(conf.astype(float), 0, 2)) * 1000.0
+    w = conf.astype(float) if with_mirrored else reference_weights(und, P, conf)[0]
+    X = triangulate_dlt(np.moveaxis(und, 0, 2), P, np.moveaxis(w, 0, 2)) * 1000.0
     det = np.nanmedian(bone_lengths(X), 0)
     mocap = np.median(bone_lengths(load_split("train", raw=True)["joints_mm"]), 0)
     return det, mocap
 
 
-def main() -> int:
-    det, mocap = measure()
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--with-mirrored", action="store_true",
+                    help="triangulate mirrored views too (reproduces the shipped DETECTOR_BONE_SCALE)")
+    det, mocap = measure(ap.parse_args(argv).with_mirrored)
     ratio = symmetric_ratio(det / mocap)
     print("| bone | MediaPipe (pose2sim, mm) | CMU train (mm) | ratio (L/R averaged) |")
     print("|---|---|---|---|")

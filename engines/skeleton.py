@@ -87,8 +87,10 @@ def mediapipe_to_joints(lm: np.ndarray) -> np.ndarray:
 # Detector proportions: MediaPipe's landmarks are not the mocap's joint centres (its torso is
 # ~1.36x the CMU skeleton's, forearms ~1.35x, head higher, shins shorter), so the mocap joints
 # are retargeted to the detector's median bone lengths (ratio per bone in BONES order, left/right
-# averaged), measured by `python -m engines.detector_proportions` on the 4-view pose2sim
-# triangulation. Bone directions - the motion - are unchanged.
+# averaged), measured by `python -m engines.detector_proportions --with-mirrored` on the 4-view pose2sim
+# triangulation. Bone directions - the motion - are unchanged. (That measurement included the 25 frames
+# in which MediaPipe mirrored cam02; without them hips and shoulders come out 4 % wider, forearms 2 % longer.
+# The shipped lifter was trained with these values, so they stay until it is retrained.)
 DETECTOR_BONE_SCALE: tuple[float, ...] | None = (
     1.046, 0.952, 0.869, 1.046, 0.952, 0.869, 1.361, 1.361, 1.430, 1.357, 0.949, 0.943, 1.354, 0.949, 0.943, 1.354)
 

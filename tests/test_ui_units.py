@@ -249,7 +249,21 @@ def test_engine_selector_and_refine_follow_the_installed_weights(window, setting
     w2 = MainWindow(settings=settings, prefer_open3d=False, auto_start_files=False)
     qtbot.addWidget(w2)
     assert w2.engine_combo.currentData() == "perspose" and w2.act_zedo.isChecked()
+    # the left/right fix: on by default, persisted when turned off, and what the pipeline is given
+    assert w2.act_lr_fix.isChecked()
+    w2.act_lr_fix.setChecked(False)
+    w2._save_settings()
+    w3 = MainWindow(settings=settings, prefer_open3d=False, auto_start_files=False)
+    qtbot.addWidget(w3)
+    assert not w3.act_lr_fix.isChecked()
+    seen = []
+    w3.worker_class = lambda cfg: seen.append(cfg) or (_ for _ in ()).throw(RuntimeError("stop here"))
+    w3.source = "x.mp4"
+    with pytest.raises(RuntimeError, match="stop here"):
+        w3.start_pipeline()
+    assert seen and seen[0].fix_left_right is False
     w2.close()
+    w3.close()
 
 
 def test_lifter_weights_choice_is_checked_shown_and_persisted(window, settings, qtbot, tmp_path, monkeypatch):
@@ -311,6 +325,38 @@ def test_timeline_flags_ticks_label_and_next(qtbot):
     assert min(abs(x - x70) for x in red) <= 2 and max(red) < img.width() - 5   # ticks sit at their frames
     tl.set_length(np.arange(10) / 30.0)   # a new take clears them
     assert not tl.flags.any() and not tl.next_flag_btn.isVisible()
+
+
+def test_timeline_marks_left_right_fixed_frames(qtbot, window):
+    """Frames the keypoint stage mirrored back get short blue ticks and a count, next to the red flags."""
+    from mocap_app.ui.widgets import Timeline
+    tl = Timeline()
+    qtbot.addWidget(tl)
+    tl.resize(900, 40)
+    tl.show()
+    tl.set_length(np.arange(100) / 30.0)
+    with pytest.raises(ValueError, match="100 frames"):
+        tl.set_marks(np.zeros(99, bool))
+    marks = np.zeros(100, bool)
+    marks[40:45] = True
+    tl.set_marks(marks)
+    assert "5 L/R fixed" in tl.pos_label.text() and not tl.next_flag_btn.isVisible()
+    tl.slider.setValue(42)
+    assert "L/R fixed (this one)" in tl.pos_label.text()
+    img = tl.flag_strip.grab().toImage()
+    blue = [x for x in range(img.width()) if (c := img.pixelColor(x, img.height() - 1)).blue() > 180
+            and c.red() < 90]
+    top = [x for x in range(img.width()) if (c := img.pixelColor(x, 0)).blue() > 180 and c.red() < 90]
+    assert blue and not top                                       # short ticks, from the middle down
+    assert min(abs(x - tl.flag_strip.tick_x(42)) for x in blue) <= 2
+    tl.set_length(np.arange(10) / 30.0)                             # a new take clears them
+    assert not tl.marks.any() and "L/R" not in tl.pos_label.text()
+    # a take under review shows its clip's marks
+    clip = _lifted_take(60, corrupt_at=())
+    clip.left_right_fixed = np.zeros(60, bool)
+    clip.left_right_fixed[[10, 11]] = True
+    window.set_review_clip(clip)
+    assert np.flatnonzero(window.timeline.marks).tolist() == [10, 11]
 
 
 def _lifted_take(n_frames=120, corrupt_at=(30, 31, 90)):

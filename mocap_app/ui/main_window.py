@@ -155,6 +155,9 @@ class MainWindow(QMainWindow):
         else:
             self.act_zedo.setEnabled(False)
             self.act_zedo.setToolTip("ZeDO's pose prior is not part of this installation")
+        self.act_lr_fix = QAction("Fix &mirrored skeletons", self, checkable=True, checked=True)
+        self.act_lr_fix.setToolTip("Mirror back frames in which MediaPipe suddenly labels the skeleton left-for-right "
+                                   "(off: keep MediaPipe's labels, e.g. for very fast spins)")
         self.act_weights = QAction("Lifter &weights...", self, triggered=self.choose_weights_dialog)
         self.act_weights.setToolTip("Use other AbsPoseLifter weights, e.g. adapted to your footage by "
                                     "`mocap-app adapt`")
@@ -170,7 +173,7 @@ class MainWindow(QMainWindow):
         for a in (self.act_start, self.act_record, None, self.act_refresh):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&Engine")
-        for a in (self.act_zedo, None, self.act_weights, self.act_bundled):
+        for a in (self.act_lr_fix, self.act_zedo, None, self.act_weights, self.act_bundled):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("C&amera")
         m.addAction(self.act_calib)
@@ -287,6 +290,7 @@ class MainWindow(QMainWindow):
         if i >= 0 and self.engine_combo.model().item(i).isEnabled():
             self.engine_combo.setCurrentIndex(i)
         self.act_zedo.setChecked(self._zedo_installed and str(s.value("pipeline/refine", "")) == "zedo")
+        self.act_lr_fix.setChecked(str(s.value("pipeline/fix_left_right", "true")).lower() != "false")
         w = str(s.value("pipeline/lifter_weights", "") or "")
         if w and self.weights is None:   # an explicit argument or MOCAP_LIFTER_WEIGHTS wins
             try:
@@ -302,6 +306,7 @@ class MainWindow(QMainWindow):
         s.setValue("pipeline/focal_px", self.focal_edit.text().strip())
         s.setValue("pipeline/engine", self.engine_combo.currentData())
         s.setValue("pipeline/refine", "zedo" if self.act_zedo.isChecked() else "")
+        s.setValue("pipeline/fix_left_right", "true" if self.act_lr_fix.isChecked() else "false")
         s.sync()
 
     def _last_dir(self) -> str:
@@ -430,6 +435,7 @@ class MainWindow(QMainWindow):
         live = isinstance(self.source, int)
         cfg = PipelineConfig(source=self.source, live=live, engine=self.engine_combo.currentData(),
                              weights=self.weights, refine="zedo" if self.act_zedo.isChecked() else None,
+                             fix_left_right=self.act_lr_fix.isChecked(),
                              focal_px=focal, camera_profile=self.camera_profile,
                              smoothing=self.smooth_slider.value() / 100.0,
                              record=not live or self.act_record.isChecked(), autosave=self.autosave,
@@ -596,6 +602,8 @@ class MainWindow(QMainWindow):
             self._review_cap = cap if cap.isOpened() else None
         self.intrinsics = clip.intrinsics
         self.timeline.set_length(clip.timestamps_s)
+        if clip.left_right_fixed is not None and len(clip.left_right_fixed) == len(clip):
+            self.timeline.set_marks(clip.left_right_fixed)
         if clip.plausibility is not None and len(clip.plausibility) == len(clip):
             self._show_flags(clip)
         else:
@@ -837,6 +845,7 @@ class MainWindow(QMainWindow):
         self.source_combo.setEnabled(not running)
         self.engine_combo.setEnabled(not running)
         self.act_zedo.setEnabled(not running and self._zedo_installed)
+        self.act_lr_fix.setEnabled(not running)
         self.act_weights.setEnabled(not running)
         self.act_bundled.setEnabled(not running and self.weights is not None)
         self.act_next_flag.setEnabled(has_clip and bool(self.timeline.flags.any()))

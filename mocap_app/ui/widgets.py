@@ -270,18 +270,25 @@ class PlotsPanel(QTabWidget):
 
 
 class FlagStrip(QWidget):
-    """A thin bar under the timeline slider: a red tick for every flagged (implausible) frame."""
+    """A thin bar under the timeline slider: a red tick for every flagged (implausible) frame, and a short
+    blue one for every frame whose left/right labels the keypoint stage mirrored back."""
 
     def __init__(self, slider: QSlider, parent=None):
         super().__init__(parent)
         self.slider = slider
         self.flags = np.zeros(0, bool)
+        self.marks = np.zeros(0, bool)
         self.setFixedHeight(7)
         self.setToolTip("Red ticks: frames whose 3D pose looks implausible (bone lengths, joint limits, "
-                        "learned pose prior). Check them before exporting.")
+                        "learned pose prior). Check them before exporting.\nShort blue ticks: frames in which "
+                        "MediaPipe labelled the skeleton left-for-right and the app mirrored it back.")
 
     def set_flags(self, flags: np.ndarray) -> None:
         self.flags = np.asarray(flags, bool)
+        self.update()
+
+    def set_marks(self, marks: np.ndarray) -> None:
+        self.marks = np.asarray(marks, bool)
         self.update()
 
     def tick_x(self, i: int) -> float:
@@ -292,16 +299,17 @@ class FlagStrip(QWidget):
         return x0 + (self.slider.width() - handle) * i / n
 
     def paintEvent(self, _ev) -> None:
-        if not self.flags.any():
+        if not (self.flags.any() or self.marks.any()):
             return
         p = QPainter(self)
-        pen = QPen(QColor(220, 40, 40))
-        pen.setWidth(2)
-        p.setPen(pen)
-        h = self.height()
-        for i in np.flatnonzero(self.flags):
-            x = self.tick_x(int(i))
-            p.drawLine(QPointF(x, 0.0), QPointF(x, float(h)))
+        h = float(self.height())
+        for ticks, colour, top in ((self.marks, QColor(40, 110, 220), h / 2), (self.flags, QColor(220, 40, 40), 0.0)):
+            pen = QPen(colour)
+            pen.setWidth(2)
+            p.setPen(pen)
+            for i in np.flatnonzero(ticks):
+                x = self.tick_x(int(i))
+                p.drawLine(QPointF(x, top), QPointF(x, h))
         p.end()
 
 
@@ -309,7 +317,8 @@ class Timeline(QWidget):
     """Scrub the recorded clip and set the trim range (in/out frames, inclusive).
 
     Frames flagged as implausible (``set_flags``) are marked under the slider, counted in the
-    label, and *Next flag* jumps to the next one.
+    label, and *Next flag* jumps to the next one. Frames whose left/right labels were mirrored back
+    (``set_marks``) get a short blue tick and are counted in the label.
     """
 
     frame_changed = Signal(int)
@@ -351,6 +360,7 @@ class Timeline(QWidget):
             lay.addWidget(w)
         self.times = np.zeros(0)
         self.flags = np.zeros(0, bool)
+        self.marks = np.zeros(0, bool)
         self.set_length(np.zeros(0))
 
     def set_flags(self, flags: np.ndarray | None) -> None:
@@ -361,6 +371,15 @@ class Timeline(QWidget):
         self.flags = f
         self.flag_strip.set_flags(f)
         self.next_flag_btn.setVisible(bool(f.any()))
+        self._update_label()
+
+    def set_marks(self, marks: np.ndarray | None) -> None:
+        """Frames whose left/right labels the keypoint stage mirrored back (a bool per frame; None clears)."""
+        m = np.zeros(len(self.times), bool) if marks is None else np.asarray(marks, bool)
+        if len(m) != len(self.times):
+            raise ValueError(f"{len(m)} marks for a take of {len(self.times)} frames")
+        self.marks = m
+        self.flag_strip.set_marks(m)
         self._update_label()
 
     def next_flag(self) -> int | None:
@@ -387,7 +406,9 @@ class Timeline(QWidget):
         self.in_spin.setValue(0)
         self.out_spin.setValue(max(n - 1, 0))
         self.flags = np.zeros(n, bool)
+        self.marks = np.zeros(n, bool)
         self.flag_strip.set_flags(self.flags)
+        self.flag_strip.set_marks(self.marks)
         self.next_flag_btn.hide()
         self.slider.setValue(0)
         self._update_label()
@@ -444,5 +465,8 @@ class Timeline(QWidget):
         if len(self.flags) == n and self.flags.any():
             here = " (this one)" if self.flags[v] else ""
             flags = f" · {int(self.flags.sum())} flagged{here}"
+        if len(self.marks) == n and self.marks.any():
+            here = " (this one)" if self.marks[v] else ""
+            flags += f" · {int(self.marks.sum())} L/R fixed{here}"
         self.pos_label.setText(f"frame {v + 1}/{n} · {self.times[v] - self.times[0]:.2f} s · "
                                f"keep {b - a + 1} ({dur:.2f} s){flags}")

@@ -49,6 +49,7 @@ class PipelineConfig:
     weights: Path | None = None           # None: the engine's bundled weights (else e.g. `mocap-app adapt` output)
     refine: str | None = None             # "zedo": refine every 3D pose with the ZeDO pose prior
     refine_iterations: int = 20
+    fix_left_right: bool = True           # mirror back skeletons MediaPipe suddenly mirrors (LeftRightTracker)
     focal_px: float | None = None
     fov_deg: float | None = None
     profile: CameraIntrinsics | None = None
@@ -226,7 +227,7 @@ class PipelineRunner:
             if cfg.refine == "zedo":
                 from engines.zedo.refine import load_refiner
                 self.refiner = load_refiner("zedo", backend=cfg.backend)
-            detector = MediaPipePoseDetector(running_mode="video")
+            detector = MediaPipePoseDetector(running_mode="video", fix_left_right=cfg.fix_left_right)
             total = 0 if cfg.live else int(getattr(src, "frame_count", 0) or 0)
             if cfg.max_frames:
                 total = min(total, cfg.max_frames) if total else cfg.max_frames
