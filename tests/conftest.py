@@ -4,6 +4,7 @@
   (BSD-3-Clause, (c) perfanalytics): ``pip download --no-deps`` into
   ``~/.cache/mocap-tests/``, extracted once. Skips only when the package index
   cannot be reached.
+* ``pose2sim_multiperson_videos``: the multi-person demo inside the ``pose2sim`` wheel, the same way.
 * ``pose2sim_videos``: the 4 calibrated pose2sim views in ``../shared/data/video``
   (the repo and ``shared/`` sit side by side, locally and in CI). Skips if absent.
 """
@@ -24,6 +25,7 @@ TEST_CACHE = Path(os.environ.get("MOCAP_TEST_CACHE", Path.home() / ".cache" / "m
 
 SPORTS2D_VERSION = "0.8.34"
 SPORTS2D_MEMBER = "Sports2D/Demo/demo.mp4"           # 1768x994, 30 fps, 230 frames
+POSE2SIM_WHEEL_VERSION = "0.10.49"                    # 51 MB; its Demo_Batch/Trial_2 is the multi-person demo
 _OFFLINE_HINTS = ("NewConnectionError", "Temporary failure in name resolution", "Name or service not known",
                   "Max retries exceeded", "Network is unreachable", "Connection refused", "ConnectTimeout",
                   "ProxyError", "Failed to establish a new connection", "Read timed out")
@@ -35,33 +37,53 @@ def _pip_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if v != USAGE_LOG_BLOCK_PROXY}
 
 
+def _from_wheel(package: str, version: str, members: dict[str, str]) -> dict[str, Path]:
+    """``members`` (name -> path inside the wheel) of ``package==version`` from PyPI, extracted once into
+    ``TEST_CACHE/<package>-<version>/``; skips only when the package index cannot be reached."""
+    folder = TEST_CACHE / f"{package}-{version}"
+    out = {k: folder / Path(m).name if len(members) == 1 else folder / m for k, m in members.items()}
+    if all(p.is_file() for p in out.values()):
+        return out
+    wheel_dir = folder / "wheel"
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(wheel_dir.glob(f"{package}-{version}-*.whl"))
+    if not wheels:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--timeout", "30", "--retries", "2", f"{package}=={version}", "-d", str(wheel_dir)]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_pip_env())
+        except subprocess.TimeoutExpired:
+            pytest.skip(f"the package index did not answer within 300 s (offline?): cannot fetch {package}'s demo")
+        if res.returncode != 0:
+            text = res.stdout + res.stderr
+            if any(h in text for h in _OFFLINE_HINTS):
+                pytest.skip(f"the package index cannot be reached, so {package}'s demo is unavailable: "
+                            + text.strip().splitlines()[-1])
+            pytest.fail(f"`{' '.join(cmd)}` failed:\n{text}")
+        wheels = sorted(wheel_dir.glob(f"{package}-{version}-*.whl"))
+        assert wheels, f"pip reported success but no {package} wheel is in {wheel_dir}"
+    with zipfile.ZipFile(wheels[0]) as zf:
+        for k, m in members.items():
+            out[k].parent.mkdir(parents=True, exist_ok=True)
+            tmp = out[k].with_suffix(".part")
+            tmp.write_bytes(zf.read(m))
+            tmp.replace(out[k])
+    return out
+
+
 @pytest.fixture(scope="session")
 def sports2d_video() -> Path:
     """Path of the Sports2D demo video (a man on a box facing the camera, a woman walking past)."""
-    out = TEST_CACHE / f"sports2d-{SPORTS2D_VERSION}" / "demo.mp4"
-    if out.is_file():
-        return out
-    wheel_dir = out.parent / "wheel"
-    wheel_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--timeout", "30", "--retries", "2", f"sports2d=={SPORTS2D_VERSION}", "-d", str(wheel_dir)]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_pip_env())
-    except subprocess.TimeoutExpired:
-        pytest.skip("the package index did not answer within 300 s (offline?): cannot fetch the sports2d demo video")
-    if res.returncode != 0:
-        text = res.stdout + res.stderr
-        if any(h in text for h in _OFFLINE_HINTS):
-            pytest.skip("the package index cannot be reached, so the sports2d demo video is unavailable: "
-                        + text.strip().splitlines()[-1])
-        pytest.fail(f"`{' '.join(cmd)}` failed:\n{text}")
-    wheels = sorted(wheel_dir.glob(f"sports2d-{SPORTS2D_VERSION}-*.whl"))
-    assert wheels, f"pip reported success but no sports2d wheel is in {wheel_dir}"
-    with zipfile.ZipFile(wheels[0]) as zf:
-        tmp = out.with_suffix(".part")
-        tmp.write_bytes(zf.read(SPORTS2D_MEMBER))
-        tmp.replace(out)
-    return out
+    return _from_wheel("sports2d", SPORTS2D_VERSION, {"video": SPORTS2D_MEMBER})["video"]
+
+
+@pytest.fixture(scope="session")
+def pose2sim_multiperson_videos() -> dict[str, Path]:
+    """The pose2sim wheel's multi-person demo (BSD-3-Clause, (c) perfanalytics): the treadmill man and a woman,
+    4 views x 100 frames at 60 fps, 1088x1920, the same calibrated cameras as ``pose2sim_videos``. Not in
+    ``../shared``: a held-out clip for the keypoint stage."""
+    return _from_wheel("pose2sim", POSE2SIM_WHEEL_VERSION,
+                       {f"cam0{i}": f"Pose2Sim/Demo_Batch/Trial_2/videos/cam0{i}.mp4" for i in range(1, 5)})
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,40 @@ def test_detector_and_cli_keep_the_person_facing_one_way(pose2sim_videos, pose2s
     assert not any(f.get("left_right_fixed", False) for f in frames)
     assert np.abs(np.array([f["keypoints_px"] for f in frames]) - raw_kp).max() < 1.0
     assert np.mean(facing([f["joints_cam_mm"] for f in frames])[mirrored] == clean) <= 0.1
+
+
+def _detect(video: Path, fix: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    from mocap_app.capture import VideoSource
+    from mocap_app.keypoints import MediaPipePoseDetector
+    xy, fixed = [], []
+    with VideoSource(video) as src, MediaPipePoseDetector(running_mode="video", fix_left_right=fix) as det:
+        for frame in src:
+            k = det.detect(frame)
+            xy.append(k.xy_px)
+            fixed.append(k.left_right_fixed)
+    return np.array(xy), np.array(fixed)
+
+
+def test_sports2d_demo_only_its_jumping_jack_flicker_is_fixed(sports2d_video):
+    """During jumping jacks MediaPipe flickers between labellings (frames 68, 70-72 mirrored, checked by eye; the man
+    faces the camera throughout); nothing else in the 230 frames is touched."""
+    fixed = np.flatnonzero(_detect(sports2d_video)[1])
+    assert 2 <= len(fixed) <= 6 and fixed.min() >= 66 and fixed.max() <= 74, fixed
+
+
+def test_held_out_multiperson_clip_gets_no_false_fixes(pose2sim_multiperson_videos, pose2sim_videos):
+    """A clip the thresholds were not chosen on (the pose2sim wheel's multi-person demo: the man, a woman, occlusions):
+    4-view geometry finds no mirrored skeleton in it, and the tracker fixes none of its 400 frames."""
+    import dataclasses
+    cams = load_pose2sim_cameras(pose2sim_videos.root)
+    xy, found = [], 0
+    for name, video in pose2sim_multiperson_videos.items():
+        v, fixed = _detect(video)
+        assert not fixed.any(), (name, np.flatnonzero(fixed))
+        xy.append(v)
+        found += int(np.isfinite(v).all((-1, -2)).sum())
+    assert found >= 380
+    cams = {n: dataclasses.replace(c, video_size_wh=c.calib_size_wh) for n, c in cams.items()}   # not letterboxed
+    und = undistorted_views(cams, np.stack(xy))
+    w = np.where(np.isfinite(und).all(-1), 1.0, 0.0)
+    assert not find_swapped_views(und, np.stack([c.P for c in cams.values()]), w).any()
