@@ -578,3 +578,26 @@ def test_worker_runs_adapted_weights_zedo_and_perspose(tmp_path):
     assert np.isfinite(moved).all() and moved.mean() > 1.0 and np.median(moved) < 300
     started = dict(_run_pipeline(tmp_path / "takes", engine="perspose")[0])["started"]
     assert started["engine"] == "perspose"
+
+
+def test_worker_take_records_the_left_right_fix(tmp_path):
+    """The desktop app's worker runs the keypoint stage's left/right fix (and leaves it off when told): on pose2sim
+    cam02 the take marks the frames MediaPipe mirrored (36, 42, 45-49 of the first 50, by 4-view geometry)."""
+    import multiprocessing as mp
+
+    from mocap_app.ui.worker import PipelineConfig, PipelineRunner
+    video = VIDEO.parent / "cam02.mp4"
+    takes = {}
+    for fix in (True, False):
+        config = PipelineConfig(source=str(video), record=True, max_frames=50, focal_px=1676.0, fix_left_right=fix,
+                                autosave_path=str(tmp_path / f"take-{fix}.clip.json"))
+        events = []
+        recording = mp.Event()
+        recording.set()
+        PipelineRunner(config, lambda kind, payload: events.append((kind, payload)), mp.Event(), recording,
+                       mp.Value("d", 0.0)).run()
+        assert "failed" not in [k for k, _ in events]
+        takes[fix] = next(p for k, p in events if k == "take")[0]
+    fixed = np.flatnonzero(takes[True].left_right_fixed)
+    assert len(set(fixed) ^ {36, 42, 45, 46, 47, 48, 49}) <= 1, fixed       # (one frame of slack across machines)
+    assert not takes[False].left_right_fixed.any()
