@@ -134,7 +134,7 @@ class LeftRightTracker:
     dropped after ``max_correction_s`` (MediaPipe's mirrorings seen so far lasted
     at most 0.33 s). A frame without a person starts afresh. The defaults were
     chosen on those two clips, so these are not held-out results; each can move
-    by about half either way with at most two frames changing on them, except
+    by about half either way with at most two frames per clip changing, except
     ``max_step``, which must stay >= 0.25 (``scripts/left_right_sweep.py``). A
     half turn faster than ~0.2 s (at 30 fps) looks like a mirroring.
     """
