@@ -133,14 +133,12 @@ def tilt_bodies(poses_mm: np.ndarray, rng: np.random.Generator, fraction: float,
 
 def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: ErrorModel,
                bone_jitter: float = BONE_JITTER, mix: float = 0.0, clean: float = 0.0, graded: bool = False,
-               arms: float = 0.0, tilt: float = 0.0, graded_power: float = 1.0, lean: float = 0.0,
-               lean_max_deg: float = 45.0):
+               arms: float = 0.0, tilt: float = 0.0, graded_power: float = 1.0):
     """Virtual views of ``poses_mm`` with 2D errors: tensors for one training/eval batch.
 
     Each pose gets random body proportions (every bone length scaled by ``exp(N(0, bone_jitter))``);
     a fraction ``mix`` of them are recombined first (``mix_bodies``), a fraction ``arms`` get other poses' arm
-    bends (``swap_arms``), a fraction ``tilt`` are turned away from upright (``tilt_bodies``) and a fraction
-    ``lean`` leant by up to ``lean_max_deg`` (``tilt_bodies`` again, with that limit); a fraction
+    bends (``swap_arms``) and a fraction ``tilt`` are turned away from upright (``tilt_bodies``); a fraction
     ``clean`` keeps exact 2D, or with ``graded`` gets its drawn error times U(0, 1) ** ``graded_power``.
     """
     if mix > 0:
@@ -149,8 +147,6 @@ def make_batch(poses_mm: np.ndarray, rng: np.random.Generator, error_model: Erro
         poses_mm = swap_arms(poses_mm, rng, arms)
     if tilt > 0:
         poses_mm = tilt_bodies(poses_mm, rng, tilt)
-    if lean > 0:
-        poses_mm = tilt_bodies(poses_mm, rng, lean, lean_max_deg)
     if bone_jitter > 0:
         poses_mm = retarget_bones(poses_mm, np.exp(rng.normal(0.0, bone_jitter, (len(poses_mm), len(BONES)))))
     v = view_poses(poses_mm, rng)
@@ -189,8 +185,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
           use_location_scale: bool = True, seed: int = 0, error_model_path: Path = DEFAULT_ERROR_MODEL,
           width: int = 1024, threads: int = 2, log_every: int = 200, lam: float = 4.0,
           init: Path | None = None, dropout: float = 0.1, mix: float = 0.0, clean: float = 0.0,
-          graded: bool = False, arms: float = 0.0, tilt: float = 0.0, graded_power: float = 1.0,
-          lean: float = 0.0, lean_max_deg: float = 45.0) -> dict:
+          graded: bool = False, arms: float = 0.0, tilt: float = 0.0, graded_power: float = 1.0) -> dict:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -218,8 +213,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
         if step % chunk == 0:  # views for several batches at once: cheaper sampling
             idx = rng.integers(0, len(poses), batch * chunk)
             kp_all, K_all, j_all = make_batch(poses[idx], rng, em, mix=mix, clean=clean, graded=graded,
-                                              arms=arms, tilt=tilt, graded_power=graded_power, lean=lean,
-                                              lean_max_deg=lean_max_deg)
+                                              arms=arms, tilt=tilt, graded_power=graded_power)
         s = slice((step % chunk) * batch, (step % chunk + 1) * batch)
         model.train()
         loss, ld, lp = loss_fn(model, kp_all[s], K_all[s], j_all[s], lam)
@@ -232,7 +226,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
                      ld.item(), lp.item(), time.time() - t0)
     meta = {"steps": steps, "batch": batch, "lr": lr, "lambda": lam, "noise": noise, "seed": seed,
             "dropout": dropout, "mix": mix, "clean": clean, "graded": graded, "graded_power": graded_power,
-            "arms": arms, "tilt": tilt, "lean": lean, "lean_max_deg": lean_max_deg,
+            "arms": arms, "tilt": tilt,
             "init": str(init) if init else None,
             "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
             "seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -268,16 +262,13 @@ def main(argv=None) -> int:
                     help="fraction of poses whose arms are taken from other poses (swap_arms)")
     ap.add_argument("--tilt", type=float, default=0.0,
                     help="fraction of poses turned about a random horizontal axis (tilt_bodies)")
-    ap.add_argument("--lean", type=float, default=0.0,
-                    help="fraction of poses leant about a random horizontal axis by up to --lean-max-deg")
-    ap.add_argument("--lean-max-deg", type=float, default=45.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads,
           lam=a.lam, init=a.init, dropout=a.dropout, mix=a.mix, clean=a.clean, graded=a.graded,
-          arms=a.arms, tilt=a.tilt, graded_power=a.graded_power, lean=a.lean, lean_max_deg=a.lean_max_deg)
+          arms=a.arms, tilt=a.tilt, graded_power=a.graded_power)
     return 0
 
 
