@@ -60,8 +60,7 @@ def _detections(cams):
 def real_video(lifter_backend: str | None = "torch", weights: str | None = None, flip_test: bool = True,
                line_spread_mm: tuple[float, float] = (LINE_SPREAD_MIN_MM, LINE_SPREAD_FULL_MM)
                ) -> list[dict]:
-    from engines.absposelifter.evaluate import pose2sim_keypoints
-    from engines.real_errors import load_pose2sim_cameras, reference_weights, triangulate_dlt
+    from engines.real_errors import load_pose2sim_cameras, pose2sim_keypoints, reference_weights, triangulate_dlt
     cams = load_pose2sim_cameras(calibration="qca")
     names = list(cams)
     xy, conf = _detections(cams)

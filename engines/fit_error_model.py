@@ -24,6 +24,7 @@ import itertools
 import numpy as np
 
 from engines.noise import CROP_PX, ErrorModel, person_scale_px
+from engines.real_errors import POSE2SIM_FPS
 from engines.skeleton import JOINT_NAMES
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "noise"
@@ -31,24 +32,20 @@ SOURCE = ASSETS / "mediapipe_errors_pose2sim.npz"
 
 
 RESIDUAL_GATE_CROP_PX = 15.0
-POSE2SIM_FPS = 60.0   # the pose2sim demo's frame rate (its 4 views are synchronised 60 fps video)
 
 
 def load_error_sequences(path: Path = SOURCE, fix_left_right: bool = False) -> np.ndarray:
     """Errors ``[C, F, 17, 2]`` per camera and frame in crop pixels (``e_px * 256 / person bbox diagonal``),
     robust reference, NaN where a view has no detection. ``fix_left_right``: each view's detections as the app's
     keypoint stage gives them (``mocap_app.keypoints.LeftRightTracker``); the shipped model uses MediaPipe's own."""
-    from engines.real_errors import load_pose2sim_cameras, triangulate_dlt
+    from engines.real_errors import load_pose2sim_cameras, pose2sim_keypoints, triangulate_dlt
 
     d = np.load(path)
     cams = load_pose2sim_cameras()
     names = [str(n) for n in d["camera_names"]]
     xy, conf = d["detections_video_px"], d["detections_confidence"].astype(float)
     if fix_left_right:
-        from mocap_app.keypoints import fix_left_right_swaps
-
-        ts = np.arange(xy.shape[1]) / POSE2SIM_FPS
-        fixed = [fix_left_right_swaps(xy[c], conf[c], ts)[:2] for c in range(len(names))]
+        fixed = [pose2sim_keypoints(xy[c], conf[c]) for c in range(len(names))]
         xy, conf = np.stack([f[0] for f in fixed]), np.stack([f[1] for f in fixed]).astype(float)
     und = np.stack([cams[n].undistort(cams[n].video_to_calib(xy[i])) for i, n in enumerate(names)])  # [C,F,J,2]
     P = np.stack([cams[n].P for n in names])

@@ -167,6 +167,21 @@ def triangulate_dlt(uv: np.ndarray, P: np.ndarray, w: np.ndarray) -> np.ndarray:
     return X
 
 
+POSE2SIM_FPS = 60.0   # the pose2sim demo's frame rate (its 4 views are synchronised 60 fps video)
+
+
+def pose2sim_keypoints(kp: np.ndarray, conf: np.ndarray, fix_left_right: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One view's cached (raw) detections ``[F, 17, 2]``, ``[F, 17]`` as the app's keypoint stage gives them: with
+    ``fix_left_right`` the stream goes through ``LeftRightTracker`` (which the detector runs in video mode), at the
+    clip's 60 fps. Its thresholds are in torso lengths, so video or undistorted pixels give the same decisions."""
+    if not fix_left_right:
+        return kp, conf
+    from mocap_app.keypoints import fix_left_right_swaps
+
+    xy, cf, _ = fix_left_right_swaps(kp, conf, np.arange(len(kp)) / POSE2SIM_FPS)
+    return xy, cf
+
+
 def detect_videos(cams: dict[str, CalibratedCamera], max_frames: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """MediaPipe on every view (VIDEO mode): video pixels ``[C, F, 17, 2]`` and confidences ``[C, F, 17]``.
 

@@ -150,6 +150,7 @@ class LeftRightTracker:
     def reset(self) -> None:
         self._ref: np.ndarray | None = None       # last clearly frontal/back output [17, 2]
         self._ref_t = 0.0
+        self._ref_sign = 0.0                      # which way it faces (sign of facing_width)
         self._last: np.ndarray | None = None      # the previous frame's output
         self._raw_signs: collections.deque = collections.deque()   # (t, sign) of MediaPipe's clear frames
         self._since: float | None = None          # start of the current run of corrected frames, or None
@@ -158,23 +159,19 @@ class LeftRightTracker:
     def correcting(self) -> bool:
         return self._since is not None
 
-    def _near_ref(self, x: np.ndarray, t: float) -> tuple[float, float]:
-        """Mean distance of ``x``'s left/right joints to the reference's, and how far they may have moved."""
-        torso = float(np.linalg.norm(x[J["thorax"]] - x[J["pelvis"]]))
-        d = float(np.linalg.norm(x[_LR] - self._ref[_LR], axis=-1).mean())
-        return d, max(self.max_step, self.max_speed * (t - self._ref_t)) * torso
+    def _ref_distance(self, x: np.ndarray) -> float:
+        """Mean distance of ``x``'s left/right joints to the reference's (px)."""
+        return float(np.linalg.norm(x[_LR] - self._ref[_LR], axis=-1).mean())
 
-    def _mirror_back(self, x: np.ndarray, w: float, t: float) -> bool:
-        if self._ref is None or abs(w) <= self.min_width or np.sign(w) == np.sign(facing_width(self._ref)):
+    def _mirror_back(self, x: np.ndarray, w: float, step_px: float, torso_px: float) -> bool:
+        if self._ref is None or abs(w) <= self.min_width or np.sign(w) == self._ref_sign:
             return False
-        torso = float(np.linalg.norm(x[J["thorax"]] - x[J["pelvis"]]))
-        if float(np.linalg.norm(x[_LR] - self._last[_LR], axis=-1).mean()) < self.min_jump * torso:
+        if float(np.linalg.norm(x[_LR] - self._last[_LR], axis=-1).mean()) < self.min_jump * torso_px:
             return False      # no jump from the previous frame: a turn, not a mirroring
         if sum(s for _, s in self._raw_signs) * np.sign(w) >= 0:
             return False      # MediaPipe's labels mostly faced this way lately: it is coming back from a mirroring
-        d_raw, _ = self._near_ref(x, t)
-        d_mirrored, step = self._near_ref(x[_FLIP], t)
-        return d_mirrored < step and d_mirrored < self.ratio * d_raw
+        d_mirrored = self._ref_distance(x[_FLIP])
+        return d_mirrored < step_px and d_mirrored < self.ratio * self._ref_distance(x)
 
     def update(self, kp: Keypoints2D, timestamp_s: float) -> Keypoints2D:
         """The detection, mirrored back when it is a mirroring (``left_right_fixed`` set then)."""
@@ -185,9 +182,11 @@ class LeftRightTracker:
         if self._ref is not None and t - self._ref_t > self.max_gap_s:
             self._ref = None
         w = facing_width(x)
+        torso_px = float(np.linalg.norm(x[J["thorax"]] - x[J["pelvis"]]))
+        step_px = max(self.max_step, self.max_speed * (t - self._ref_t)) * torso_px   # how far it may have moved
         while self._raw_signs and t - self._raw_signs[0][0] > self.memory_s:
             self._raw_signs.popleft()
-        fix = self._mirror_back(x, w, t)
+        fix = self._mirror_back(x, w, step_px, torso_px)
         if abs(w) > self.min_width:
             self._raw_signs.append((t, float(np.sign(w))))
         if fix:
@@ -199,11 +198,9 @@ class LeftRightTracker:
         if not fix:
             self._since = None
         out = Keypoints2D(x[_FLIP], kp.confidence[_FLIP], left_right_fixed=True) if fix else kp
-        if abs(w) > self.min_width:
-            # a clear frame that does not follow on from the reference is one MediaPipe got wrong otherwise
-            d, step = self._near_ref(out.xy_px, t) if self._ref is not None else (0.0, 1.0)
-            if d < step:
-                self._ref, self._ref_t = out.xy_px, t
+        # a clear frame that does not follow on from the reference is one MediaPipe got wrong otherwise
+        if abs(w) > self.min_width and (self._ref is None or self._ref_distance(out.xy_px) < step_px):
+            self._ref, self._ref_t, self._ref_sign = out.xy_px, t, float(np.sign(-w if fix else w))
         self._last = out.xy_px
         return out
 
@@ -315,9 +312,14 @@ class MediaPipePoseDetector:
                 result = self._landmarker.detect_for_video(mp_image, ts)
         else:
             result = self._landmarker.detect(mp_image)
+        kp = self._keypoints(result, w, h)
+        if self._left_right is not None:   # (video mode) on the detector's clock, which never goes back
+            kp = self._left_right.update(kp, self._last_ts_ms / 1000.0)
+        return kp
+
+    def _keypoints(self, result, w: int, h: int) -> Keypoints2D:
+        """MediaPipe's first pose as our 17 joints in frame pixels (empty when there is none)."""
         if not result.pose_landmarks:
-            if self._left_right is not None:
-                self._left_right.reset()
             return Keypoints2D.empty()
         lm = self._lm
         for i, p in enumerate(result.pose_landmarks[0]):
@@ -328,10 +330,7 @@ class MediaPipePoseDetector:
             lm[i, 2] = vis * pres
         joints = mediapipe_to_joints(lm)
         xy = np.ascontiguousarray(joints[:, :2])
-        kp = Keypoints2D(xy, np.clip(joints[:, 2], 0.0, 1.0)) if np.isfinite(xy).all() else Keypoints2D.empty()
-        if self._left_right is not None:   # (video mode) on the detector's clock, which never goes back
-            kp = self._left_right.update(kp, self._last_ts_ms / 1000.0)
-        return kp
+        return Keypoints2D(xy, np.clip(joints[:, 2], 0.0, 1.0)) if np.isfinite(xy).all() else Keypoints2D.empty()
 
     def close(self) -> None:
         if getattr(self, "_landmarker", None) is not None:

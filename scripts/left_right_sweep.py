@@ -5,7 +5,8 @@
 pose2sim: the cached MediaPipe detections of the 4 views (MediaPipe's own labels); per setting, how many frames of
 each view are fixed, the agreement with the frames 4-view geometry finds mirrored, and the shipped lifter's MPJPE /
 PA-MPJPE against the reference triangulated from the other views. sports2d: which of the demo's frames are fixed
-(MediaPipe run once with the fix off). Notes: notes/keypoints.md, section 4b.
+(MediaPipe run once with the fix off). Last, per camera, the old reference (mirrored views triangulated too, as
+before 3 Dec 2026) and the corrected one, without and with the fix. Notes: notes/keypoints.md, section 4b.
 """
 from __future__ import annotations
 
@@ -66,6 +67,18 @@ def main() -> None:
         label = "no fix" if kw is None else (", ".join(f"{k}={v}" for k, v in kw.items()) or "defaults")
         print(f"| {label} | {' / '.join(map(str, nfix))} | {cam02[0]}{r['MPJPE']:.1f} / {r['PA-MPJPE']:.1f} | "
               f"{cam02[1]} | {s2} |")
+    print("\n| reference | left/right fix | " + " | ".join(names) + " | all (MPJPE / PA-MPJPE / MRPE) |")
+    print("|---|---|" + "---|" * (len(names) + 1))
+    for ref, fix in (("old (mirrored views in)", False), ("corrected", False), ("corrected", True)):
+        preds, gts, cells = [], [], []
+        for _, cam, kp, cf, gt, ok in pose2sim_truth(fix_left_right=fix, drop_mirrored=ref == "corrected"):
+            p = lifter.lift(kp[ok], cf[ok], cam.K)
+            r = scores(p, gt[ok])
+            cells.append(f"{r['MPJPE']:.1f} / {r['PA-MPJPE']:.1f}")
+            preds.append(p); gts.append(gt[ok])
+        r = scores(np.concatenate(preds), np.concatenate(gts))
+        print(f"| {ref} | {'on' if fix else 'off'} | " + " | ".join(cells)
+              + f" | {r['MPJPE']:.1f} / {r['PA-MPJPE']:.1f} / {r['MRPE']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -80,35 +80,29 @@ def main() -> None:
         when = f"{err_n[o, j].mean():.1f}" if o.any() else "-"
         print(f"| {name} | {o.mean():.2f} | {err_x[:, j].mean():.1f} | {err_n[:, j].mean():.1f} | {when} |")
 
+    def refit_and_score(e: np.ndarray, label: str, source: str, save: Path | None) -> None:
+        """Refit the mixture on errors ``e [M, 17, 2]`` (same EM), optionally save it, and score the lifter on it."""
+        refit = ErrorModel.fit(e, "mixture", f"{SOURCE.name} {source}; fitted by `scripts/noise_breakdown.py` "
+                                             "(an experiment, not the shipped model)")
+        if save:
+            refit.save(save)
+        kp, outlier = draw(refit, v.keypoints_px, a.seed + 1)
+        s = scores(lift_batched(lifter, kp, v.K), v.joints_cam_mm)
+        print(f"\nrefitted {label} ({len(e)}): mean outlier fraction {np.mean(1 - refit.gamma):.3f} (per joint "
+              f"{np.min(1 - refit.gamma):.2f}-{np.max(1 - refit.gamma):.2f}), {outlier.sum(1).mean():.2f} outliers "
+              f"per pose: MPJPE {s['MPJPE']:.1f}, PA-MPJPE {s['PA-MPJPE']:.1f}, MRPE {s['MRPE']:.1f}")
+
     seq = load_error_sequences(SOURCE)                                              # [C, F, 17, 2] crop px
     d = np.load(SOURCE)
     keep = np.ones(seq.shape[:2], bool)
     keep[d["camera"][d["mirrored"]], d["frame"][d["mirrored"]]] = False
-    e = seq[keep & np.isfinite(seq).all((-1, -2))]
-    refit = ErrorModel.fit(e, "mixture", f"{SOURCE.name} without its {int((~keep).sum())} mirrored detections; "
-                           "fitted by `scripts/noise_breakdown.py --save-refit` (an experiment, not the shipped model)")
-    if a.save_refit:
-        refit.save(a.save_refit)
-    kp, outlier = draw(refit, v.keypoints_px, a.seed + 1)
-    s = scores(lift_batched(lifter, kp, v.K), v.joints_cam_mm)
-    print(f"\nrefitted without the {int((~keep).sum())} mirrored detections ({len(e)} left): mean outlier fraction "
-          f"{np.mean(1 - refit.gamma):.3f} (per joint {np.min(1 - refit.gamma):.2f}-{np.max(1 - refit.gamma):.2f}), "
-          f"{outlier.sum(1).mean():.2f} outliers per pose: MPJPE {s['MPJPE']:.1f}, PA-MPJPE {s['PA-MPJPE']:.1f}, "
-          f"MRPE {s['MRPE']:.1f}")
-
+    found = np.isfinite(seq).all((-1, -2))
+    n = int((~keep).sum())
+    refit_and_score(seq[keep & found], f"without the {n} mirrored detections", f"without its {n} mirrored detections",
+                    a.save_refit)
     seq = load_error_sequences(SOURCE, fix_left_right=True)
-    e = seq[np.isfinite(seq).all((-1, -2))]
-    refit = ErrorModel.fit(e, "mixture", f"{SOURCE.name} as the app's keypoint stage gives it (left/right fix); "
-                           "fitted by `scripts/noise_breakdown.py --save-fixed` (an experiment, not the shipped model)")
-    if a.save_fixed:
-        refit.save(a.save_fixed)
-    kp, outlier = draw(refit, v.keypoints_px, a.seed + 1)
-    s = scores(lift_batched(lifter, kp, v.K), v.joints_cam_mm)
-    print(f"\nrefitted on the detections with the keypoint stage's left/right fix ({len(e)}): mean outlier fraction "
-          f"{np.mean(1 - refit.gamma):.3f} (per joint {np.min(1 - refit.gamma):.2f}-{np.max(1 - refit.gamma):.2f}), "
-          f"{outlier.sum(1).mean():.2f} outliers per pose: MPJPE {s['MPJPE']:.1f}, PA-MPJPE {s['PA-MPJPE']:.1f}, "
-          f"MRPE {s['MRPE']:.1f}")
-
+    refit_and_score(seq[np.isfinite(seq).all((-1, -2))], "on the detections with the keypoint stage's left/right fix",
+                    "as the app's keypoint stage gives it (left/right fix)", a.save_fixed)
 
 if __name__ == "__main__":
     main()

@@ -41,6 +41,7 @@ def _from_wheel(package: str, version: str, members: dict[str, str]) -> dict[str
     """``members`` (name -> path inside the wheel) of ``package==version`` from PyPI, extracted once into
     ``TEST_CACHE/<package>-<version>/``; skips only when the package index cannot be reached."""
     folder = TEST_CACHE / f"{package}-{version}"
+    # a single member sits directly in the folder (where the sports2d demo has always been cached)
     out = {k: folder / Path(m).name if len(members) == 1 else folder / m for k, m in members.items()}
     if all(p.is_file() for p in out.values()):
         return out

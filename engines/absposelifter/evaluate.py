@@ -109,42 +109,32 @@ def pose2sim_views():
     return cams, names, und, conf, P
 
 
-def pose2sim_truth(views=None, fix_left_right: bool = True):
+def pose2sim_truth(views=None, fix_left_right: bool = True, drop_mirrored: bool = True):
     """Each pose2sim view with its leave-one-out reference: yields ``(name, camera, keypoints_px [F,17,2]
     (undistorted calibration px), confidence [F,17], joints_cam_mm [F,17,3], ok [F])``, where the joints are
     triangulated from the *other* 3 views and moved into this camera, and ``ok`` marks frames with both.
     ``views``: what ``pose2sim_views()`` returns (the default), or the same built from other detections.
-    ``fix_left_right``: the yielded keypoints are what the app's keypoint stage gives (``pose2sim_keypoints``);
+    ``fix_left_right``: the yielded keypoints are what the app's keypoint stage gives
+    (``engines.real_errors.pose2sim_keypoints``);
     the reference is always triangulated from MediaPipe's own labels.
 
     A view whose whole skeleton MediaPipe mirrored in a frame (cam02 in 25 frames) is left out of the
     other views' reference in that frame, as in ``engines.real_errors.leave_one_out``; its own detections
     stay as they are (a real detector failure the lifter is charged for). Until 3 Dec 2026 the mirrored
-    views were triangulated too, which bent the reference of the other three cameras.
+    views were triangulated too, which bent the reference of the other three cameras (``drop_mirrored=False``
+    gives that old reference back, for comparison).
     """
-    from engines.real_errors import reference_weights, triangulate_dlt
+    from engines.real_errors import pose2sim_keypoints, reference_weights, triangulate_dlt
 
     cams, names, und, conf, P = views if views is not None else pose2sim_views()
     uv = np.moveaxis(und, 0, 2)
-    w = np.moveaxis(reference_weights(und, P, conf)[0], 0, 2)
+    w = np.moveaxis(reference_weights(und, P, conf, drop_mirrored)[0], 0, 2)
     for c, n in enumerate(names):
         others = [o for o in range(len(names)) if o != c]
         X = triangulate_dlt(uv[:, :, others], P[others], w[:, :, others])            # world, m
         gt = (X @ cams[n].R.T + cams[n].t) * 1000.0                                   # camera c, mm
         ok = np.isfinite(und[c]).all((-1, -2)) & np.isfinite(gt).all((-1, -2))
         yield (n, cams[n], *pose2sim_keypoints(und[c], conf[c], fix_left_right), gt, ok)
-
-
-def pose2sim_keypoints(kp: np.ndarray, conf: np.ndarray, fix_left_right: bool = True):
-    """A view's cached (raw) detections as the app's keypoint stage gives them: with ``fix_left_right`` the
-    stream goes through ``LeftRightTracker`` (which the detector runs in video mode), at the clip's 60 fps."""
-    if not fix_left_right:
-        return kp, conf
-    from engines.fit_error_model import POSE2SIM_FPS
-    from mocap_app.keypoints import fix_left_right_swaps
-
-    xy, cf, _ = fix_left_right_swaps(kp, conf, np.arange(len(kp)) / POSE2SIM_FPS)
-    return xy, cf
 
 
 def evaluate_real(weights: Path | None = None, backend: str = "onnxruntime",

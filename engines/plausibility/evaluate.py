@@ -169,7 +169,8 @@ def calibrate(weights: Path = BASE_WEIGHTS, seed: int = 0, fraction: float = 0.2
     Reported: how often real mocap and the real pose2sim video are flagged, and how often
     lifted poses with one corruption are (the detection rate), per corruption family.
     """
-    from engines.absposelifter.evaluate import pose2sim_keypoints, pose2sim_views
+    from engines.absposelifter.evaluate import pose2sim_views
+    from engines.real_errors import pose2sim_keypoints
     from engines.plausibility.adapt import load_generator
     from engines.plausibility.score import (CALIBRATED_PARTS, FLAG_BELOW, PlausibilityParts, badness, combine,
                                             plausibility_parts, to_percentile)

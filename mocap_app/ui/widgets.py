@@ -363,11 +363,16 @@ class Timeline(QWidget):
         self.marks = np.zeros(0, bool)
         self.set_length(np.zeros(0))
 
+    def _per_frame(self, values: np.ndarray | None, what: str) -> np.ndarray:
+        """A bool per frame of the take (None: all False); refuses another length."""
+        v = np.zeros(len(self.times), bool) if values is None else np.asarray(values, bool)
+        if len(v) != len(self.times):
+            raise ValueError(f"{len(v)} {what} for a take of {len(self.times)} frames")
+        return v
+
     def set_flags(self, flags: np.ndarray | None) -> None:
         """Mark frames (a bool per frame of the take; None clears)."""
-        f = np.zeros(len(self.times), bool) if flags is None else np.asarray(flags, bool)
-        if len(f) != len(self.times):
-            raise ValueError(f"{len(f)} flags for a take of {len(self.times)} frames")
+        f = self._per_frame(flags, "flags")
         self.flags = f
         self.flag_strip.set_flags(f)
         self.next_flag_btn.setVisible(bool(f.any()))
@@ -375,9 +380,7 @@ class Timeline(QWidget):
 
     def set_marks(self, marks: np.ndarray | None) -> None:
         """Frames whose left/right labels the keypoint stage mirrored back (a bool per frame; None clears)."""
-        m = np.zeros(len(self.times), bool) if marks is None else np.asarray(marks, bool)
-        if len(m) != len(self.times):
-            raise ValueError(f"{len(m)} marks for a take of {len(self.times)} frames")
+        m = self._per_frame(marks, "marks")
         self.marks = m
         self.flag_strip.set_marks(m)
         self._update_label()
