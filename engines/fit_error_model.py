@@ -126,19 +126,26 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--errors", type=Path, default=SOURCE)
     ap.add_argument("--out-dir", type=Path, default=ASSETS)
+    ap.add_argument("--raw-labels", action="store_true",
+                    help="fit MediaPipe's own labels, mirrorings included (the model before 3 Dec), not what the "
+                         "keypoint stage hands the lifter; writes mediapipe_error_model_raw_labels*.json")
     a = ap.parse_args(argv)
     a.out_dir.mkdir(parents=True, exist_ok=True)
-    seq = load_error_sequences(a.errors)
+    seq = load_error_sequences(a.errors, fix_left_right=not a.raw_labels)
     e = detections_only(seq)
-    src = (f"{a.errors.name}: {len(e)} detections, robust leave-one-camera-out MediaPipe errors on the pose2sim "
-           "demo (4 calibrated views, BSD-3); fitted by `python -m engines.fit_error_model`")
+    what = ("MediaPipe's own labels" if a.raw_labels else
+            "the detections as the app's keypoint stage gives them (MediaPipe + left/right fix)")
+    src = (f"{a.errors.name}: {len(e)} detections, robust leave-one-camera-out errors of {what} on the pose2sim "
+           "demo (4 calibrated views, BSD-3); fitted by `python -m engines.fit_error_model"
+           + (" --raw-labels`" if a.raw_labels else "`"))
+    stem = "mediapipe_error_model" + ("_raw_labels" if a.raw_labels else "")
     mix = ErrorModel.fit(e, "mixture", src)
     gau = ErrorModel.fit(e, "gaussian", src)
     temporal = fit_temporal(seq, POSE2SIM_FPS, mix)
     for m in (mix, gau):
         m.persistent, m.ar_per_100ms = temporal["persistent"], temporal["ar_per_100ms"]
-    mix.save(a.out_dir / "mediapipe_error_model.json")
-    gau.save(a.out_dir / "mediapipe_error_model_gaussian.json")
+    mix.save(a.out_dir / f"{stem}.json")
+    gau.save(a.out_dir / f"{stem}_gaussian.json")
     print("| joint | mu_x | mu_y | sigma_x | sigma_y | gamma | Gaussian sigma_x | Gaussian sigma_y |")
     print("|---|---|---|---|---|---|---|---|")
     for j, name in enumerate(JOINT_NAMES):

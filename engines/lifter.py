@@ -21,6 +21,10 @@ from engines.skeleton import NUM_JOINTS
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = {"absposelifter": REPO / "assets" / "absposelifter" / "absposelifter.pt"}   # the 2D -> 3D lifters
+# The paper's lifter without the focal-length input (the shipped weights of 3 Dec, before it was added): its
+# relative pose does not depend on f, which auto focal needs (mocap_app.calibration.autofocal; with the lifter
+# that takes f it was far off on real video, notes/calibration.md).
+FOCAL_FREE_WEIGHTS = REPO / "assets" / "absposelifter" / "absposelifter_focal_free.pt"
 # every engine's shipped weights, in one place (the engines' modules take their defaults from here), so
 # asking what is installed imports none of them
 BUNDLED_WEIGHTS = {**WEIGHTS, "perspose": REPO / "assets" / "perspose" / "perspose.pt",

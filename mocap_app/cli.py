@@ -69,7 +69,7 @@ def add_process_parser(sub) -> None:
 
 def run_process(a) -> int:
     from engines.camera import InvalidIntrinsicsError
-    from engines.lifter import InvalidKeypointsError, load_lifter
+    from engines.lifter import InvalidKeypointsError
     from mocap_app.capture import CaptureError
     from mocap_app.pipeline import NoPersonError, process_video
     from mocap_app.world import WorldAlignmentError, align_clip, world_overrides_from_args
@@ -83,9 +83,8 @@ def run_process(a) -> int:
         if a.calibration:
             from mocap_app.calibration.profile import CameraProfile
             profile = _profile_intrinsics(CameraProfile.load(a.calibration), a.video)
-        lifter = load_lifter(a.engine, backend=a.backend, weights=a.weights)
-        clip = process_video(a.video, focal_px=a.focal_px, fov_deg=a.fov_deg, engine=a.engine,
-                             max_frames=a.max_frames, profile=profile, lifter=lifter,
+        clip = process_video(a.video, focal_px=a.focal_px, fov_deg=a.fov_deg, engine=a.engine, backend=a.backend,
+                             max_frames=a.max_frames, profile=profile, weights=a.weights,
                              fix_left_right=not a.no_left_right_fix)
     except CaptureError as e:
         return _fail(str(e), EXIT_INPUT)

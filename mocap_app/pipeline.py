@@ -40,8 +40,34 @@ def resolve_intrinsics(size_wh: tuple[int, int], focal_px: float | None = None, 
     if profile is not None:
         return profile, "profile"
     log.warning("no focal length given: assuming a %.0f deg diagonal field of view; absolute distances "
-                "scale with the focal length (calibrate for metric depth)", DEFAULT_DIAGONAL_FOV_DEG)
+                "scale with the focal length (calibrate for metric depth and the most accurate pose)",
+                DEFAULT_DIAGONAL_FOV_DEG)
     return CameraIntrinsics.from_fov(DEFAULT_DIAGONAL_FOV_DEG, w, h, "diagonal"), "default fov"
+
+
+def lifter_weights(intrinsics_source: str, engine: str = "absposelifter",
+                   weights: str | Path | None = None) -> Path | None:
+    """The AbsPoseLifter weights for a camera model (``None``: the engine's shipped ones).
+
+    Explicit ``weights`` win. When the focal length is only the default guess, the focal-free lifter: the shipped
+    one takes the focal length as an input and is better with a focal length within about 25 % of the truth, but
+    worse beyond (validation MPJPE 52.4 vs 48.7 mm at 0.7 x the true focal, 50.2 at 1.4 x;
+    ``scripts/focal_misestimate.py``), and a guessed field of view can be that far off.
+    """
+    if weights:
+        return Path(weights)
+    if engine == "absposelifter" and intrinsics_source == "default fov":
+        from engines.lifter import FOCAL_FREE_WEIGHTS
+        return FOCAL_FREE_WEIGHTS
+    return None
+
+
+def engine_info(engine: str, lifter) -> dict:
+    """The clip's ``engine`` record: name, runtime backend and, for weight files, which one."""
+    info = {"name": engine, "backend": lifter.runtime.name, "refine": None}
+    if getattr(lifter, "weights", None) is not None:
+        info["weights"] = Path(lifter.weights).name
+    return info
 
 
 def threaded_frames(source, maxsize: int = 8) -> Iterator[Frame]:
@@ -100,10 +126,12 @@ class StageTimes:
 def process_video(path: str | Path, focal_px: float | None = None, fov_deg: float | None = None,
                   profile: CameraIntrinsics | None = None, engine: str = "absposelifter", backend: str = "auto",
                   max_frames: int | None = None, progress: Callable[[int, int], None] | None = None,
-                  times: StageTimes | None = None, lifter=None, detector=None, fix_left_right: bool = True) -> Clip:
+                  times: StageTimes | None = None, lifter=None, detector=None, fix_left_right: bool = True,
+                  weights: str | Path | None = None) -> Clip:
     """Run the whole pipeline on a video file and return the clip (camera-frame 3D). ``fix_left_right``: mirror
     back skeletons MediaPipe suddenly mirrors (``mocap_app.keypoints.LeftRightTracker``; for an own detector, its
-    own setting applies)."""
+    own setting applies). Without ``lifter``, ``engine`` is loaded with ``weights`` or those ``lifter_weights``
+    picks for the camera model."""
     from engines.lifter import load_lifter
     from mocap_app.capture import VideoSource
     from mocap_app.keypoints import MediaPipePoseDetector
@@ -113,7 +141,11 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
         if profile is not None and (profile.width_px, profile.height_px) != tuple(src.size_wh):
             raise ValueError(f"calibration is for {profile.width_px}x{profile.height_px} but the video is "
                              f"{src.size_wh[0]}x{src.size_wh[1]}")
-        lifter = lifter or load_lifter(engine, backend=backend)
+        if lifter is None:
+            w = lifter_weights(intr_source, engine, weights)
+            if w is not None and not weights:
+                log.info("the focal length is a guess: lifting with the focal-free AbsPoseLifter")
+            lifter = load_lifter(engine, backend=backend, weights=w)
         own_detector = detector is None
         detector = detector or MediaPipePoseDetector(running_mode="video", fix_left_right=fix_left_right)
         ts, kps, confs, fixed = [], [], [], []
@@ -163,4 +195,4 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
                 left_right_fixed=np.asarray(fixed, bool),
                 source={"path": str(path), "fps": fps, "frame_count": n_src,
                         "width_px": intr.width_px, "height_px": intr.height_px},
-                engine={"name": engine, "backend": lifter.runtime.name, "refine": None})
+                engine=engine_info(engine, lifter))

@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from engines import load_lifter                                                 # noqa: E402
+from engines.lifter import FOCAL_FREE_WEIGHTS                                   # noqa: E402
 from mocap_app.calibration import autofocal                                     # noqa: E402
 from test_calibration_autofocal import SIZE, cases                              # noqa: E402
 
@@ -30,7 +31,9 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=3, help="every n-th validation file (the test uses 3)")
     ap.add_argument("--cmu-skeleton", action="store_true", help="build the clips in the CMU skeleton (as before)")
     ap.add_argument("--depth-uncertainty", type=float, default=autofocal.LIFTER_DEPTH_UNCERTAINTY)
-    ap.add_argument("--weights", type=Path, default=None)
+    ap.add_argument("--weights", type=Path, default=FOCAL_FREE_WEIGHTS,
+                    help="lifter weights (default: the focal-free lifter auto focal runs; one that takes f as an "
+                         "input goes through self_consistent_focal)")
     a = ap.parse_args()
     lifter = load_lifter("absposelifter", backend="torch", weights=a.weights)
     rows = []
@@ -40,14 +43,16 @@ def main() -> None:
         for name, f, v, inside, kp, _ in cases(seed=seed, step=a.step, detector_proportions=not a.cmu_skeleton):
             conf = np.ones(kp.shape[:2])
             r = autofocal.estimate_focal(kp, conf, SIZE, lifter, bootstrap=6, depth_uncertainty=a.depth_uncertainty)
-            L = autofocal.lift_clip(lifter, kp, conf, SIZE)      # the relative pose does not depend on f
+            lifts = autofocal.ClipLifts(lifter, kp, conf, SIZE)
+            L = lifts.at(f)                                      # the lifted pose at the true focal length
             true = v.joints_cam_mm[inside]
             rel_t = true - true[:, :1]
             mpjpe = float(np.linalg.norm(L.rel - rel_t, axis=-1).mean())
             lz, tz = L.rel[..., 2], rel_t[..., 2]
             k = float((lz * tz).sum() / (lz * lz).sum())
-            L.rel = L.rel * np.array([1.0, 1.0, k])
-            err_k = autofocal.search_focal(L)[0] / f - 1
+            scaled = lifts.with_depth_scale(k)
+            err_k = (autofocal.search_focal(scaled)[0] if lifts.focal_independent
+                     else autofocal.self_consistent_focal(scaled)[0]) / f - 1
             rows.append((f, r.focal_px / f - 1, r.reliable, mpjpe, k, err_k))
             print(f"{seed:4d} {name:8} {f:6.0f} {rows[-1][1]:+7.3f} {r.confidence:5.2f} {int(r.reliable):3d} "
                   f"{mpjpe:6.1f} {k:6.2f} {err_k:+9.3f}", flush=True)

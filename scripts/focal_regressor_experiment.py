@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from engines.absposelifter.train import BONE_JITTER, DEFAULT_ERROR_MODEL
+from engines.absposelifter.train import BONE_JITTER, RAW_LABELS_ERROR_MODEL
 from engines.data import FLIP_PERM, load_split, view_poses
+from engines.lifter import FOCAL_FREE_WEIGHTS
 from engines.noise import ErrorModel, person_scale_px
 from engines.skeleton import BONES, ROOT, retarget_bones
 from mocap_app.calibration.autofocal import LiftedClip, reprojection_cost
@@ -46,7 +47,8 @@ def features_2d(kp, c):
 class Hybrid:
     def __init__(self, lifter=None):
         from engines import load_lifter
-        self.module = (lifter or load_lifter("absposelifter", backend="torch")).module   # with test-time flip
+        self.module = (lifter or load_lifter("absposelifter", backend="torch",
+                                             weights=FOCAL_FREE_WEIGHTS)).module   # with test-time flip
 
     def __call__(self, kp, c):
         n = len(kp)
@@ -111,7 +113,7 @@ def train(kind: str, out: Path, steps: int, n_hybrid: int = 12000, seed: int = 0
     rng = np.random.default_rng(seed)
     d = load_split("train")
     _, starts, counts = np.unique(d["clip"], return_index=True, return_counts=True)
-    em = ErrorModel.load(DEFAULT_ERROR_MODEL)
+    em = ErrorModel.load(RAW_LABELS_ERROR_MODEL)   # as its numbers were made
     feat = features_2d if kind == "2d" else Hybrid()
 
     def batch(B):
@@ -170,7 +172,8 @@ def evaluate(weights: list[Path], seeds: list[int], with_geometric: bool = False
     nets, kinds = zip(*(_load_net(w) for w in weights))
     if len(set(kinds)) != 1:
         raise SystemExit("weights with different features cannot be averaged")
-    lifter = load_lifter("absposelifter", backend="torch") if with_geometric or kinds[0] == "hybrid" else None
+    lifter = (load_lifter("absposelifter", backend="torch", weights=FOCAL_FREE_WEIGHTS)
+              if with_geometric or kinds[0] == "hybrid" else None)
     feat = features_2d if kinds[0] == "2d" else Hybrid(lifter)
     errs, geo = [], []
     for seed in seeds:
@@ -202,7 +205,7 @@ def real(weights: Path, clips: list[Path], true_px: list[float], frames: int = 3
     from engines import load_lifter
     from mocap_app.calibration.autofocal import estimate_focal
     net, kind = _load_net(weights)
-    lifter = load_lifter("absposelifter", backend="torch")
+    lifter = load_lifter("absposelifter", backend="torch", weights=FOCAL_FREE_WEIGHTS)
     feat = features_2d if kind == "2d" else Hybrid(lifter)
     for path, f in zip(clips, true_px):
         d = json.loads(Path(path).read_text())

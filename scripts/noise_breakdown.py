@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.absposelifter.evaluate import lift_batched, scores, validation_views
-from engines.absposelifter.train import DEFAULT_ERROR_MODEL
+from engines.absposelifter.train import RAW_LABELS_ERROR_MODEL
 from engines.fit_error_model import SOURCE, load_error_sequences
 from engines.lifter import load_lifter
 from engines.metrics import mpjpe
@@ -47,7 +47,7 @@ def main() -> None:
     a = ap.parse_args()
     lifter = load_lifter("absposelifter", backend="onnxruntime", weights=a.weights)
     v, _ = validation_views(a.seed)
-    em = ErrorModel.load(DEFAULT_ERROR_MODEL)
+    em = ErrorModel.load(RAW_LABELS_ERROR_MODEL)   # the model before 3 Dec, whose outliers this breaks down
     exact = lift_batched(lifter, v.keypoints_px, v.K)
     s = scores(exact, v.joints_cam_mm)
     print(f"mean outlier fraction of the fitted model: {np.mean(1 - em.gamma):.3f} (per joint "

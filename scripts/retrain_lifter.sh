@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Retrain the shipped AbsPoseLifter weights from ../shared/data (the nine stages of BENCHMARKS.md, about 6 h 30 min on a
+# Retrain the shipped AbsPoseLifter weights from ../shared/data (the eleven stages of BENCHMARKS.md, about 7 h on a
 # 2-core CPU), recalibrate the plausibility score on the new lifter and evaluate it.
+# Stages 1-9 trained on the error model of MediaPipe's own labels and give the focal-free lifter auto focal runs;
+# stages 10-11 add the focal-length input and train on the keypoint stage's errors (the default error model).
 #     bash scripts/retrain_lifter.sh [RUNS_DIR]      # default runs/retrain; the result replaces the shipped weights
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${1:-runs/retrain}
 mkdir -p "$R"
-T="python -m engines.absposelifter.train"
+T="python -m engines.absposelifter.train --error-model assets/noise/mediapipe_error_model_raw_labels.json"
 $T --out "$R/s1.pt"
 $T --init "$R/s1.pt" --steps 8000 --lr 5e-4 --seed 1 --out "$R/s2.pt"
 $T --init "$R/s2.pt" --steps 8000 --lr 3e-4 --seed 2 --out "$R/s3.pt"
@@ -19,6 +21,12 @@ $T --init "$R/s7.pt" --steps 24000 --lr 2e-4 --seed 12 --dropout 0 --mix 0.3 --c
    --arms 0.5 --tilt 0.1 --out "$R/s8.pt"
 $T --init "$R/s8.pt" --steps 12000 --lr 2e-4 --seed 13 --dropout 0 --mix 0.3 --clean 0.7 --graded \
    --graded-power 2 --arms 0.5 --tilt 0.1 --out "$R/s9.pt"
-cp "$R/s9.pt" assets/absposelifter/absposelifter.pt
+cp "$R/s9.pt" assets/absposelifter/absposelifter_focal_free.pt
+T="python -m engines.absposelifter.train"
+$T --init "$R/s9.pt" --steps 12000 --lr 2e-4 --seed 14 --dropout 0 --mix 0.3 --clean 0.7 --graded \
+   --graded-power 2 --arms 0.5 --tilt 0.1 --use-focal --out "$R/s10.pt"
+$T --init "$R/s10.pt" --steps 12000 --lr 2e-4 --seed 15 --dropout 0 --mix 0.3 --clean 0.7 --graded \
+   --graded-power 2 --arms 0.5 --tilt 0.1 --use-focal --out "$R/s11.pt"
+cp "$R/s11.pt" assets/absposelifter/absposelifter.pt
 python -m engines.plausibility.evaluate calibrate     # the plausibility score is calibrated on the lifter's output
 python -m engines.absposelifter.evaluate

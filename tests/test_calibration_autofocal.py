@@ -84,8 +84,10 @@ class _NotCanonical:
 
 def test_input_errors():
     kp = np.random.default_rng(0).uniform(100, 600, (20, 17, 2))
-    with pytest.raises(AutoFocalError, match="canonical-depth"):
-        estimate_focal(kp, np.ones((20, 17)), SIZE, _NotCanonical())
+    # random points from a lifter outside the canonical-depth model: answered (by the self-consistent search),
+    # and flagged
+    r = estimate_focal(kp, np.ones((20, 17)), SIZE, _NotCanonical())
+    assert 300 <= r.focal_px <= 4000 and not r.reliable
     with pytest.raises(AutoFocalError, match="only 3 frames"):
         estimate_focal(kp[:3], np.ones((3, 17)), SIZE, _NotCanonical())
     kp2 = kp.copy()
@@ -96,13 +98,13 @@ def test_input_errors():
         estimate_focal(kp[:, :15], np.ones((20, 15)), SIZE, _NotCanonical())
 
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "absposelifter" / "absposelifter.pt"
+WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "absposelifter" / "absposelifter_focal_free.pt"
 
 
 @functools.lru_cache(maxsize=2)
 def _real_lifter_rows(seeds=(2,), step=3):
-    from engines import load_lifter
-    lifter = load_lifter("absposelifter", backend="torch")
+    from mocap_app.calibration.autofocal import load_autofocal_lifter
+    lifter = load_autofocal_lifter("torch")
     rows = []
     for seed in seeds:
         for name, f, v, inside, kp, rng in cases(seed=seed, step=step, detector_proportions=True):
@@ -119,9 +121,9 @@ needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason="AbsPoseLifter w
 def test_real_lifter_clips_are_in_the_detectors_skeleton():
     """The real-lifter clips must show the skeleton the lifter is trained on (MediaPipe's proportions): fed the
     CMU skeleton's 2D, its relative pose on these clips is about twice as wrong (notes/calibration.md)."""
-    from engines import load_lifter
     from engines.camera import CameraIntrinsics
-    lifter = load_lifter("absposelifter", backend="torch")
+    from mocap_app.calibration.autofocal import load_autofocal_lifter
+    lifter = load_autofocal_lifter("torch")
     median_mm = {}
     for detector in (True, False):
         errs = []
@@ -168,3 +170,33 @@ def test_real_lifter_median_error_within_10_percent_on_40_clips():
     rows = _real_lifter_rows((2, 3), 1)
     assert len(rows) == 40
     assert np.median(np.abs([r[2] for r in rows])) <= 0.10, rows
+
+
+@needs_mocap
+def test_self_consistent_focal_is_the_search_for_a_focal_free_lifter():
+    """For a lifter whose relative pose does not depend on f, ``g(f) = search`` is constant, so its fixed point
+    is the search's own answer and the pull back towards it is complete (alpha = 1)."""
+    from mocap_app.calibration.autofocal import ClipLifts, search_focal, self_consistent_focal
+    name, f, v, inside, kp, rng = next(cases(seed=2))
+    lifts = ClipLifts(OracleLifter(v.joints_cam_mm[inside], f, rng), kp, np.ones(kp.shape[:2]), SIZE)
+    assert lifts.focal_independent
+    f_fp, alpha = self_consistent_focal(lifts)
+    assert f_fp == pytest.approx(search_focal(lifts, grid=np.geomspace(300, 4000, 24))[0], rel=0.01)
+    assert alpha == pytest.approx(1.0, abs=0.05)
+
+
+@needs_mocap
+@needs_weights
+def test_auto_focal_runs_the_focal_free_lifter():
+    """Auto focal runs the paper's lifter, whose relative pose does not depend on f; the app's pose lifter takes f
+    as an input, which ``ClipLifts`` finds out (the estimate then goes through ``self_consistent_focal``)."""
+    from engines import load_lifter
+    from mocap_app.calibration.autofocal import ClipLifts, load_autofocal_lifter
+    _, f, v, inside, kp, _ = next(cases(seed=2, step=3, detector_proportions=True))
+    conf = np.ones(kp.shape[:2])
+    assert ClipLifts(load_autofocal_lifter("torch"), kp, conf, SIZE).focal_independent
+    lifts = ClipLifts(load_lifter("absposelifter", backend="torch"), kp, conf, SIZE)
+    assert not lifts.focal_independent
+    assert np.abs(lifts.at(800.0).rel - lifts.at(1600.0).rel).max() > 5.0
+    r = estimate_focal(kp, conf, SIZE, load_lifter("absposelifter", backend="torch"), bootstrap=4)
+    assert 300 <= r.focal_px <= 4000 and 0.0 <= r.confidence <= 1.0

@@ -28,6 +28,7 @@ def test_process_pose2sim_video_with_calibrated_focal(tmp_path):
     d = json.loads(out.read_text())
     assert d["schema"] == "mocap-clip" and d["version"] == 1 and len(d["frames"]) == 40
     assert d["intrinsics"]["fx_px"] == pytest.approx(calib["K"][0][0])
+    assert d["engine"]["weights"] == "absposelifter.pt"            # a known focal: the lifter that takes it
     scores = [f["plausibility"] for f in d["frames"] if f["person"]]   # per-frame plausibility is written
     assert all(0.0 <= s <= 1.0 for s in scores) and len(set(scores)) > 1
     from engines.plausibility.score import FLAG_BELOW   # calibrated: a real take is mostly not flagged
@@ -48,6 +49,18 @@ def test_process_pose2sim_video_with_calibrated_focal(tmp_path):
     K = np.array(calib["K"])
     uv = joints[..., :2] / joints[..., 2:] * K[0, 0] + np.array([d["intrinsics"]["cx_px"], d["intrinsics"]["cy_px"]])
     assert np.median(np.linalg.norm(uv - kp, axis=-1)) < 40
+
+
+@pytest.mark.skipif(not VIDEO_DIR.exists(), reason="../shared/data/video not present")
+def test_a_guessed_focal_length_lifts_with_the_focal_free_lifter(tmp_path):
+    """Without a focal length the default field of view is a guess, which can be far enough off to cost the lifter
+    that takes the focal length as an input more than it gains (mocap_app.pipeline.lifter_weights)."""
+    out = tmp_path / "cam03.json"
+    r = run_cli("process", VIDEO_DIR / "videos" / "cam03.mp4", "--out", out, "--max-frames", 10)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    assert d["intrinsics"]["source"] == "default fov"
+    assert d["engine"]["weights"] == "absposelifter_focal_free.pt"
 
 
 def test_missing_file_gives_message_and_nonzero_exit(tmp_path):

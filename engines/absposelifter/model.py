@@ -35,19 +35,29 @@ class LifterConfig:
     num_blocks: int = 2
     dropout: float = 0.1
     use_location_scale: bool = True   # ablation: without m and sigma (Table 1 "w/o location & scale")
+    use_focal: bool = False           # also feed the focal length (m / f and log f): see NormalizationLayer
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class NormalizationLayer(nn.Module):
-    """Eq. 1-4: keypoints ``[N, J, 2]`` px and principal point ``[N, 2]`` -> ``[N, 2J + 3]``."""
+    """Eq. 1-4: keypoints ``[N, J, 2]`` px and principal point ``[N, 2]`` -> ``[N, 2J + 3]``.
 
-    def __init__(self, use_location_scale: bool = True):
+    With ``use_focal`` (our extension; the paper's cameras hardly vary) it appends ``m / f`` (the tangent of
+    the angle between the optical axis and the body's ray) and ``log(f / 1000)``: ``[N, 2J + 6]``. Without
+    them the lifter cannot tell a body seen 45 deg off-axis by a wide lens (f = 500 px, m = 500 px) from one
+    seen 11 deg off-axis by a long one (f = 2500 px), which turns the camera-frame pose, and it cannot know the
+    strength of the perspective in the 2D.
+    """
+
+    def __init__(self, use_location_scale: bool = True, use_focal: bool = False):
         super().__init__()
         self.use_location_scale = use_location_scale
+        self.use_focal = use_focal
 
-    def forward(self, keypoints_px: torch.Tensor, principal_point_px: torch.Tensor) -> torch.Tensor:
+    def forward(self, keypoints_px: torch.Tensor, principal_point_px: torch.Tensor,
+                focal_px: torch.Tensor | None = None) -> torch.Tensor:
         p = keypoints_px - principal_point_px[:, None, :]                       # Eq. 1
         m = p.mean(dim=1)                                                        # Eq. 3
         sigma = ((p - m[:, None]) ** 2).sum(-1).mean(-1, keepdim=True).sqrt()    # Eq. 4
@@ -56,7 +66,12 @@ class NormalizationLayer(nn.Module):
         loc, scale = m / 1000.0, torch.log(sigma / 100.0)
         if not self.use_location_scale:
             loc, scale = torch.zeros_like(loc), torch.zeros_like(scale)
-        return torch.cat([p_norm, loc, scale], dim=1)
+        if not self.use_focal:
+            return torch.cat([p_norm, loc, scale], dim=1)
+        if focal_px is None:
+            raise ValueError("this lifter was trained with the focal length as an input: pass focal_px")
+        f = focal_px.reshape(-1, 1)
+        return torch.cat([p_norm, loc, scale, m / f, torch.log(f / 1000.0)], dim=1)
 
 
 class ResidualBlock(nn.Module):
@@ -77,8 +92,8 @@ class AbsPoseLifter(nn.Module):
         super().__init__()
         self.cfg = cfg
         J = cfg.num_joints
-        self.normalization = NormalizationLayer(cfg.use_location_scale)
-        self.inp = nn.Linear(2 * J + 3, cfg.width)
+        self.normalization = NormalizationLayer(cfg.use_location_scale, cfg.use_focal)
+        self.inp = nn.Linear(2 * J + (6 if cfg.use_focal else 3), cfg.width)
         self.blocks = nn.Sequential(*[ResidualBlock(cfg.width, cfg.dropout) for _ in range(cfg.num_blocks)])
         self.out = nn.Linear(cfg.width, 3 * J - 2)
         # output scales: relative coordinates are hundreds of mm; log canonical depth moves
@@ -87,8 +102,9 @@ class AbsPoseLifter(nn.Module):
         self.register_buffer("log_depth_offset", torch.tensor(1.386))
         self.register_buffer("log_depth_scale", torch.tensor(0.1))
 
-    def forward(self, keypoints_px: torch.Tensor, principal_point_px: torch.Tensor):
-        x = self.inp(self.normalization(keypoints_px, principal_point_px))
+    def forward(self, keypoints_px: torch.Tensor, principal_point_px: torch.Tensor,
+                focal_px: torch.Tensor | None = None):
+        x = self.inp(self.normalization(keypoints_px, principal_point_px, focal_px))
         y = self.out(self.blocks(x))
         canonical_depth = torch.exp(self.log_depth_offset + self.log_depth_scale * y[:, 0])
         rel = y[:, 1:].reshape(-1, self.cfg.num_joints - 1, 3) * self.pose_scale_mm
@@ -112,18 +128,18 @@ class AbsolutePose(nn.Module):
         self.register_buffer("flip_perm", torch.tensor(FLIP_PERM))
 
     def forward(self, keypoints_px: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-        c = K[:, :2, 2]
+        c, f = K[:, :2, 2], K[:, 0, 0]
         if self.flip_test:
             # test-time flip: mirror the image about the principal point (x -> 2 c_x - x) and swap
             # left/right; in the camera frame that mirror is X -> -X. Average both predictions.
             mirrored = keypoints_px[:, self.flip_perm].clone()
             mirrored[..., 0] = 2 * c[:, None, 0] - mirrored[..., 0]
             n = keypoints_px.shape[0]
-            depth2, rel2 = self.lifter(torch.cat([keypoints_px, mirrored]), torch.cat([c, c]))
+            depth2, rel2 = self.lifter(torch.cat([keypoints_px, mirrored]), torch.cat([c, c]), torch.cat([f, f]))
             rel_m = rel2[n:, self.flip_perm] * torch.tensor([-1.0, 1.0, 1.0])
             canonical_depth, rel = 0.5 * (depth2[:n] + depth2[n:]), 0.5 * (rel2[:n] + rel_m)
         else:
-            canonical_depth, rel = self.lifter(keypoints_px, c)
+            canonical_depth, rel = self.lifter(keypoints_px, c, f)
         return absolute_pose(canonical_depth, rel, keypoints_px, K)
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from engines.absposelifter.evaluate import pose2sim_truth, scores, validation_views
 from engines.absposelifter.model import AbsPoseLifter, ResidualBlock, absolute_pose
-from engines.absposelifter.train import BONE_JITTER, DEFAULT_ERROR_MODEL, canonical_l1
+from engines.absposelifter.train import BONE_JITTER, RAW_LABELS_ERROR_MODEL, canonical_l1
 from engines.data import load_split, view_poses
 from engines.fit_error_model import POSE2SIM_FPS
 from engines.lifter import load_torch_lifter
@@ -37,7 +37,9 @@ from engines.skeleton import BONES, FLIP_PERM, NUM_JOINTS, ROOT, retarget_bones
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_LIFTER = REPO / "assets" / "absposelifter" / "absposelifter.pt"
+# the lifter and error model its numbers were made with (BENCHMARKS.md): before the focal input and the
+# keypoint stage's error model (3 Dec)
+DEFAULT_LIFTER = REPO / "assets" / "absposelifter" / "absposelifter_focal_free.pt"
 OFFSETS = np.arange(-12, 13, 3)          # 9 frames over 0.8 s at 30 Hz, centred on frame t
 CENTRE = int(np.flatnonzero(OFFSETS == 0)[0])
 WINDOW_TIMES_S = OFFSETS / 30.0          # the same window in seconds, for video at any frame rate
@@ -99,11 +101,13 @@ def lifter_features(lifter: AbsPoseLifter, keypoints_px: torch.Tensor, K: torch.
     N, T = keypoints_px.shape[:2]
     kp = keypoints_px.reshape(N * T, NUM_JOINTS, 2)
     c = K[:, :2, 2].repeat_interleave(T, 0)
+    f = K[:, 0, 0].repeat_interleave(T, 0)
     out = []
     with torch.no_grad():
         for i in range(0, N * T, chunk):
-            x = lifter.normalization(kp[i:i + chunk], c[i:i + chunk])
-            depth, rel = lifter(kp[i:i + chunk], c[i:i + chunk])
+            # the paper's 2J + 3 inputs (a lifter that also takes the focal length appends 3 more)
+            x = lifter.normalization(kp[i:i + chunk], c[i:i + chunk], f[i:i + chunk])[:, :2 * NUM_JOINTS + 3]
+            depth, rel = lifter(kp[i:i + chunk], c[i:i + chunk], f[i:i + chunk])
             rel = torch.cat([rel[:, :ROOT], rel[:, ROOT + 1:]], 1).flatten(1) / 1000.0
             out.append(torch.cat([x, torch.log(depth)[:, None], rel], 1))
     return torch.cat(out).reshape(N, T, FEATURES)
@@ -159,7 +163,7 @@ def train(out: Path, minutes: float, lifter_path: Path = DEFAULT_LIFTER, width: 
     d = load_split("train")
     poses, win_all = d["joints_mm"], window_index(d["clip"])
     lifter = load_torch_lifter(lifter_path)
-    em = ErrorModel.load(DEFAULT_ERROR_MODEL)
+    em = ErrorModel.load(RAW_LABELS_ERROR_MODEL)
     model = TemporalRefiner(width=width)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     t0, step, rnd = time.time(), 0, 0
@@ -209,11 +213,11 @@ def evaluate(weights: Path, lifter_path: Path = DEFAULT_LIFTER, seed: int = 1234
     d = load_split("val")
     poses, win = d["joints_mm"], window_index(d["clip"])
     lifter, refiner = load_torch_lifter(lifter_path), load_refiner(weights)
-    em = ErrorModel.load(DEFAULT_ERROR_MODEL)
+    em = ErrorModel.load(RAW_LABELS_ERROR_MODEL)
     kp, K, cam = view_windows(poses, win, np.random.default_rng(seed))
     noisy = kp + em.sample(np.random.default_rng(seed + 2), person_scale_px(kp.reshape(-1, NUM_JOINTS, 2))
                            ).reshape(kp.shape)
-    noisy[:, CENTRE] = validation_views(seed)[1]                 # the single-frame evaluation's own input
+    noisy[:, CENTRE] = validation_views(seed, error_model=RAW_LABELS_ERROR_MODEL)[1]   # the single-frame input
     correlated = kp + window_errors(em, np.random.default_rng(seed + 3), kp)
     res = {}
     for name, x in (("ground-truth 2D", kp), ("realistic-noise 2D", noisy),

@@ -33,7 +33,10 @@ from engines.skeleton import BONES, J, ROOT, retarget_bones
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
+# the 2D errors the lifter gets from the keypoint stage (MediaPipe + its left/right fix)
 DEFAULT_ERROR_MODEL = REPO / "assets" / "noise" / "mediapipe_error_model.json"
+# MediaPipe's own labels, mirrored skeletons included: the default until 3 Dec (stages 1-9, older experiments)
+RAW_LABELS_ERROR_MODEL = REPO / "assets" / "noise" / "mediapipe_error_model_raw_labels.json"
 
 
 BONE_JITTER = 0.05   # std of log bone-length scale: people differ in proportions (~5 % per bone)
@@ -167,7 +170,7 @@ def loss_fn(model: AbsPoseLifter, kp, K, joints_cam, lam: float = 4.0):
     lambda = 4 trained both terms faster in a 1500-step comparison (pose L1 54.5 vs 59.7 mm
     at step 600, depth alike), so it is the default. The paper's 10^3 depends on its units.
     """
-    canon, rel = model(kp, K[:, :2, 2])
+    canon, rel = model(kp, K[:, :2, 2], K[:, 0, 0])
     return canonical_l1(canon, rel, K, joints_cam, lam)
 
 
@@ -181,11 +184,21 @@ def canonical_l1(canon, rel, K, joints_cam, lam: float = 4.0):
     return l_depth + lam * l_pose, l_depth.detach(), l_pose.detach()
 
 
+def with_focal_inputs(state_dict: dict) -> dict:
+    """Weights of a lifter without the focal inputs, for one with them (``LifterConfig.use_focal``): the 3 new
+    input columns start at zero, so the widened model computes exactly what the earlier one did."""
+    state = dict(state_dict)
+    w = state["inp.weight"]
+    state["inp.weight"] = torch.cat([w, torch.zeros(w.shape[0], 3, dtype=w.dtype)], dim=1)
+    return state
+
+
 def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str = "mixture",
           use_location_scale: bool = True, seed: int = 0, error_model_path: Path = DEFAULT_ERROR_MODEL,
           width: int = 1024, threads: int = 2, log_every: int = 200, lam: float = 4.0,
           init: Path | None = None, dropout: float = 0.1, mix: float = 0.0, clean: float = 0.0,
-          graded: bool = False, arms: float = 0.0, tilt: float = 0.0, graded_power: float = 1.0) -> dict:
+          graded: bool = False, arms: float = 0.0, tilt: float = 0.0, graded_power: float = 1.0,
+          use_focal: bool = False) -> dict:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -196,12 +209,15 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
         em = ErrorModel.load(error_model_path)
         if noise == "gaussian" and em.kind != "gaussian":
             em = ErrorModel.load(error_model_path.with_name(error_model_path.stem + "_gaussian.json"))
-    cfg = LifterConfig(width=width, use_location_scale=use_location_scale, dropout=dropout)
+    cfg = LifterConfig(width=width, use_location_scale=use_location_scale, dropout=dropout, use_focal=use_focal)
     model = AbsPoseLifter(cfg)
     history = []
-    if init is not None:  # fine-tune from earlier weights (same config)
+    if init is not None:  # fine-tune from earlier weights (same config, or the same plus the focal inputs)
         base = torch.load(init, map_location="cpu", weights_only=False)
-        model.load_state_dict(base["state_dict"])
+        state = base["state_dict"]
+        if use_focal and not base["config"].get("use_focal", False):
+            state = with_focal_inputs(state)
+        model.load_state_dict(state)
         prev = {k: v for k, v in base.get("meta", {}).items() if k not in ("error_model", "history")}
         history = [*base.get("meta", {}).get("history", []), prev]   # every stage that led here, oldest first
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -226,7 +242,7 @@ def train(out: Path, steps: int, batch: int = 1024, lr: float = 1e-3, noise: str
                      ld.item(), lp.item(), time.time() - t0)
     meta = {"steps": steps, "batch": batch, "lr": lr, "lambda": lam, "noise": noise, "seed": seed,
             "dropout": dropout, "mix": mix, "clean": clean, "graded": graded, "graded_power": graded_power,
-            "arms": arms, "tilt": tilt,
+            "arms": arms, "tilt": tilt, "use_focal": use_focal,
             "init": str(init) if init else None,
             "error_model": em.to_dict(), "train_subjects": sorted(set(load_split("train")["subject"].tolist())),
             "seconds": round(time.time() - t0, 1), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -262,13 +278,15 @@ def main(argv=None) -> int:
                     help="fraction of poses whose arms are taken from other poses (swap_arms)")
     ap.add_argument("--tilt", type=float, default=0.0,
                     help="fraction of poses turned about a random horizontal axis (tilt_bodies)")
+    ap.add_argument("--use-focal", action="store_true",
+                    help="feed the focal length to the lifter (m / f, log f); --init may lack it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train(a.out, a.steps, a.batch, a.lr, a.noise, not a.no_location_scale, a.seed, a.error_model, a.width, a.threads,
           lam=a.lam, init=a.init, dropout=a.dropout, mix=a.mix, clean=a.clean, graded=a.graded,
-          arms=a.arms, tilt=a.tilt, graded_power=a.graded_power)
+          arms=a.arms, tilt=a.tilt, graded_power=a.graded_power, use_focal=a.use_focal)
     return 0
 
 

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from engines.absposelifter.model import AbsPoseLifter
-from engines.absposelifter.train import DEFAULT_ERROR_MODEL, loss_fn, make_batch
+from engines.absposelifter.train import DEFAULT_ERROR_MODEL, make_batch
 from engines.lifter import load_torch_lifter
 from engines.noise import ErrorModel
 from engines.plausibility.critic import Critic, CriticConfig, ReprojectionNet
@@ -193,12 +193,13 @@ def adapt(lifter: AbsPoseLifter, target_kp: np.ndarray, target_K: np.ndarray, re
         if warm:
             lifter.eval()
             with torch.no_grad():
-                _, rel_t = lifter(kt, Kt[:, :2, 2])
+                _, rel_t = lifter(kt, Kt[:, :2, 2], Kt[:, 0, 0])
         else:
             _train_mode(lifter)
             s = slice((it % chunk) * B, (it % chunk + 1) * B)
             kp_s, K_s, j_s = src[0][s], src[1][s], src[2][s]
-            canon, rel = lifter(torch.cat([kp_s, kt]), torch.cat([K_s[:, :2, 2], Kt[:, :2, 2]]))
+            canon, rel = lifter(torch.cat([kp_s, kt]), torch.cat([K_s[:, :2, 2], Kt[:, :2, 2]]),
+                                torch.cat([K_s[:, 0, 0], Kt[:, 0, 0]]))
             rel_t, canon_t = rel[B:], canon[B:]
             target_canon = j_s[:, ROOT, 2] / K_s[:, 0, 0]
             target_rel = j_s - j_s[:, ROOT:ROOT + 1]

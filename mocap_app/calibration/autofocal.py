@@ -17,6 +17,11 @@ the canonical depth do not masquerade as focal length. An optional second term
 skeleton back-projected through ``K(f)`` at the lifted depths to keep constant bone
 lengths over the clip. The minimum is refined with a bounded scalar search.
 
+A lifter that also takes ``f`` as an input (``LifterConfig.use_focal``, the shipped one since 3 Dec) bends
+its pose to fit whatever ``f`` it is given, so scoring each ``f`` with the pose lifted at that ``f`` prefers
+long focal lengths. For it the answer is the self-consistent ``f*``: the pose lifted with ``f*`` reprojects
+best with ``f*`` itself (``self_consistent_focal``); the search above then runs on that pose.
+
 Confidence: the search on time-block bootstrap resamples of the clip must agree,
 the frames must prefer ``f`` clearly over ``f * 1.15`` and ``f / 1.15`` (t-statistic
 over time blocks), and - because the answer scales one to one with the lifter's
@@ -34,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import brentq, minimize_scalar
 
 from engines.camera import CameraIntrinsics
 from engines.skeleton import BONES, NUM_JOINTS, ROOT
@@ -97,22 +102,62 @@ class LiftedClip:
     c: np.ndarray         # [2] principal point, or [N, 2] one per frame
 
 
-def lift_clip(lifter: LifterLike, kp: np.ndarray, conf: np.ndarray, size: tuple[int, int],
-               f_ref: float = 1000.0) -> LiftedClip:
-    """One lifter pass at ``f_ref``, split into canonical depth and relative pose (checked at a second f)."""
-    intr = CameraIntrinsics.from_focal(f_ref, *size)
-    out = np.asarray(lifter.lift(kp, conf, intr.K), float)
-    root = out[:, ROOT]
-    rel = out - root[:, None]
-    cdepth = root[:, 2] / f_ref
-    probe = slice(0, min(len(kp), 8))
-    out2 = np.asarray(lifter.lift(kp[probe], conf[probe], CameraIntrinsics.from_focal(2 * f_ref, *size).K), float)
-    rel2 = out2 - out2[:, ROOT][:, None]
-    if not (np.allclose(rel2, rel[probe], atol=1.0) and np.allclose(out2[:, ROOT, 2] / (2 * f_ref), cdepth[probe],
-                                                                     rtol=1e-3)):
-        raise AutoFocalError("the lifter's output does not follow the canonical-depth model (root depth "
-                             "proportional to focal length, relative pose independent of it); auto focal needs it")
-    return LiftedClip(kp, conf, cdepth, rel, np.array([intr.cx_px, intr.cy_px]))
+class ClipLifts:
+    """The lifter's output for one clip at any candidate focal length ``f``, as ``at(f) -> LiftedClip``.
+
+    A lifter that follows the canonical-depth model (root depth proportional to ``f``, relative pose independent
+    of it; the paper's AbsPoseLifter) needs one pass, at ``f_ref``. One that also takes ``f`` as an input
+    (``LifterConfig.use_focal``) is found out by a probe at ``2 f_ref`` and run again for every focal length asked
+    for (memoised; a pass over a few hundred frames takes milliseconds). ``depth_scale`` multiplies the lifted
+    root-relative depths (the search's sensitivity to them enters the confidence).
+    """
+
+    def __init__(self, lifter: LifterLike, kp: np.ndarray, conf: np.ndarray, size: tuple[int, int],
+                 f_ref: float = 1000.0):
+        self.lifter, self.kp, self.w, self.size = lifter, kp, conf, size
+        self.depth_scale = 1.0
+        self._cache: dict[float, LiftedClip] = {}
+        base = self._lift(f_ref)
+        probe = slice(0, min(len(kp), 8))
+        f2 = 2 * f_ref
+        out2 = np.asarray(lifter.lift(kp[probe], conf[probe], CameraIntrinsics.from_focal(f2, *size).K), float)
+        rel2 = out2 - out2[:, ROOT][:, None]
+        self.focal_independent = bool(np.allclose(rel2, base.rel[probe], atol=1.0) and np.allclose(
+            out2[:, ROOT, 2] / f2, base.cdepth[probe], rtol=1e-3))
+        self._fixed = base if self.focal_independent else None
+
+    def _lift(self, f: float) -> LiftedClip:
+        if f not in self._cache:
+            intr = CameraIntrinsics.from_focal(f, *self.size)
+            out = np.asarray(self.lifter.lift(self.kp, self.w, intr.K), float)
+            if not np.isfinite(out).all():
+                raise AutoFocalError(f"the lifter returned non-finite joints at a focal length of {f:.0f} px")
+            root = out[:, ROOT]
+            self._cache[f] = LiftedClip(self.kp, self.w, root[:, 2] / f, out - root[:, None],
+                                        np.array([intr.cx_px, intr.cy_px]))
+        return self._cache[f]
+
+    def at(self, f: float) -> LiftedClip:
+        L = self._fixed if self._fixed is not None else self._lift(float(f))
+        if self.depth_scale == 1.0:
+            return L
+        return LiftedClip(L.kp, L.w, L.cdepth, L.rel * np.array([1.0, 1.0, self.depth_scale]), L.c)
+
+    def frozen(self, f: float) -> "ClipLifts":
+        """The lifts at ``f`` used for every focal length (what the search scores; ``self`` if that is already so)."""
+        if self.focal_independent:
+            return self
+        other = object.__new__(ClipLifts)
+        other.__dict__.update(self.__dict__)
+        other._fixed = self._lift(float(f))
+        return other
+
+    def with_depth_scale(self, k: float) -> "ClipLifts":
+        """The same lifts (sharing the memo) with the root-relative depths multiplied by ``k``."""
+        other = object.__new__(ClipLifts)
+        other.__dict__.update(self.__dict__)
+        other.depth_scale = self.depth_scale * k
+        return other
 
 
 def reprojection_cost(L: LiftedClip, f: float, frames: np.ndarray | None = None) -> np.ndarray:
@@ -165,45 +210,81 @@ def _bone_cost(L: LiftedClip, f: float, frames: np.ndarray | None = None) -> np.
     return np.sqrt(np.mean(((bl - med) / med) ** 2, axis=-1))
 
 
-def _total_cost(L: LiftedClip, f: float, frames=None, bone_weight: float = 0.0) -> float:
+def _total_cost(lifts: ClipLifts, f: float, frames=None, bone_weight: float = 0.0) -> float:
+    L = lifts.at(f)
     c = reprojection_cost(L, f, frames)
     if bone_weight:
         c = c + bone_weight * _bone_cost(L, f, frames)
     return float(np.mean(c))
 
 
-def _frame_costs(L: LiftedClip, f: float, bone_weight: float = 0.0) -> np.ndarray:
+def _frame_costs(lifts: ClipLifts, f: float, bone_weight: float = 0.0) -> np.ndarray:
+    L = lifts.at(f)
     c = reprojection_cost(L, f)
     if bone_weight:
         c = c + bone_weight * _bone_cost(L, f)
     return c
 
 
-def _preference_t(L: LiftedClip, f_best: float, factor: float, bone_weight: float, n_blocks: int) -> float:
+def _preference_t(lifts: ClipLifts, f_best: float, factor: float, bone_weight: float, n_blocks: int) -> float:
     """t-statistic (over time blocks) of how much worse focal ``f_best * factor`` fits than ``f_best``."""
     f_alt = float(np.clip(f_best * factor, 50.0, 50000.0))
-    d = _frame_costs(L, f_alt, bone_weight) - _frame_costs(L, f_best, bone_weight)
+    d = _frame_costs(lifts, f_alt, bone_weight) - _frame_costs(lifts, f_best, bone_weight)
     m = np.array([b.mean() for b in np.array_split(d, n_blocks) if len(b)])
     if len(m) < 2:
         return 0.0
     return float(m.mean() / (m.std(ddof=1) / math.sqrt(len(m)) + 1e-12))
 
 
-def search_focal(L: LiftedClip, frames=None, grid=None,
+def search_focal(lifts: ClipLifts, frames=None, grid=None,
                  bone_weight: float = 0.0) -> tuple[float, np.ndarray, np.ndarray]:
-    """Best focal length (px) for ``L``: the minimum of the mean cost on a log grid (``F_MIN``..``F_MAX``),
+    """Best focal length (px) for ``lifts``: the minimum of the mean cost on a log grid (``F_MIN``..``F_MAX``),
     refined by a bounded scalar search between its neighbours. Returns ``(f_best, grid, cost on the grid)``."""
     grid = np.geomspace(F_MIN, F_MAX, 36) if grid is None else grid
-    score = np.array([_total_cost(L, f, frames, bone_weight) for f in grid])
+    score = np.array([_total_cost(lifts, f, frames, bone_weight) for f in grid])
     i = int(np.argmin(score))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
     if hi > lo:
-        r = minimize_scalar(lambda lf: _total_cost(L, math.exp(lf), frames, bone_weight),
+        r = minimize_scalar(lambda lf: _total_cost(lifts, math.exp(lf), frames, bone_weight),
                             bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-3})
         f_best = float(math.exp(r.x))
     else:
         f_best = float(grid[i])
     return f_best, grid, score
+
+
+def load_autofocal_lifter(backend: str = "auto"):
+    """The lifter auto focal runs: the paper's, whose relative pose does not depend on ``f`` (``FOCAL_FREE_WEIGHTS``;
+    the app's pose lifter takes ``f`` as an input, and the fixed point below does worse with it on real video)."""
+    from engines import load_lifter
+    from engines.lifter import FOCAL_FREE_WEIGHTS
+    return load_lifter("absposelifter", backend=backend, weights=FOCAL_FREE_WEIGHTS)
+
+
+def self_consistent_focal(lifts: ClipLifts, bone_weight: float = 0.0, n_coarse: int = 12) -> tuple[float, float]:
+    """For a lifter that takes the focal length as an input: ``(f*, alpha)``.
+
+    Scoring each ``f`` with the pose lifted *at that* ``f`` prefers long focal lengths (the lifter bends its pose to
+    fit whatever ``f`` it is given). Instead ``f*`` is a fixed point of ``g(f) = search_focal(lifts at f)``: the
+    focal length at which the pose lifted with ``f*`` reprojects best with ``f*`` itself. ``h(log f) = log g(f) -
+    log f`` is sampled on a coarse log grid; its first downward zero crossing is refined with Brent's method.
+    ``alpha = -dh / d log f`` there says how strongly ``g`` pulls back towards ``f*``: an error ``d`` of the search
+    moves ``f*`` by ``d / alpha``, so the confidence divides spreads by it. No crossing: the best edge, alpha 0.
+    """
+    fine = np.geomspace(F_MIN, F_MAX, 24)
+
+    def h(lf: float) -> float:
+        return math.log(search_focal(lifts.frozen(math.exp(lf)), grid=fine, bone_weight=bone_weight)[0]) - lf
+
+    lg = np.linspace(math.log(F_MIN * 1.05), math.log(F_MAX / 1.05), n_coarse)
+    hs = np.array([h(x) for x in lg])
+    down = np.flatnonzero((hs[:-1] > 0) & (hs[1:] <= 0))
+    if len(down) == 0:
+        return (F_MIN if hs[0] <= 0 else F_MAX), 0.0
+    i = int(down[0])
+    root = brentq(h, lg[i], lg[i + 1], xtol=2e-3) if hs[i + 1] < 0 else lg[i + 1]
+    alpha = float(-(hs[i + 1] - hs[i]) / (lg[i + 1] - lg[i]))
+    return float(math.exp(root)), alpha
 
 
 def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple[int, int], lifter: LifterLike,
@@ -227,10 +308,18 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
         raise AutoFocalError(f"a person was seen clearly in only {int(ok.sum())} frames; auto focal needs at least "
                              f"{MIN_FRAMES} (a clip where the whole body is visible and moves around)")
     kp, conf = kp[ok], np.clip(conf[ok], 0.0, 1.0)
-    L = lift_clip(lifter, kp, conf, (w_img, h_img))
+    L = ClipLifts(lifter, kp, conf, (w_img, h_img))
     if progress:
         progress(0.1)
-    f_best, grid, score = search_focal(L, bone_weight=bone_weight)
+    alpha = 1.0            # how the spreads of the search below carry over to the answer
+    if L.focal_independent:
+        f_best, grid, score = search_focal(L, bone_weight=bone_weight)
+        f_search = f_best
+    else:
+        f_best, alpha = self_consistent_focal(L, bone_weight)
+        L = L.frozen(f_best)
+        f_search, grid, score = search_focal(L, bone_weight=bone_weight)
+        alpha = float(np.clip(alpha, 0.05, 1.0))
     if progress:
         progress(0.4)
 
@@ -247,20 +336,21 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
         boots.append(fb)
         if progress:
             progress(0.4 + 0.6 * (b + 1) / bootstrap)
-    lb = np.log(np.array(boots))
+    lb = math.log(f_best) + (np.log(np.array(boots)) - math.log(f_search)) / alpha
     spread = float(np.std(lb))                                   # log-units ~ relative error
     if depth_uncertainty > 0:
         f_dep = []
         for k in (1.0 - depth_uncertainty, 1.0 + depth_uncertainty):
-            Ls = LiftedClip(L.kp, L.w, L.cdepth, L.rel * np.array([1.0, 1.0, k]), L.c)
-            f_dep.append(search_focal(Ls, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)[0])
-        depth_sens = abs(math.log(f_dep[1] / f_dep[0])) / 2
+            f_dep.append(search_focal(L.with_depth_scale(k), grid=np.geomspace(F_MIN, F_MAX, 24),
+                                      bone_weight=bone_weight)[0])
+        depth_sens = abs(math.log(f_dep[1] / f_dep[0])) / 2 / alpha
         spread = math.hypot(spread, depth_sens)
     lo, hi = float(np.exp(np.percentile(lb, 16))), float(np.exp(np.percentile(lb, 84)))
-    s_best = _total_cost(L, f_best, None, bone_weight)
+    s_best = _total_cost(L, f_search, None, bone_weight)
     # significance: do the frames (in time blocks) clearly prefer f_best over 15 % shorter and longer focals?
-    t_lo = _preference_t(L, f_best, 1 / 1.15, bone_weight, n_blocks)
-    t_hi = _preference_t(L, f_best, 1.15, bone_weight, n_blocks)
+    # (a lifter that takes f: f* moves by 15 % when the search's curve does by 15 % * alpha)
+    t_lo = _preference_t(L, f_search, 1.15 ** -alpha, bone_weight, n_blocks)
+    t_hi = _preference_t(L, f_search, 1.15 ** alpha, bone_weight, n_blocks)
     rise = min(t_lo, t_hi)
     at_edge = f_best < F_MIN * 1.05 or f_best > F_MAX / 1.05
     # 0.5 at t = 1.3 and a bootstrap spread of 6 % (a little stricter than the boundary, t ~ 1.1 and 8 %,

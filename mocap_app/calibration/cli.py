@@ -203,9 +203,9 @@ def _run_auto(args) -> int:
         if type(e).__name__ in ("CaptureError", "KeypointsError"):
             return _fail(str(e), EXIT_INPUT)
         raise
-    from engines import load_lifter
+    from mocap_app.calibration.autofocal import load_autofocal_lifter
     try:
-        lifter = load_lifter("absposelifter", backend=args.backend)
+        lifter = load_autofocal_lifter(args.backend)
     except (FileNotFoundError, ValueError) as e:
         return _fail(f"cannot load the 3D lifter: {e}", EXIT_INPUT)
     try:

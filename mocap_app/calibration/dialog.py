@@ -389,9 +389,9 @@ class CalibrationDialog(QDialog):
             if factory is not None:
                 lifter = factory()
             else:
-                from engines import load_lifter
+                from mocap_app.calibration.autofocal import load_autofocal_lifter
                 try:
-                    lifter = load_lifter("absposelifter", backend="auto")
+                    lifter = load_autofocal_lifter("auto")
                 except FileNotFoundError as e:
                     raise CalibrationError(f"cannot load the 3D lifter: {e}") from None
             return estimate_focal(kp, conf, size, lifter, progress=lambda x: progress(0.3 + 0.7 * x))

@@ -208,7 +208,7 @@ class PipelineRunner:
     def _run(self) -> bool:
         from engines.lifter import load_lifter
         from mocap_app.keypoints import MediaPipePoseDetector
-        from mocap_app.pipeline import resolve_intrinsics
+        from mocap_app.pipeline import lifter_weights, resolve_intrinsics
 
         cfg = self.config
         self.emit("status", "opening the source...")
@@ -222,6 +222,7 @@ class PipelineRunner:
             self.emit("status", "loading the 2D and 3D engines...")
             # adapted lifter weights are for the AbsPoseLifter; PersPose always uses its own
             weights = Path(cfg.weights) if cfg.weights and cfg.engine == "absposelifter" else None
+            weights = lifter_weights(intr_src, cfg.engine, weights)   # a guessed focal length: the focal-free lifter
             lifter = load_lifter(cfg.engine, backend=cfg.backend, weights=weights)
             self.refiner = None
             if cfg.refine == "zedo":
