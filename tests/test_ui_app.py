@@ -109,7 +109,10 @@ def test_process_screenshot_scrub_trim_export(qtbot, app_state, monkeypatch):
                     timeout=120_000)
     qtbot.wait(300)
     assert w.progress.isVisible() and "/24" in w.progress.format()
-    assert "fps" in w.fps_label.text() and w.backend_label.text().startswith("3D engine: AbsPoseLifter on ")
+    # no focal length set: the focal-free lifter runs, and the status bar says why (mocap_app.pipeline.lifter_weights)
+    assert "fps" in w.fps_label.text()
+    assert w.backend_label.text().startswith("3D engine: AbsPoseLifter [focal-free] on ")
+    assert "Calibrate" in w.backend_label.toolTip()
 
     # screenshot while the clip plays: video, 2D overlay and 3D skeleton all visible
     kp = w.video._kp

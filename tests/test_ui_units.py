@@ -549,7 +549,8 @@ def _run_pipeline(tmp_path, **cfg):
     import multiprocessing as mp
 
     from mocap_app.ui.worker import PipelineConfig, PipelineRunner
-    config = PipelineConfig(source=str(VIDEO), record=True, max_frames=6, focal_px=1681.0,
+    cfg = {"focal_px": 1681.0, **cfg}
+    config = PipelineConfig(source=str(VIDEO), record=True, max_frames=6,
                             autosave_path=str(tmp_path / f"take-{len(list(tmp_path.iterdir()))}.clip.json"), **cfg)
     events = []
     recording = mp.Event()
@@ -578,6 +579,18 @@ def test_worker_runs_adapted_weights_zedo_and_perspose(tmp_path):
     assert np.isfinite(moved).all() and moved.mean() > 1.0 and np.median(moved) < 300
     started = dict(_run_pipeline(tmp_path / "takes", engine="perspose")[0])["started"]
     assert started["engine"] == "perspose"
+
+
+def test_worker_lifts_a_guessed_focal_length_with_the_focal_free_lifter(tmp_path):
+    """No focal length, profile or field of view: the default field of view is a guess, so the worker runs the
+    focal-free lifter (mocap_app.pipeline.lifter_weights) and the take and the started event say so."""
+    (tmp_path / "takes").mkdir()
+    events, take = _run_pipeline(tmp_path / "takes", focal_px=None)
+    started = dict(events)["started"]
+    assert started["intrinsics_source"] == "default fov"
+    assert started["weights"] == take.engine["weights"] == "absposelifter_focal_free.pt"
+    events, take = _run_pipeline(tmp_path / "takes")     # a known focal length: the bundled lifter
+    assert dict(events)["started"]["weights"] is None and "weights" not in take.engine
 
 
 def test_worker_take_records_the_left_right_fix(tmp_path):
