@@ -50,8 +50,8 @@ def lifter_weights(intrinsics_source: str, engine: str = "absposelifter",
     """The AbsPoseLifter weights for a camera model (``None``: the engine's shipped ones).
 
     Explicit ``weights`` win. When the focal length is only the default guess, the focal-free lifter: the shipped
-    one takes the focal length as an input and is better with a focal length within about 25 % of the truth, but
-    worse beyond (validation MPJPE 52.4 vs 48.7 mm at 0.7 x the true focal, 50.2 at 1.4 x;
+    one takes the focal length as an input and is better with a focal length within about 20 % of the truth, but
+    worse beyond (validation MPJPE 53.7 vs 48.7 mm at 0.7 x the true focal, 52.0 at 1.4 x;
     ``scripts/focal_misestimate.py``), and a guessed field of view can be that far off.
     """
     if weights:

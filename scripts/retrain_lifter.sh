@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Retrain the shipped AbsPoseLifter weights from ../shared/data (the eleven stages of BENCHMARKS.md, about 7 h on a
+# Retrain the shipped AbsPoseLifter weights from ../shared/data (the twelve stages of BENCHMARKS.md, about 7 h on a
 # 2-core CPU), recalibrate the plausibility score on the new lifter and evaluate it.
 # Stages 1-9 trained on the error model of MediaPipe's own labels and give the focal-free lifter auto focal runs;
-# stages 10-11 add the focal-length input and train on the keypoint stage's errors (the default error model).
+# stages 10-12 add the focal-length input and train on the keypoint stage's errors (the default error model).
 #     bash scripts/retrain_lifter.sh [RUNS_DIR]      # default runs/retrain; the result replaces the shipped weights
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,8 @@ $T --init "$R/s9.pt" --steps 12000 --lr 2e-4 --seed 14 --dropout 0 --mix 0.3 --c
    --graded-power 2 --arms 0.5 --tilt 0.1 --use-focal --out "$R/s10.pt"
 $T --init "$R/s10.pt" --steps 12000 --lr 2e-4 --seed 15 --dropout 0 --mix 0.3 --clean 0.7 --graded \
    --graded-power 2 --arms 0.5 --tilt 0.1 --use-focal --out "$R/s11.pt"
-cp "$R/s11.pt" assets/absposelifter/absposelifter.pt
+$T --init "$R/s11.pt" --steps 12000 --lr 2e-4 --seed 16 --dropout 0 --mix 0.3 --clean 0.4 --graded \
+   --graded-power 2 --arms 0.5 --tilt 0.1 --use-focal --out "$R/s12.pt"
+cp "$R/s12.pt" assets/absposelifter/absposelifter.pt
 python -m engines.plausibility.evaluate calibrate     # the plausibility score is calibrated on the lifter's output
 python -m engines.absposelifter.evaluate

@@ -682,7 +682,7 @@ class MainWindow(QMainWindow):
         if focal_free and self.weights is None:
             tip = ("The focal length is a guess (no calibration, focal length or field of view set), so the lifter "
                    "that does not use it runs. Calibrate the camera (Camera > Calibrate camera...) or enter its focal "
-                   "length for the lifter that does: about 4 mm better on held-out motion.")
+                   "length for the lifter that does: about 3 mm better on held-out motion.")
         self.backend_label.setToolTip(tip)
 
     def show_clip_frame(self, i: int) -> None:
