@@ -8,7 +8,6 @@ the focal-free one (the paper's; what auto focal runs) only scales the depth. Pr
 """
 from __future__ import annotations
 
-import numpy as np
 
 from engines import load_lifter
 from engines.absposelifter.evaluate import lift_batched, scores, validation_views
