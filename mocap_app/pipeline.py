@@ -62,11 +62,15 @@ def lifter_weights(intrinsics_source: str, engine: str = "absposelifter",
     return None
 
 
-def engine_info(engine: str, lifter) -> dict:
-    """The clip's ``engine`` record: name, runtime backend and, for weight files, which one."""
-    info = {"name": engine, "backend": lifter.runtime.name, "refine": None}
-    if getattr(lifter, "weights", None) is not None:
-        info["weights"] = Path(lifter.weights).name
+def engine_info(engine: str, lifter, refine: str | None = None) -> dict:
+    """The clip's ``engine`` record: name, runtime backend, refinement and, when they are not the engine's bundled
+    ones (adapted weights, the focal-free lifter), which weights ran."""
+    from engines.lifter import BUNDLED_WEIGHTS
+    info = {"name": engine, "backend": lifter.runtime.name, "refine": refine}
+    w = getattr(lifter, "weights", None)
+    bundled = BUNDLED_WEIGHTS.get(engine)
+    if w is not None and (bundled is None or Path(w).resolve() != bundled.resolve()):
+        info["weights"] = Path(w).name
     return info
 
 

@@ -1,6 +1,6 @@
 """How the lifter's pose error grows with the torso's lean from vertical (validation subjects and real video).
 
-    PYTHONPATH=. python scripts/lean_breakdown.py [--weights W ...]
+    PYTHONPATH=. python scripts/lean_breakdown.py [--weights W ...] [--error-model F]
 
 Lean = angle between pelvis -> thorax and world up: in `evaluate`'s validation views (seed 1234; world up from each
 virtual camera's rotation) and in the pose2sim clip (world Z up, triangulated from the views with mirrored views left
@@ -18,6 +18,8 @@ import numpy as np
 
 from engines import load_lifter
 from engines.absposelifter.evaluate import lift_batched, pose2sim_truth, pose2sim_views, validation_views
+from engines.absposelifter.train import RAW_LABELS_ERROR_MODEL
+from engines.lifter import FOCAL_FREE_WEIGHTS
 from engines.metrics import pa_mpjpe
 from engines.real_errors import reference_weights, triangulate_dlt
 from engines.skeleton import J
@@ -32,9 +34,12 @@ def lean_deg(joints: np.ndarray, up: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", type=Path, nargs="*", default=[None])
+    ap.add_argument("--weights", type=Path, nargs="*", default=[FOCAL_FREE_WEIGHTS],
+                    help="default: the 3 Dec 11:32 lifter (now the focal-free one), as in BENCHMARKS.md")
+    ap.add_argument("--error-model", type=Path, default=RAW_LABELS_ERROR_MODEL,
+                    help="realistic-noise rows (default: MediaPipe's own labels, as in BENCHMARKS.md)")
     a = ap.parse_args()
-    v, noisy = validation_views(1234)
+    v, noisy = validation_views(1234, error_model=a.error_model)
     val_lean = lean_deg(v.joints_cam_mm, np.einsum("nij,j->ni", v.R_world_to_cam, [0.0, 1.0, 0.0]))
     cams, names, und, conf, P = pose2sim_views()
     Xw = triangulate_dlt(np.moveaxis(und, 0, 2), P, np.moveaxis(reference_weights(und, P, conf)[0], 0, 2))

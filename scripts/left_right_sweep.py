@@ -1,9 +1,9 @@
 """The keypoint stage's left/right fix on the two real clips, at its defaults and with each threshold moved.
 
-    PYTHONPATH=. python scripts/left_right_sweep.py [--sports2d .../demo.mp4]
+    PYTHONPATH=. python scripts/left_right_sweep.py [--sports2d .../demo.mp4] [--weights W]
 
 pose2sim: the cached MediaPipe detections of the 4 views (MediaPipe's own labels); per setting, how many frames of
-each view are fixed, the agreement with the frames 4-view geometry finds mirrored, and the shipped lifter's MPJPE /
+each view are fixed, the agreement with the frames 4-view geometry finds mirrored, and the lifter's MPJPE /
 PA-MPJPE against the reference triangulated from the other views. sports2d: which of the demo's frames are fixed
 (MediaPipe run once with the fix off). Last, per camera, the old reference (mirrored views triangulated too, as
 before 3 Dec 2026) and the corrected one, without and with the fix. Notes: notes/keypoints.md, section 4b.
@@ -17,6 +17,7 @@ import numpy as np
 
 from engines import load_lifter
 from engines.absposelifter.evaluate import pose2sim_truth, pose2sim_views, scores
+from engines.lifter import FOCAL_FREE_WEIGHTS
 from engines.real_errors import reference_weights
 from mocap_app.keypoints import fix_left_right_swaps
 
@@ -40,8 +41,10 @@ def sports2d_raw(video: Path):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sports2d", type=Path, default=Path.home() / ".cache/mocap-tests/sports2d-0.8.34/demo.mp4")
+    ap.add_argument("--weights", type=Path, default=FOCAL_FREE_WEIGHTS,
+                    help="default: the 3 Dec 11:32 lifter (now the focal-free one), as in BENCHMARKS.md")
     a = ap.parse_args()
-    lifter = load_lifter("absposelifter", backend="onnxruntime")
+    lifter = load_lifter("absposelifter", backend="onnxruntime", weights=a.weights)
     views = list(pose2sim_truth(fix_left_right=False))
     cams, names, und, conf, P = pose2sim_views()
     mirrored = reference_weights(und, P, conf)[1]                                   # [F, C]

@@ -2,15 +2,15 @@
 
     PYTHONPATH=. python scripts/noise_breakdown.py [--weights W] [--seed 1234]
 
-The shipped lifter on `evaluate`'s validation views (same cameras, same seed), with 2D errors drawn from the fitted
-MediaPipe error model and from variants of it that keep its Gaussian part and scale each joint's outlier
-fraction ``1 - gamma`` by a factor (0 = Gaussian part only, 1 = the model as fitted). Then, for the model as
-fitted, MPJPE split by whether a pose has any outlier joint, and the per-joint error against exact 2D. Last, the
-mixture refitted (same EM, ``engines.fit_error_model``) without the 25 detections in which MediaPipe mirrored the
-whole skeleton (cam02, ``mirrored`` in the errors file): how much of the outlier mass those frames of one view make
-(``--save-refit F.json`` writes that model, for ``train --error-model`` and ``evaluate --error-model``); and refitted
-on the detections as the app's keypoint stage gives them, with its left/right fix (``LeftRightTracker``), which
-mirrors those 25 back (``--save-fixed F.json`` writes that model).
+The lifter (by default that of 3 Dec 11:32) on `evaluate`'s validation views (same cameras, same seed), with 2D
+errors drawn from the fitted MediaPipe error model (MediaPipe's own labels) and from variants of it that keep its
+Gaussian part and scale each joint's outlier fraction ``1 - gamma`` by a factor (0 = Gaussian part only, 1 = the
+model as fitted). Then, for the model as fitted, MPJPE split by whether a pose has any outlier joint, and the
+per-joint error against exact 2D. Last, the mixture refitted (same EM, ``engines.fit_error_model``) without the 25
+detections in which MediaPipe mirrored the whole skeleton (cam02, ``mirrored`` in the errors file): how much of the
+outlier mass those frames of one view make (``--save-refit F.json`` writes that model, for ``train --error-model``
+and ``evaluate --error-model``); and refitted on the detections as the app's keypoint stage gives them, with its
+left/right fix (``LeftRightTracker``), which mirrors those 25 back (``--save-fixed F.json`` writes that model).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 from engines.absposelifter.evaluate import lift_batched, scores, validation_views
 from engines.absposelifter.train import RAW_LABELS_ERROR_MODEL
 from engines.fit_error_model import SOURCE, load_error_sequences
-from engines.lifter import load_lifter
+from engines.lifter import FOCAL_FREE_WEIGHTS, load_lifter
 from engines.metrics import mpjpe
 from engines.noise import ErrorModel, person_scale_px
 from engines.skeleton import JOINT_NAMES
@@ -38,7 +38,8 @@ def draw(em: ErrorModel, kp: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndar
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", type=Path, default=None)
+    ap.add_argument("--weights", type=Path, default=FOCAL_FREE_WEIGHTS,
+                    help="default: the 3 Dec 11:32 lifter (now the focal-free one), as in BENCHMARKS.md")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--save-refit", type=Path, default=None,
                     help="write the mixture refitted without the mirrored detections here (JSON, as assets/noise)")

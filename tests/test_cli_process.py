@@ -28,7 +28,7 @@ def test_process_pose2sim_video_with_calibrated_focal(tmp_path):
     d = json.loads(out.read_text())
     assert d["schema"] == "mocap-clip" and d["version"] == 1 and len(d["frames"]) == 40
     assert d["intrinsics"]["fx_px"] == pytest.approx(calib["K"][0][0])
-    assert d["engine"]["weights"] == "absposelifter.pt"            # a known focal: the lifter that takes it
+    assert "weights" not in d["engine"]           # a known focal: the bundled lifter, the one that takes it
     scores = [f["plausibility"] for f in d["frames"] if f["person"]]   # per-frame plausibility is written
     assert all(0.0 <= s <= 1.0 for s in scores) and len(set(scores)) > 1
     from engines.plausibility.score import FLAG_BELOW   # calibrated: a real take is mostly not flagged

@@ -33,6 +33,7 @@ estimate on the synthetic validation clips is flagged unreliable; see notes/cali
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass, field
@@ -147,15 +148,13 @@ class ClipLifts:
         """The lifts at ``f`` used for every focal length (what the search scores; ``self`` if that is already so)."""
         if self.focal_independent:
             return self
-        other = object.__new__(ClipLifts)
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)      # shares the memo
         other._fixed = self._lift(float(f))
         return other
 
     def with_depth_scale(self, k: float) -> "ClipLifts":
         """The same lifts (sharing the memo) with the root-relative depths multiplied by ``k``."""
-        other = object.__new__(ClipLifts)
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)
         other.depth_scale = self.depth_scale * k
         return other
 

@@ -208,7 +208,7 @@ class PipelineRunner:
     def _run(self) -> bool:
         from engines.lifter import load_lifter
         from mocap_app.keypoints import MediaPipePoseDetector
-        from mocap_app.pipeline import lifter_weights, resolve_intrinsics
+        from mocap_app.pipeline import engine_info, lifter_weights, resolve_intrinsics
 
         cfg = self.config
         self.emit("status", "opening the source...")
@@ -236,8 +236,7 @@ class PipelineRunner:
                 intr, intr_src,
                 source={"path": str(cfg.source), "fps": float(getattr(src, "fps", 0.0) or 0.0),
                         "frame_count": total, "width_px": size[0], "height_px": size[1]},
-                engine={"name": cfg.engine, "backend": lifter.runtime.name, "refine": cfg.refine,
-                        **({"weights": weights.name} if weights else {})},
+                engine=engine_info(cfg.engine, lifter, cfg.refine),
                 autosave_path=Path(cfg.autosave_path) if cfg.autosave_path else None,
                 autosave_every_s=cfg.autosave_every_s)
             self.emit("started", {"backend": lifter.runtime.name, "engine": cfg.engine, "intrinsics": intr,
