@@ -92,3 +92,23 @@ def test_auto_mode_on_a_clip_without_person(tmp_path, capsys):
     if "cannot load the 3D lifter" in err:
         pytest.skip("lifter weights not available")
     assert code == 4 and "only 0 frames" in err
+
+
+VIDEO = DATA.parent / "videos" / "cam03.mp4"
+
+
+@pytest.mark.skipif(not VIDEO.exists(), reason="pose2sim video not present")
+def test_auto_mode_on_real_video(tmp_path, capsys):
+    """MediaPipe + the focal-free lifter + the read-out of its search curve on the real treadmill view: within 10 %
+    of the checkerboard/Qualisys focal length (1679 px in video pixels; 1703 px, +1.4 %, on 3 Dec), refused as
+    unreliable (the man barely moves in depth) unless asked, then saved with its confidence."""
+    out = tmp_path / "cam03_auto.json"
+    assert run(["auto", str(VIDEO), "--step", "1", "--out", str(out)]) == 4
+    assert "not saving an unreliable estimate" in capsys.readouterr().err and not out.exists()
+    assert run(["auto", str(VIDEO), "--step", "1", "--out", str(out), "--save-unreliable"]) == 0
+    p = CameraProfile.load(out)
+    ref = json.loads((DATA / "calib_opencv_from_qca.json").read_text())["cameras"]["cam03"]["K"]
+    true_px = ref[0][0]                     # cam03's video has the calibration's pixels (1088 x 1920)
+    assert (p.width_px, p.height_px) == (1088, 1920)
+    assert p.fx_px == pytest.approx(true_px, rel=0.10)
+    assert p.source.startswith("auto focal") and p.confidence < 0.5

@@ -151,3 +151,31 @@ def test_auto_focal_missing_file(dlg, qtbot):
     with qtbot.waitSignal(dlg.runFailed, timeout=10_000) as sig:
         dlg.start_auto()
     assert "not found" in sig.args[0]
+
+
+def test_auto_focal_tab_runs_the_shipped_lifter_and_its_readout(qtbot, tmp_path):
+    """Without a stand-in lifter the tab runs what the CLI runs: the focal-free lifter, its search curve read by the
+    shipped read-out (the answer differs from the search's minimum), shown as unreliable."""
+    from engines.camera import CameraIntrinsics
+    from mocap_app.calibration.autofocal import ClipLifts, load_autofocal_lifter
+    from mocap_app.calibration.readout import load_autofocal_readout
+    from mocap_app.calibration.synthetic import autofocal_clips, subject_files
+    from mocap_app.clip import Clip
+    if not subject_files():
+        pytest.skip("CMU mocap not present")
+    _, f, v, inside, kp = next(autofocal_clips(2, 3, detector_proportions=True))
+    n = len(kp)
+    clip = Clip(np.arange(n) / 15, np.ones(n, bool), kp, np.ones((n, 17)), v.joints_cam_mm[inside],
+                CameraIntrinsics.from_focal(1000, 1280, 720))
+    path = clip.save(tmp_path / "val.clip.json")
+    d = CalibrationDialog()
+    qtbot.addWidget(d)
+    d.auto_path.setText(str(path))
+    with qtbot.waitSignal(d.runFinished, timeout=120_000) as sig:
+        d.start_auto()
+    res = sig.args[0]
+    expected, search = load_autofocal_readout().predict_focal_px(
+        ClipLifts(load_autofocal_lifter("auto"), kp[::2], np.ones((len(kp[::2]), 17)), (1280, 720)))
+    assert res.focal_px == pytest.approx(expected, rel=1e-3) and res.search_px == pytest.approx(search, rel=1e-3)
+    assert abs(res.focal_px / res.search_px - 1) > 0.02
+    assert not res.reliable and "confidence" in d.auto_info.text()

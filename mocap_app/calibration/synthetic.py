@@ -100,6 +100,41 @@ def make_view(joints_world: np.ndarray, *, focal_px: float, size=(1280, 720), di
     return SyntheticView(cam, project(cam, intr.K), intr, R, C, pitch_deg, roll_deg, height_mm)
 
 
+def aimed_clip(joints_world: np.ndarray, focal_px: float, distance_mm: float, rng: np.random.Generator,
+               size=(1280, 720), noise_px: float = 2.0) -> tuple[SyntheticView, np.ndarray, np.ndarray]:
+    """The auto-focal protocol: a camera at a random yaw and 0.8-2 m high, aimed at the person's mean pelvis;
+    while less than 70 % of the frames show the whole body, the camera moves back (x1.25, up to 6 m) and the clip
+    is shortened. Returns the view, the frames kept and their 2D joints with ``noise_px`` Gaussian noise."""
+    yaw = rng.uniform(-180, 180)
+    height = rng.uniform(800, 2000)
+    d, jw = distance_mm, joints_world
+    for _ in range(8):
+        v = make_view(jw, focal_px=focal_px, size=size, distance_mm=d, height_mm=height, aim=True, yaw_deg=yaw,
+                      rng=rng)
+        inside = ((v.keypoints_px >= 0) & (v.keypoints_px <= np.array(size))).all(-1).all(-1)
+        if inside.mean() > 0.7:
+            break
+        d, jw = min(d * 1.25, 6000.0), jw[:int(len(jw) * 0.8)]
+    kp = v.keypoints_px[inside] + rng.normal(0, noise_px, v.keypoints_px[inside].shape)
+    return v, inside, kp
+
+
+def autofocal_clips(seed: int, step: int = 1, detector_proportions: bool = False, size=(1280, 720),
+                    subjects=VAL_SUBJECTS):
+    """The auto-focal test clips: 4 s at 15 fps from 0.5 s into every ``step``-th file of ``subjects``, focal length
+    log-uniform in 400-2500 px, the camera 2-6 m away (``aimed_clip``). Yields ``(name, focal_px, view, frames
+    kept, 2D joints)``."""
+    rng = np.random.default_rng(seed)
+    for path in subject_files(subjects)[::step]:
+        jw = load_segment(path, seconds=4, fps=15, start_s=0.5, detector_proportions=detector_proportions)
+        if len(jw) < 40:
+            continue
+        f = float(np.exp(rng.uniform(np.log(400), np.log(2500))))
+        d = rng.uniform(2000, 6000)
+        v, inside, kp = aimed_clip(jw, f, d, rng, size)
+        yield path.stem, f, v, inside, kp
+
+
 def lifter_like_noise(joints_cam_mm: np.ndarray, rng: np.random.Generator, joint_mm: float = 25.0,
                       depth_frac: float = 0.03, smooth: int = 9) -> np.ndarray:
     """Errors like a monocular lifter's: iid joint noise plus a slowly varying error of the whole body's
