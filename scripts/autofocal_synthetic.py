@@ -2,7 +2,6 @@
 
     PYTHONPATH=. python scripts/autofocal_synthetic.py                      # the test's 8 clips (seed 2, every 3rd)
     PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds 2 3 --step 1 [--cmu-skeleton] [--depth-uncertainty 0]
-    PYTHONPATH=. python scripts/autofocal_synthetic.py --no-readout     # the plain search's minimum (before 3 Dec 18:00)
 
 Per clip: true focal, relative error of ``estimate_focal``, its confidence and reliability, the lifter's
 root-relative MPJPE, the depth scale (least squares, true / lifted root-relative depths) and the error
@@ -23,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from engines import load_lifter                                                 # noqa: E402
 from engines.lifter import FOCAL_FREE_WEIGHTS                                   # noqa: E402
 from mocap_app.calibration import autofocal                                     # noqa: E402
-from mocap_app.calibration.readout import load_autofocal_readout                # noqa: E402
 from test_calibration_autofocal import SIZE, cases                              # noqa: E402
 
 
@@ -36,19 +34,15 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=FOCAL_FREE_WEIGHTS,
                     help="lifter weights (default: the focal-free lifter auto focal runs; one that takes f as an "
                          "input goes through self_consistent_focal)")
-    ap.add_argument("--no-readout", action="store_true",
-                    help="answer with the search's minimum instead of the shipped read-out of its cost curve")
     a = ap.parse_args()
     lifter = load_lifter("absposelifter", backend="torch", weights=a.weights)
-    readout = None if a.no_readout or a.weights != FOCAL_FREE_WEIGHTS else load_autofocal_readout()
     rows = []
     print(f"{'seed':>4} {'clip':8} {'f px':>6} {'error':>7} {'conf':>5} {'rel':>3} {'MPJPE':>6} {'scale':>6} "
           f"{'err@scale':>9}")
     for seed in a.seeds:
         for name, f, v, inside, kp, _ in cases(seed=seed, step=a.step, detector_proportions=not a.cmu_skeleton):
             conf = np.ones(kp.shape[:2])
-            r = autofocal.estimate_focal(kp, conf, SIZE, lifter, bootstrap=6, depth_uncertainty=a.depth_uncertainty,
-                                        readout=readout)
+            r = autofocal.estimate_focal(kp, conf, SIZE, lifter, bootstrap=6, depth_uncertainty=a.depth_uncertainty)
             lifts = autofocal.ClipLifts(lifter, kp, conf, SIZE)
             L = lifts.at(f)                                      # the lifted pose at the true focal length
             true = v.joints_cam_mm[inside]

@@ -22,7 +22,6 @@ $T --init "$R/s7.pt" --steps 24000 --lr 2e-4 --seed 12 --dropout 0 --mix 0.3 --c
 $T --init "$R/s8.pt" --steps 12000 --lr 2e-4 --seed 13 --dropout 0 --mix 0.3 --clean 0.7 --graded \
    --graded-power 2 --arms 0.5 --tilt 0.1 --out "$R/s9.pt"
 cp "$R/s9.pt" assets/absposelifter/absposelifter_focal_free.pt
-python -m mocap_app.calibration.readout fit          # auto focal's read-out is fitted for exactly these weights
 T="python -m engines.absposelifter.train"
 $T --init "$R/s9.pt" --steps 12000 --lr 2e-4 --seed 14 --dropout 0 --mix 0.3 --clean 0.7 --graded \
    --graded-power 2 --arms 0.5 --tilt 0.1 --use-focal --out "$R/s10.pt"

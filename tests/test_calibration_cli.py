@@ -99,9 +99,9 @@ VIDEO = DATA.parent / "videos" / "cam03.mp4"
 
 @pytest.mark.skipif(not VIDEO.exists(), reason="pose2sim video not present")
 def test_auto_mode_on_real_video(tmp_path, capsys):
-    """MediaPipe + the focal-free lifter + the read-out of its search curve on the real treadmill view: within 10 %
-    of the checkerboard/Qualisys focal length (1679 px in video pixels; 1703 px, +1.4 %, on 3 Dec), refused as
-    unreliable (the man barely moves in depth) unless asked, then saved with its confidence."""
+    """MediaPipe + the focal-free lifter on the real treadmill view: within 10 % of the checkerboard/Qualisys focal
+    length (1679 px; 1661 px, -1.1 %, on 3 Dec), refused as unreliable (the man barely moves in depth) unless asked,
+    then saved with its confidence."""
     out = tmp_path / "cam03_auto.json"
     assert run(["auto", str(VIDEO), "--step", "1", "--out", str(out)]) == 4
     assert "not saving an unreliable estimate" in capsys.readouterr().err and not out.exists()

@@ -153,12 +153,11 @@ def test_auto_focal_missing_file(dlg, qtbot):
     assert "not found" in sig.args[0]
 
 
-def test_auto_focal_tab_runs_the_shipped_lifter_and_its_readout(qtbot, tmp_path):
-    """Without a stand-in lifter the tab runs what the CLI runs: the focal-free lifter, its search curve read by the
-    shipped read-out (the answer differs from the search's minimum), shown as unreliable."""
+def test_auto_focal_tab_runs_the_shipped_focal_free_lifter(qtbot, tmp_path):
+    """Without a stand-in lifter the tab runs what the CLI runs, the focal-free lifter on every 2nd frame of the
+    clip, and shows the answer as unreliable (the real lifter's estimates are all flagged, notes/calibration.md)."""
     from engines.camera import CameraIntrinsics
-    from mocap_app.calibration.autofocal import ClipLifts, load_autofocal_lifter
-    from mocap_app.calibration.readout import load_autofocal_readout
+    from mocap_app.calibration.autofocal import estimate_focal, load_autofocal_lifter
     from mocap_app.calibration.synthetic import autofocal_clips, subject_files
     from mocap_app.clip import Clip
     if not subject_files():
@@ -174,8 +173,7 @@ def test_auto_focal_tab_runs_the_shipped_lifter_and_its_readout(qtbot, tmp_path)
     with qtbot.waitSignal(d.runFinished, timeout=120_000) as sig:
         d.start_auto()
     res = sig.args[0]
-    expected, search = load_autofocal_readout().predict_focal_px(
-        ClipLifts(load_autofocal_lifter("auto"), kp[::2], np.ones((len(kp[::2]), 17)), (1280, 720)))
-    assert res.focal_px == pytest.approx(expected, rel=1e-3) and res.search_px == pytest.approx(search, rel=1e-3)
-    assert abs(res.focal_px / res.search_px - 1) > 0.02
+    expected = estimate_focal(kp[::2], np.ones((len(kp[::2]), 17)), (1280, 720), load_autofocal_lifter("auto"))
+    assert res.focal_px == pytest.approx(expected.focal_px, rel=1e-3)
+    assert abs(res.focal_px / f - 1) < 0.5
     assert not res.reliable and "confidence" in d.auto_info.text()

@@ -17,10 +17,6 @@ the canonical depth do not masquerade as focal length. An optional second term
 skeleton back-projected through ``K(f)`` at the lifted depths to keep constant bone
 lengths over the clip. The minimum is refined with a bounded scalar search.
 
-With a trained lifter that minimum shrinks towards the middle of the range; the app therefore reads the
-whole cost curve with a ridge regression fitted on synthetic training-subject clips
-(``readout.FocalReadout``, passed as ``estimate_focal(..., readout=...)``).
-
 A lifter that also takes ``f`` as an input (``LifterConfig.use_focal``, the shipped one since 3 Dec) bends
 its pose to fit whatever ``f`` it is given, so scoring each ``f`` with the pose lifted at that ``f`` prefers
 long focal lengths. For it the answer is the self-consistent ``f*``: the pose lifted with ``f*`` reprojects
@@ -87,7 +83,6 @@ class AutoFocalResult:
     residual: float = 0.0             # mean reprojection residual at f, in units of the person's 2D size
     grid_px: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     score: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
-    search_px: float = 0.0            # the plain search's minimum (what a read-out, if any, started from)
 
     def intrinsics(self) -> CameraIntrinsics:
         return CameraIntrinsics.from_focal(self.focal_px, self.width_px, self.height_px)
@@ -293,7 +288,7 @@ def self_consistent_focal(lifts: ClipLifts, bone_weight: float = 0.0, n_coarse: 
 
 def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple[int, int], lifter: LifterLike,
                    *, min_confidence: float = 0.3, bootstrap: int = 12, bone_weight: float = 0.0,
-                   depth_uncertainty: float = LIFTER_DEPTH_UNCERTAINTY, readout=None,
+                   depth_uncertainty: float = LIFTER_DEPTH_UNCERTAINTY,
                    seed: int = 0, progress: Callable[[float], None] | None = None) -> AutoFocalResult:
     """Focal length (px, square pixels, principal point at the image centre) from a clip's 2D joints.
 
@@ -301,8 +296,6 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     ``depth_uncertainty``: relative doubt about the lifter's root-relative depths; the search is
     repeated with those depths scaled by ``1 -+ depth_uncertainty`` and the change of the answer
     counts against the confidence (0 for a lifter whose depths are unbiased, like the test oracle).
-    ``readout``: a ``readout.FocalReadout`` fitted for this lifter (``load_autofocal_readout``); the answer is then
-    its reading of the whole cost curve instead of the curve's minimum, in the search and in every resample.
     """
     kp = np.asarray(keypoints_px, float)
     conf = np.asarray(confidence, float)
@@ -318,13 +311,9 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     if progress:
         progress(0.1)
     alpha = 1.0            # how the spreads of the search below carry over to the answer
-    if readout is not None and (bone_weight or not L.focal_independent):
-        raise ValueError("the focal read-out reads the plain search of a focal-free lifter (no bone term)")
     if L.focal_independent:
         f_best, grid, score = search_focal(L, bone_weight=bone_weight)
         f_search = f_best
-        if readout is not None:
-            f_best = readout.predict_focal_px(L)[0]
     else:
         f_best, alpha = self_consistent_focal(L, bone_weight)
         L = L.frozen(f_best)
@@ -342,22 +331,17 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     for b in range(bootstrap):
         pick = rng.integers(0, n_blocks, n_blocks)
         frames = np.concatenate([blocks[i] for i in pick])
-        if readout is not None:
-            fb = readout.predict_focal_px(L, frames)[0]
-        else:
-            fb, _, _ = search_focal(L, frames, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)
+        fb, _, _ = search_focal(L, frames, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)
         boots.append(fb)
         if progress:
             progress(0.4 + 0.6 * (b + 1) / bootstrap)
-    f_centre = f_best if readout is not None else f_search      # what the resamples are compared with
-    lb = math.log(f_best) + (np.log(np.array(boots)) - math.log(f_centre)) / alpha
+    lb = math.log(f_best) + (np.log(np.array(boots)) - math.log(f_search)) / alpha
     spread = float(np.std(lb))                                   # log-units ~ relative error
     if depth_uncertainty > 0:
         f_dep = []
         for k in (1.0 - depth_uncertainty, 1.0 + depth_uncertainty):
-            Lk = L.with_depth_scale(k)
-            f_dep.append(readout.predict_focal_px(Lk)[0] if readout is not None else
-                         search_focal(Lk, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)[0])
+            f_dep.append(search_focal(L.with_depth_scale(k), grid=np.geomspace(F_MIN, F_MAX, 24),
+                                      bone_weight=bone_weight)[0])
         depth_sens = abs(math.log(f_dep[1] / f_dep[0])) / 2 / alpha
         spread = math.hypot(spread, depth_sens)
     lo, hi = float(np.exp(np.percentile(lb, 16))), float(np.exp(np.percentile(lb, 84)))
@@ -367,7 +351,7 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     t_lo = _preference_t(L, f_search, 1.15 ** -alpha, bone_weight, n_blocks)
     t_hi = _preference_t(L, f_search, 1.15 ** alpha, bone_weight, n_blocks)
     rise = min(t_lo, t_hi)
-    at_edge = any(f < F_MIN * 1.05 or f > F_MAX / 1.05 for f in (f_best, f_search))
+    at_edge = f_best < F_MIN * 1.05 or f_best > F_MAX / 1.05
     # 0.5 at t = 1.3 and a bootstrap spread of 6 % (a little stricter than the boundary, t ~ 1.1 and 8 %,
     # that separated <= 10 % errors from larger ones on synthetic validation clips, notes/calibration.md);
     # the weaker of the two cues decides
@@ -387,4 +371,4 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     log.info("auto focal: %.0f px (confidence %.2f, bootstrap %.0f-%.0f px, rise %.3f)", f_best, confidence, lo, hi,
              rise)
     return AutoFocalResult(f_best, float(confidence), reliable, (lo, hi), w_img, h_img, int(len(kp)), reason,
-                           spread, float(rise), float(s_best), grid, score, float(f_search))
+                           spread, float(rise), float(s_best), grid, score)

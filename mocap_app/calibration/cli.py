@@ -204,13 +204,12 @@ def _run_auto(args) -> int:
             return _fail(str(e), EXIT_INPUT)
         raise
     from mocap_app.calibration.autofocal import load_autofocal_lifter
-    from mocap_app.calibration.readout import load_autofocal_readout
     try:
         lifter = load_autofocal_lifter(args.backend)
     except (FileNotFoundError, ValueError) as e:
         return _fail(f"cannot load the 3D lifter: {e}", EXIT_INPUT)
     try:
-        res = estimate_focal(kp, conf, size, lifter, readout=load_autofocal_readout())
+        res = estimate_focal(kp, conf, size, lifter)
     except AutoFocalError as e:
         return _fail(str(e), EXIT_NO_PERSON)
     print(f"auto focal: {res.focal_px:.0f} px (confidence {res.confidence:.2f}; {res.reason})")

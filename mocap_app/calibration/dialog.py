@@ -386,19 +386,15 @@ class CalibrationDialog(QDialog):
                 raise CalibrationError(f"file not found: {path}")
             kp, conf, size = _keypoints_from_input(path, 600, 2)
             progress(0.3)
-            readout = None            # fitted for the shipped auto-focal lifter only
             if factory is not None:
                 lifter = factory()
             else:
                 from mocap_app.calibration.autofocal import load_autofocal_lifter
-                from mocap_app.calibration.readout import load_autofocal_readout
                 try:
                     lifter = load_autofocal_lifter("auto")
                 except FileNotFoundError as e:
                     raise CalibrationError(f"cannot load the 3D lifter: {e}") from None
-                readout = load_autofocal_readout()
-            return estimate_focal(kp, conf, size, lifter, readout=readout,
-                                  progress=lambda x: progress(0.3 + 0.7 * x))
+            return estimate_focal(kp, conf, size, lifter, progress=lambda x: progress(0.3 + 0.7 * x))
 
         def done(res):
             ok = res.reliable

@@ -122,14 +122,15 @@ def aimed_clip(joints_world: np.ndarray, focal_px: float, distance_mm: float, rn
 def autofocal_clips(seed: int, step: int = 1, detector_proportions: bool = False, size=(1280, 720),
                     subjects=VAL_SUBJECTS):
     """The auto-focal test clips: 4 s at 15 fps from 0.5 s into every ``step``-th file of ``subjects``, focal length
-    log-uniform in 400-2500 px, the camera 2-6 m away (``aimed_clip``). Yields ``(name, focal_px, view, frames
-    kept, 2D joints)``."""
+    log-uniform in 400-2500 px for a 1280 px long side (scaled with it for other sizes), the camera 2-6 m away
+    (``aimed_clip``). Yields ``(name, focal_px, view, frames kept, 2D joints)``."""
     rng = np.random.default_rng(seed)
+    k = max(size) / 1280.0
     for path in subject_files(subjects)[::step]:
         jw = load_segment(path, seconds=4, fps=15, start_s=0.5, detector_proportions=detector_proportions)
         if len(jw) < 40:
             continue
-        f = float(np.exp(rng.uniform(np.log(400), np.log(2500))))
+        f = float(np.exp(rng.uniform(np.log(400 * k), np.log(2500 * k))))
         d = rng.uniform(2000, 6000)
         v, inside, kp = aimed_clip(jw, f, d, rng, size)
         yield path.stem, f, v, inside, kp
