@@ -191,3 +191,19 @@ def test_auto_focal_runs_the_focal_free_lifter():
     assert np.abs(lifts.at(800.0).rel - lifts.at(1600.0).rel).max() > 5.0
     r = estimate_focal(kp, conf, SIZE, load_lifter("absposelifter", backend="torch"), bootstrap=4)
     assert 300 <= r.focal_px <= 4000 and 0.0 <= r.confidence <= 1.0
+
+
+@needs_mocap
+def test_search_range_follows_the_image_size():
+    """A 4K telephoto (6000 px, 35 deg across) lies beyond the 300-4000 px made for 720p; the range scales with the
+    long side, so it is found, and a 720p clip keeps exactly the old range."""
+    from mocap_app.calibration.autofocal import F_MAX, F_MIN, focal_range_px
+    assert focal_range_px((1280, 720)) == (F_MIN, F_MAX)
+    assert focal_range_px((2160, 3840)) == pytest.approx((F_MIN * 3, F_MAX * 3))
+    rng = np.random.default_rng(3)
+    jw = load_segment(subject_files()[1], seconds=4, fps=15, start_s=0.5)
+    v, inside, kp = aimed_clip(jw, 6000, 6000, rng, (3840, 2160))
+    assert inside.sum() >= 30
+    r = estimate_focal(kp, np.ones(kp.shape[:2]), (3840, 2160), OracleLifter(v.joints_cam_mm[inside], 6000, rng),
+                       bootstrap=6, depth_uncertainty=0.0)
+    assert r.focal_px == pytest.approx(6000, rel=0.15) and "edge of the search range" not in r.reason

@@ -9,8 +9,8 @@ candidate ``f`` the absolute pose is known in closed form from one lifter pass::
 Only perspective effects tell focal lengths apart: a joint ``dz`` in front of the
 root at distance ``Z`` and ``du`` pixels off the principal point moves by about
 ``du * dz / Z`` pixels, and ``Z = f * c_depth``. We score each candidate ``f`` on a
-log grid (300..4000 px) by how well ``joints(f)`` reprojects onto the 2D joints
-(W-HMR's "project the 3D joints with the predicted focal length onto the 2D
+log grid (300..4000 px per 1280 px of the image's long side, ``focal_range_px``) by how well
+``joints(f)`` reprojects onto the 2D joints (W-HMR's "project the 3D joints with the predicted focal length onto the 2D
 joints", Sec. 3.2), with the per-frame translation re-fitted so that errors of
 the canonical depth do not masquerade as focal length. An optional second term
 (``bone_weight``, off by default: it biased the estimate on noisy poses) asks the
@@ -48,7 +48,8 @@ from mocap_app.calibration.profile import CalibrationError, CameraProfile
 
 log = logging.getLogger(__name__)
 
-F_MIN, F_MAX = 300.0, 4000.0
+F_MIN, F_MAX = 300.0, 4000.0      # the search range for a 1280 px long side; it scales with the image (focal_range_px)
+REFERENCE_LONG_SIDE_PX = 1280.0
 # Relative uncertainty of the trained AbsPoseLifter's root-relative depths. The focal estimate scales with
 # those depths, so this doubt enters the confidence; an unbiased lifter (the test oracle) passes 0. On 40
 # synthetic validation clips in the detector's proportions the depth scale (true / lifted) is 1.05 median
@@ -103,6 +104,14 @@ class LiftedClip:
     c: np.ndarray         # [2] principal point, or [N, 2] one per frame
 
 
+def focal_range_px(size: tuple[int, int]) -> tuple[float, float]:
+    """The focal lengths searched for an image of ``size``: ``F_MIN..F_MAX`` per 1280 px of its long side, i.e. the
+    same fields of view (a horizontal 116-19 deg in landscape) at any resolution, so that a 4K telephoto or a
+    640 x 480 wide angle is not cut off by a range made for 720p."""
+    k = max(size) / REFERENCE_LONG_SIDE_PX
+    return F_MIN * k, F_MAX * k
+
+
 class ClipLifts:
     """The lifter's output for one clip at any candidate focal length ``f``, as ``at(f) -> LiftedClip``.
 
@@ -116,6 +125,7 @@ class ClipLifts:
     def __init__(self, lifter: LifterLike, kp: np.ndarray, conf: np.ndarray, size: tuple[int, int],
                  f_ref: float = 1000.0):
         self.lifter, self.kp, self.w, self.size = lifter, kp, conf, size
+        self.f_range = focal_range_px(size)
         self.depth_scale = 1.0
         self._cache: dict[float, LiftedClip] = {}
         base = self._lift(f_ref)
@@ -237,9 +247,9 @@ def _preference_t(lifts: ClipLifts, f_best: float, factor: float, bone_weight: f
 
 def search_focal(lifts: ClipLifts, frames=None, grid=None,
                  bone_weight: float = 0.0) -> tuple[float, np.ndarray, np.ndarray]:
-    """Best focal length (px) for ``lifts``: the minimum of the mean cost on a log grid (``F_MIN``..``F_MAX``),
+    """Best focal length (px) for ``lifts``: the minimum of the mean cost on a log grid (``lifts.f_range``),
     refined by a bounded scalar search between its neighbours. Returns ``(f_best, grid, cost on the grid)``."""
-    grid = np.geomspace(F_MIN, F_MAX, 36) if grid is None else grid
+    grid = np.geomspace(*lifts.f_range, 36) if grid is None else grid
     score = np.array([_total_cost(lifts, f, frames, bone_weight) for f in grid])
     i = int(np.argmin(score))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
@@ -270,16 +280,17 @@ def self_consistent_focal(lifts: ClipLifts, bone_weight: float = 0.0, n_coarse: 
     ``alpha = -dh / d log f`` there says how strongly ``g`` pulls back towards ``f*``: an error ``d`` of the search
     moves ``f*`` by ``d / alpha``, so the confidence divides spreads by it. No crossing: the best edge, alpha 0.
     """
-    fine = np.geomspace(F_MIN, F_MAX, 24)
+    f_min, f_max = lifts.f_range
+    fine = np.geomspace(f_min, f_max, 24)
 
     def h(lf: float) -> float:
         return math.log(search_focal(lifts.frozen(math.exp(lf)), grid=fine, bone_weight=bone_weight)[0]) - lf
 
-    lg = np.linspace(math.log(F_MIN * 1.05), math.log(F_MAX / 1.05), n_coarse)
+    lg = np.linspace(math.log(f_min * 1.05), math.log(f_max / 1.05), n_coarse)
     hs = np.array([h(x) for x in lg])
     down = np.flatnonzero((hs[:-1] > 0) & (hs[1:] <= 0))
     if len(down) == 0:
-        return (F_MIN if hs[0] <= 0 else F_MAX), 0.0
+        return (f_min if hs[0] <= 0 else f_max), 0.0
     i = int(down[0])
     root = brentq(h, lg[i], lg[i + 1], xtol=2e-3) if hs[i + 1] < 0 else lg[i + 1]
     alpha = float(-(hs[i + 1] - hs[i]) / (lg[i + 1] - lg[i]))
@@ -331,7 +342,7 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     for b in range(bootstrap):
         pick = rng.integers(0, n_blocks, n_blocks)
         frames = np.concatenate([blocks[i] for i in pick])
-        fb, _, _ = search_focal(L, frames, grid=np.geomspace(F_MIN, F_MAX, 24), bone_weight=bone_weight)
+        fb, _, _ = search_focal(L, frames, grid=np.geomspace(*L.f_range, 24), bone_weight=bone_weight)
         boots.append(fb)
         if progress:
             progress(0.4 + 0.6 * (b + 1) / bootstrap)
@@ -340,7 +351,7 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     if depth_uncertainty > 0:
         f_dep = []
         for k in (1.0 - depth_uncertainty, 1.0 + depth_uncertainty):
-            f_dep.append(search_focal(L.with_depth_scale(k), grid=np.geomspace(F_MIN, F_MAX, 24),
+            f_dep.append(search_focal(L.with_depth_scale(k), grid=np.geomspace(*L.f_range, 24),
                                       bone_weight=bone_weight)[0])
         depth_sens = abs(math.log(f_dep[1] / f_dep[0])) / 2 / alpha
         spread = math.hypot(spread, depth_sens)
@@ -351,7 +362,8 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     t_lo = _preference_t(L, f_search, 1.15 ** -alpha, bone_weight, n_blocks)
     t_hi = _preference_t(L, f_search, 1.15 ** alpha, bone_weight, n_blocks)
     rise = min(t_lo, t_hi)
-    at_edge = f_best < F_MIN * 1.05 or f_best > F_MAX / 1.05
+    f_min, f_max = L.f_range
+    at_edge = f_best < f_min * 1.05 or f_best > f_max / 1.05
     # 0.5 at t = 1.3 and a bootstrap spread of 6 % (a little stricter than the boundary, t ~ 1.1 and 8 %,
     # that separated <= 10 % errors from larger ones on synthetic validation clips, notes/calibration.md);
     # the weaker of the two cues decides
@@ -360,7 +372,7 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     confidence = min(c_t, c_s) * (0.2 if at_edge else 1.0)
     reliable = confidence >= RELIABLE_CONFIDENCE
     if at_edge:
-        reason = (f"the best focal length lies at the edge of the search range ({F_MIN:.0f}-{F_MAX:.0f} px); "
+        reason = (f"the best focal length lies at the edge of the search range ({f_min:.0f}-{f_max:.0f} px); "
                   "the clip does not determine it")
     elif not reliable:
         reason = (f"the clip cannot tell the focal length well (different parts of it give {lo:.0f}-{hi:.0f} px); "
