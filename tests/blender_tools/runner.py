@@ -31,6 +31,13 @@ _OFFLINE_HINTS = ("NewConnectionError", "Temporary failure in name resolution", 
                   "No matching distribution found")
 
 
+def _child_env() -> dict[str, str]:
+    """Our environment without the proxy that ``mocap_app.keypoints`` sets to block mediapipe's usage logging: once a
+    test has loaded MediaPipe, pip (and Blender) would inherit it and could not reach PyPI."""
+    from mocap_app.keypoints import USAGE_LOG_BLOCK_PROXY
+    return {k: v for k, v in os.environ.items() if v != USAGE_LOG_BLOCK_PROXY}
+
+
 def _venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
@@ -54,7 +61,7 @@ def bpy_python() -> Path:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(partial)], check=True, capture_output=True)
     r = subprocess.run([str(_venv_python(partial)), "-m", "pip", "install", "-q", *BPY_REQUIREMENTS],
-                       capture_output=True, text=True, timeout=1800)
+                       capture_output=True, text=True, timeout=1800, env=_child_env())
     if r.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         msg = "could not install " + " ".join(BPY_REQUIREMENTS) + ": " + r.stderr.strip()[-500:]
@@ -72,7 +79,7 @@ def run_script(script: str, *args: str, timeout: float = 600) -> subprocess.Comp
     """Run ``tests/blender_tools/<script>`` with the bpy Python; raises with Blender's output on failure."""
     py = bpy_python()
     r = subprocess.run([str(py), str(SCRIPTS_DIR / script), *map(str, args)],
-                       capture_output=True, text=True, timeout=timeout)
+                       capture_output=True, text=True, timeout=timeout, env=_child_env())
     if r.returncode != 0:
         raise RuntimeError(f"Blender script {script} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r
