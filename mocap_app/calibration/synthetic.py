@@ -155,11 +155,13 @@ class OracleLifter:
     It follows the canonical-depth model exactly (root depth = f * canonical depth, relative pose
     independent of f) and adds errors of the size a trained lifter makes: ``rel_mm`` iid per joint
     on the relative pose, and a slowly varying relative error ``depth_frac`` of the canonical depth.
-    It only answers for the keypoints it was built for (same array), in order.
+    It only answers for the keypoints it was built for (same array), in order, but at any resize of the frames
+    (as ``autofocal.ClipLifts`` runs it): ``size`` is the image they were made for.
     """
 
     def __init__(self, joints_cam_mm: np.ndarray, focal_px: float, rng: np.random.Generator,
-                 rel_mm: float = 30.0, depth_frac: float = 0.05, smooth: int = 9):
+                 rel_mm: float = 30.0, depth_frac: float = 0.05, smooth: int = 9, size=(1280, 720)):
+        self.cx0 = (size[0] - 1) / 2.0
         T = len(joints_cam_mm)
         root = joints_cam_mm[:, J["pelvis"]]
         k = np.ones(smooth) / smooth
@@ -176,6 +178,6 @@ class OracleLifter:
         sl = slice(0, n)            # autofocal lifts the whole clip, then probes a prefix
         K = np.asarray(K, float)
         f, c = K[0, 0], K[:2, 2]
-        cd = self.cdepth[sl]
+        cd = self.cdepth[sl] / (c[0] / self.cx0)     # canonical depth per pixel of the resized frames
         root = np.concatenate([(kp[:, J["pelvis"]] - c) * cd[:, None], (f * cd)[:, None]], 1)
         return root[:, None] + self.rel[sl]
