@@ -1,6 +1,7 @@
 """Experiment (not shipped): read the focal length from the auto-focal search's whole cost curve, not its minimum.
 
-    PYTHONPATH=. python scripts/focal_readout_experiment.py fit --sizes 1280x720 --seeds 0 1 2 3 4 5 --out runs/ro1280.json
+    PYTHONPATH=. python scripts/focal_readout_experiment.py fit --sizes 1280x720 --seeds 0 1 2 3 4 5 \
+        --out runs/ro1280.json
     PYTHONPATH=. python scripts/focal_readout_experiment.py fit --out runs/ro_mixed.json          # four resolutions
     PYTHONPATH=. python scripts/focal_readout_experiment.py evaluate --readout R --seeds $(seq 10 29) \
         --sizes 1280x720 640x480 1920x1080 1080x1920 --quiet
@@ -155,7 +156,8 @@ def fit(seeds=TRAIN_SEEDS, sizes=TRAIN_SIZES, out: Path = READOUT_FILE, backend:
     lam = max(k for k, v in cv.items() if v <= min(cv.values()) + CV_TOLERANCE)
     w, b = _ridge(Z, y, lam)
     r = FocalReadout(mean.tolist(), std.tolist(), w.tolist(), b, lam, weights_sha256(FOCAL_FREE_WEIGHTS), cv[lam],
-                     len(y), "scripts/focal_readout_experiment.py fit --seeds " + " ".join(map(str, seeds)) + " --sizes " + " ".join(f"{w}x{h}" for w, h in sizes))
+                     len(y), f"scripts/focal_readout_experiment.py fit --seeds {' '.join(map(str, seeds))} --sizes "
+                     + " ".join(f"{w}x{h}" for w, h in sizes))
     r.save(out)
     log.info("wrote %s (lambda %g, %d clips, out-of-fold median |error| %.3f)", out, lam, len(y), cv[lam])
     return r
@@ -181,8 +183,9 @@ def evaluate(seeds=(2, 3), sizes=((1280, 720),), readout_path: Path = READOUT_FI
         f, er, es = (np.array(c) for c in zip(*rows))
         lt = np.log(f)
         out[f"{size[0]}x{size[1]}"] = {
-            "clips": len(f), "readout_median": float(np.median(np.abs(er))), "search_median": float(np.median(np.abs(es))),
-            "readout_within_10": float(np.mean(np.abs(er) <= 0.1)), "search_within_10": float(np.mean(np.abs(es) <= 0.1)),
+            "clips": len(f), "readout_median": float(np.median(np.abs(er))),
+            "search_median": float(np.median(np.abs(es))), "readout_within_10": float(np.mean(np.abs(er) <= 0.1)),
+            "search_within_10": float(np.mean(np.abs(es) <= 0.1)),
             "readout_slope": float(np.polyfit(lt, lt + np.log1p(er), 1)[0]),
             "search_slope": float(np.polyfit(lt, lt + np.log1p(es), 1)[0]),
             "readout_median_per_40": [round(float(np.median(np.abs(er[i:i + 40]))), 4) for i in range(0, len(f), 40)]}

@@ -9,9 +9,10 @@ candidate ``f`` the absolute pose is known in closed form from one lifter pass::
 Only perspective effects tell focal lengths apart: a joint ``dz`` in front of the
 root at distance ``Z`` and ``du`` pixels off the principal point moves by about
 ``du * dz / Z`` pixels, and ``Z = f * c_depth``. We score each candidate ``f`` on a
-log grid (300..4000 px per 1280 px of the image's long side, ``focal_range_px``) by how well
-``joints(f)`` reprojects onto the 2D joints (W-HMR's "project the 3D joints with the predicted focal length onto the 2D
-joints", Sec. 3.2), with the per-frame translation re-fitted so that errors of
+log grid (300..4000 px per 1280 px of the image's long side, ``focal_range_px``) by
+how well ``joints(f)`` reprojects onto the 2D joints (W-HMR's "project the 3D joints
+with the predicted focal length onto the 2D joints", Sec. 3.2), with the per-frame
+translation re-fitted so that errors of
 the canonical depth do not masquerade as focal length. An optional second term
 (``bone_weight``, off by default: it biased the estimate on noisy poses) asks the
 skeleton back-projected through ``K(f)`` at the lifted depths to keep constant bone
@@ -106,7 +107,7 @@ class LiftedClip:
 
 def focal_range_px(size: tuple[int, int]) -> tuple[float, float]:
     """The focal lengths searched for an image of ``size``: ``F_MIN..F_MAX`` per 1280 px of its long side, i.e. the
-    same fields of view (a horizontal 116-19 deg in landscape) at any resolution, so that a 4K telephoto or a
+    same fields of view (130-18 deg across the long side) at any resolution, so that a 4K telephoto or a
     640 x 480 wide angle is not cut off by a range made for 720p."""
     k = max(size) / REFERENCE_LONG_SIDE_PX
     return F_MIN * k, F_MAX * k
