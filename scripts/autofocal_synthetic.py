@@ -2,6 +2,8 @@
 
     PYTHONPATH=. python scripts/autofocal_synthetic.py                      # the test's 8 clips (seed 2, every 3rd)
     PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds 2 3 --step 1 [--cmu-skeleton] [--depth-uncertainty 0]
+    PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds $(seq 10 29) --step 1 \
+        --sizes 1280x720 640x480 1920x1080 1080x1920 [--lift-scale 1]      # the search alone, per image size
 
 Per clip: true focal, relative error of ``estimate_focal``, its confidence and reliability, the lifter's
 root-relative MPJPE, the depth scale (least squares, true / lifted root-relative depths) and the error
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from engines import load_lifter                                                 # noqa: E402
 from engines.lifter import FOCAL_FREE_WEIGHTS                                   # noqa: E402
 from mocap_app.calibration import autofocal                                     # noqa: E402
+from mocap_app.calibration.synthetic import autofocal_clips                     # noqa: E402
 from test_calibration_autofocal import SIZE, cases                              # noqa: E402
 
 
@@ -34,8 +37,15 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=FOCAL_FREE_WEIGHTS,
                     help="lifter weights (default: the focal-free lifter auto focal runs; one that takes f as an "
                          "input goes through self_consistent_focal)")
+    ap.add_argument("--sizes", nargs="+", help="only the plain search's median |error| per image size (WxH), on the "
+                    "same protocol with the focal range scaled by the long side (synthetic.autofocal_clips)")
+    ap.add_argument("--lift-scale", type=float, default=None,
+                    help="with --sizes: lift at this scale instead of ClipLifts' own choice (1: frames as they are)")
     a = ap.parse_args()
     lifter = load_lifter("absposelifter", backend="torch", weights=a.weights)
+    if a.sizes:
+        search_by_size(lifter, a)
+        return
     rows = []
     print(f"{'seed':>4} {'clip':8} {'f px':>6} {'error':>7} {'conf':>5} {'rel':>3} {'MPJPE':>6} {'scale':>6} "
           f"{'err@scale':>9}")
@@ -67,6 +77,19 @@ def main() -> None:
     debiased = np.exp((le - icpt) / slope) / ft - 1
     print(f"log(estimate) = {slope:.2f} log(true) + {icpt:.2f} (correlation {np.corrcoef(lt, le)[0, 1]:.2f}); "
           f"after that line is inverted (in-sample): median |error| {np.median(np.abs(debiased)):.3f}")
+
+
+def search_by_size(lifter, a) -> None:
+    """The search's answer (no bootstrap, no confidence) on ``autofocal_clips`` at each of ``a.sizes``."""
+    for text in a.sizes:
+        size = tuple(int(x) for x in text.split("x"))
+        err = []
+        for seed in a.seeds:
+            for _, f, _, _, kp, _ in autofocal_clips(seed, a.step, not a.cmu_skeleton, size):
+                lifts = autofocal.ClipLifts(lifter, kp, np.ones(kp.shape[:2]), size, lift_scale=a.lift_scale)
+                err.append(abs(autofocal.search_focal(lifts)[0] / f - 1))
+        print(f"{text}: {len(err)} clips, search median |error| {np.median(err):.3f}, within 10 % "
+              f"{np.mean(np.asarray(err) <= 0.1):.2f} (lift scale {lifts.lift_scale:g})", flush=True)
 
 
 if __name__ == "__main__":

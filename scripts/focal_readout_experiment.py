@@ -174,7 +174,7 @@ def evaluate(seeds=(2, 3), sizes=((1280, 720),), readout_path: Path = READOUT_FI
     for size in sizes:
         rows = []
         for seed in seeds:
-            for name, f, _, _, kp in autofocal_clips(seed, step, detector_proportions=True, size=size):
+            for name, f, _, _, kp, _ in autofocal_clips(seed, step, detector_proportions=True, size=size):
                 fr, fs = r.predict_focal_px(ClipLifts(lifter, kp, np.ones(kp.shape[:2]), size))
                 rows.append((f, fr / f - 1, fs / f - 1))
                 if verbose:

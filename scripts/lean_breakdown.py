@@ -69,7 +69,7 @@ def main() -> None:
             for lo, hi in BANDS:
                 m = (lean >= lo) & (lean < hi)
                 cells.append(f"{pa[m].mean():.1f} ({m.sum()})" if m.any() else "-")
-            print(f"| {w.name if w else 'shipped'} | {name} | " + " | ".join(cells) + f" | {pa.mean():.1f} |")
+            print(f"| {w.name} | {name} | " + " | ".join(cells) + f" | {pa.mean():.1f} |")
 
 
 if __name__ == "__main__":

@@ -7,29 +7,17 @@ import numpy as np
 import pytest
 
 from mocap_app.calibration.autofocal import AutoFocalError, estimate_focal
-from mocap_app.calibration.synthetic import OracleLifter, aimed_clip, load_segment, make_view, subject_files
+from mocap_app.calibration.synthetic import (OracleLifter, aimed_clip, autofocal_clips, load_segment, make_view,
+                                             subject_files)
 
 needs_mocap = pytest.mark.skipif(not subject_files(), reason="CMU mocap not present")
 SIZE = (1280, 720)
 
 
-def synthetic_clip(jw, f, d, rng, noise_px=2.0):
-    """2D joints of a val clip seen by a camera aimed at the person; drops frames where the body leaves the image."""
-    return aimed_clip(jw, f, d, rng, SIZE, noise_px)
-
-
 def cases(seed, step=2, detector_proportions=False):
     """Synthetic clips; ``detector_proportions`` for a real lifter, which expects MediaPipe's skeleton (the oracle
     lifter does not care, and keeps the CMU skeleton its thresholds were chosen on)."""
-    rng = np.random.default_rng(seed)
-    for path in subject_files()[::step]:
-        jw = load_segment(path, seconds=4, fps=15, start_s=0.5, detector_proportions=detector_proportions)
-        if len(jw) < 40:
-            continue
-        f = float(np.exp(rng.uniform(np.log(400), np.log(2500))))
-        d = rng.uniform(2000, 6000)
-        v, inside, kp = synthetic_clip(jw, f, d, rng)
-        yield path.stem, f, v, inside, kp, rng
+    return autofocal_clips(seed, step, detector_proportions, SIZE)
 
 
 @needs_mocap
@@ -217,11 +205,10 @@ def test_small_frames_are_lifted_at_720p_scale():
     as if enlarged to a 1280 px long side (``ClipLifts.lift_scale``) must cut the search's median error clearly
     (22 % -> 15 % on 400 clips; here the first 40)."""
     from mocap_app.calibration.autofocal import ClipLifts, load_autofocal_lifter, search_focal
-    from mocap_app.calibration.synthetic import autofocal_clips
     lifter, size = load_autofocal_lifter("torch"), (640, 480)
     errs = {1.0: [], None: []}
     for seed in (10, 11):
-        for _, f, _, _, kp in autofocal_clips(seed, 1, detector_proportions=True, size=size):
+        for _, f, _, _, kp, _ in autofocal_clips(seed, 1, detector_proportions=True, size=size):
             for scale in errs:
                 lifts = ClipLifts(lifter, kp, np.ones(kp.shape[:2]), size, lift_scale=scale)
                 errs[scale].append(abs(search_focal(lifts)[0] / f - 1))

@@ -162,7 +162,7 @@ def test_auto_focal_tab_runs_the_shipped_focal_free_lifter(qtbot, tmp_path):
     from mocap_app.clip import Clip
     if not subject_files():
         pytest.skip("CMU mocap not present")
-    _, f, v, inside, kp = next(autofocal_clips(2, 3, detector_proportions=True))
+    _, f, v, inside, kp, _ = next(autofocal_clips(2, 3, detector_proportions=True))
     n = len(kp)
     clip = Clip(np.arange(n) / 15, np.ones(n, bool), kp, np.ones((n, 17)), v.joints_cam_mm[inside],
                 CameraIntrinsics.from_focal(1000, 1280, 720))

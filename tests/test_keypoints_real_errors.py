@@ -101,7 +101,8 @@ def test_shipped_time_constants_reproduce_the_real_errors_over_time(pose2sim_vid
     """The error models' time constants (fitted by ``python -m engines.fit_error_model [--raw-labels]``) make
     sampled sequences whose autocorrelation, measured as on the real detections, matches the real one: the
     keypoint stage's errors (the default model) and MediaPipe's own labels."""
-    from engines.fit_error_model import POSE2SIM_FPS, error_autocorrelation, load_error_sequences
+    from engines.fit_error_model import error_autocorrelation, load_error_sequences
+    from engines.real_errors import POSE2SIM_FPS
     from engines.noise import CROP_PX, ErrorModel
 
     model = ErrorModel.load(Path(__file__).resolve().parents[1] / "assets" / "noise" / f"{name}.json")

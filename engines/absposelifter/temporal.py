@@ -30,9 +30,9 @@ from engines.absposelifter.evaluate import pose2sim_truth, scores, validation_vi
 from engines.absposelifter.model import AbsPoseLifter, ResidualBlock, absolute_pose
 from engines.absposelifter.train import BONE_JITTER, RAW_LABELS_ERROR_MODEL, canonical_l1
 from engines.data import load_split, view_poses
-from engines.fit_error_model import POSE2SIM_FPS
 from engines.lifter import load_torch_lifter
 from engines.noise import ErrorModel, person_scale_px
+from engines.real_errors import POSE2SIM_FPS
 from engines.skeleton import BONES, FLIP_PERM, NUM_JOINTS, ROOT, retarget_bones
 
 log = logging.getLogger(__name__)

@@ -123,7 +123,8 @@ def autofocal_clips(seed: int, step: int = 1, detector_proportions: bool = False
                     subjects=VAL_SUBJECTS):
     """The auto-focal test clips: 4 s at 15 fps from 0.5 s into every ``step``-th file of ``subjects``, focal length
     log-uniform in 400-2500 px for a 1280 px long side (scaled with it for other sizes), the camera 2-6 m away
-    (``aimed_clip``). Yields ``(name, focal_px, view, frames kept, 2D joints)``."""
+    (``aimed_clip``). Yields ``(name, focal_px, view, frames kept, 2D joints, rng)``: the generator's own rng, which
+    a caller may draw from between clips (the test oracle's noise), as the test clips always have."""
     rng = np.random.default_rng(seed)
     k = max(size) / 1280.0
     for path in subject_files(subjects)[::step]:
@@ -133,7 +134,7 @@ def autofocal_clips(seed: int, step: int = 1, detector_proportions: bool = False
         f = float(np.exp(rng.uniform(np.log(400 * k), np.log(2500 * k))))
         d = rng.uniform(2000, 6000)
         v, inside, kp = aimed_clip(jw, f, d, rng, size)
-        yield path.stem, f, v, inside, kp
+        yield path.stem, f, v, inside, kp, rng
 
 
 def lifter_like_noise(joints_cam_mm: np.ndarray, rng: np.random.Generator, joint_mm: float = 25.0,
