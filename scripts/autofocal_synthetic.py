@@ -4,16 +4,22 @@
     PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds 2 3 --step 1 [--cmu-skeleton] [--depth-uncertainty 0]
     PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds $(seq 10 29) --step 1 \
         --sizes 1280x720 640x480 1920x1080 1080x1920 [--lift-scale 1]      # the search alone, per image size
+    PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds $(seq 10 29) --step 1 --error-scale  # see below
 
 Per clip: true focal, relative error of ``estimate_focal``, its confidence and reliability, the lifter's
 root-relative MPJPE, the depth scale (least squares, true / lifted root-relative depths) and the error
 the search gives with the lifted depths multiplied by that true scale. Then the medians, and how the estimate
 shrinks towards the middle of the range: the slope of log(estimate) on log(true focal), and the median error left
 after the best straight-line correction in log (fitted on the same clips, so an optimistic bound).
+
+``--error-scale``: how good the lifter's relative pose would have to be. The search runs on the true relative pose
+plus the lifter's own error (lifted at the true focal length) times 0 ... 1, and on parts of that error (depth only,
+image-plane only, its mean over the clip, the rest), at 1280 x 720.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -41,10 +47,15 @@ def main() -> None:
                     "same protocol with the focal range scaled by the long side (synthetic.autofocal_clips)")
     ap.add_argument("--lift-scale", type=float, default=None,
                     help="with --sizes: lift at this scale instead of ClipLifts' own choice (1: frames as they are)")
+    ap.add_argument("--error-scale", action="store_true",
+                    help="the search with the lifter's relative-pose error scaled down or split into parts")
     a = ap.parse_args()
     lifter = load_lifter("absposelifter", backend="torch", weights=a.weights)
     if a.sizes:
         search_by_size(lifter, a)
+        return
+    if a.error_scale:
+        search_with_scaled_error(lifter, a)
         return
     rows = []
     print(f"{'seed':>4} {'clip':8} {'f px':>6} {'error':>7} {'conf':>5} {'rel':>3} {'MPJPE':>6} {'scale':>6} "
@@ -90,6 +101,45 @@ def search_by_size(lifter, a) -> None:
                 err.append(abs(autofocal.search_focal(lifts)[0] / f - 1))
         print(f"{text}: {len(err)} clips, search median |error| {np.median(err):.3f}, within 10 % "
               f"{np.mean(np.asarray(err) <= 0.1):.2f} (lift scale {lifts.lift_scale:g})", flush=True)
+
+
+# (name, error -> the part kept): the lifter's error e [N, J, 3] (camera frame, mm) as it enters the relative pose
+ERROR_PARTS = [(f"all x {k:g}", lambda e, k=k: k * e) for k in (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 1.0)] + [
+    ("depth x 0.5", lambda e: e * np.array([1.0, 1.0, 0.5])),
+    ("image plane x 0.5", lambda e: e * np.array([0.5, 0.5, 1.0])),
+    ("depth only (image plane exact)", lambda e: e * np.array([0.0, 0.0, 1.0])),
+    ("image plane only (depth exact)", lambda e: e * np.array([1.0, 1.0, 0.0])),
+    ("its mean over the clip", lambda e: np.broadcast_to(e.mean(0, keepdims=True), e.shape)),
+    ("the rest (mean over the clip removed)", lambda e: e - e.mean(0, keepdims=True)),
+]
+
+
+def search_with_scaled_error(lifter, a) -> None:
+    """The search on ``true relative pose + part of the lifter's error``: which error, and how much less of it,
+    auto focal can afford (the search's answer only, like ``--sizes``)."""
+    err = {name: [] for name, _ in ERROR_PARTS}
+    mpjpe = {name: [] for name, _ in ERROR_PARTS}
+    for seed in a.seeds:
+        for _, f, v, inside, kp, _ in autofocal_clips(seed, a.step, not a.cmu_skeleton, SIZE):
+            lifts = autofocal.ClipLifts(lifter, kp, np.ones(kp.shape[:2]), SIZE)
+            if not lifts.focal_independent:
+                raise SystemExit("--error-scale needs a focal-free lifter (its error does not depend on f)")
+            L = lifts.at(f)
+            true = v.joints_cam_mm[inside]
+            rel_t = true - true[:, :1]
+            e = L.rel - rel_t
+            for name, part in ERROR_PARTS:
+                rel = rel_t + part(e)
+                rel = rel - rel[:, :1]
+                other = copy.copy(lifts)
+                other._fixed = autofocal.LiftedClip(L.kp, L.w, L.cdepth, rel, L.c)
+                err[name].append(abs(autofocal.search_focal(other)[0] / f - 1))
+                mpjpe[name].append(float(np.linalg.norm(rel - rel_t, axis=-1).mean()))
+    print(f"{len(err[ERROR_PARTS[0][0]])} clips at {SIZE[0]} x {SIZE[1]}")
+    print(f"{'lifter error kept':40} {'MPJPE':>6} {'median |error|':>14} {'within 10 %':>11}")
+    for name, _ in ERROR_PARTS:
+        print(f"{name:40} {np.median(mpjpe[name]):6.1f} {np.median(err[name]):14.3f} "
+              f"{np.mean(np.asarray(err[name]) <= 0.1):11.2f}")
 
 
 if __name__ == "__main__":
