@@ -79,7 +79,10 @@ class Lifter:
     def __init__(self, name: str, backend: str, weights: Path, flip_test: bool = True):
         self.name = name
         self.weights = Path(weights)
-        self.module = AbsolutePose(load_torch_lifter(self.weights), flip_test=flip_test).eval()
+        model = load_torch_lifter(self.weights)
+        # whether the focal length is an input (LifterConfig.use_focal) or only scales the root depth (the paper's)
+        self.uses_focal = bool(model.cfg.use_focal)
+        self.module = AbsolutePose(model, flip_test=flip_test).eval()
         self.runtime = open_runtime(name, backend, self.module, example_inputs(), self.input_names,
                                     self.output_names, engine_key(name, self.module))
         self.backend = self.runtime.name

@@ -101,6 +101,22 @@ def test_lifter_uses_the_focal_length(lifter, val_views):
     np.testing.assert_allclose(root_px, kp[:, 0], atol=1e-2)
 
 
+def test_lifter_says_whether_it_takes_the_focal_length(lifter, val_views):
+    """``Lifter.uses_focal`` (what the status bar shows as "[focal-free]") agrees with what the weights do: the
+    focal-free lifter's relative pose is the same at any focal length, the shipped one's is not."""
+    from engines.lifter import FOCAL_FREE_WEIGHTS
+    free = engines.load_lifter("absposelifter", backend="onnxruntime", weights=FOCAL_FREE_WEIGHTS)
+    assert lifter.uses_focal and not free.uses_focal
+    kp, K = val_views.keypoints_px[:20], val_views.K[:20]
+    K2 = K.copy()
+    K2[:, 0, 0] *= 2
+    K2[:, 1, 1] *= 2
+    for lf, same in ((free, True), (lifter, False)):
+        a, b = lf.lift(kp, None, K), lf.lift(kp, None, K2)
+        moved = np.abs((a - a[:, :1]) - (b - b[:, :1])).max()
+        assert (moved < 1.0) == same, (lf.weights.name, moved)
+
+
 def test_focal_inputs_start_from_the_earlier_model():
     """Fine-tuning with ``--use-focal`` from weights without it starts from exactly the earlier model."""
     import torch

@@ -589,8 +589,10 @@ def test_worker_lifts_a_guessed_focal_length_with_the_focal_free_lifter(tmp_path
     started = dict(events)["started"]
     assert started["intrinsics_source"] == "default fov"
     assert started["weights"] == take.engine["weights"] == "absposelifter_focal_free.pt"
+    assert started["focal_free"] is True                 # what the status bar shows, from the lifter itself
     events, take = _run_pipeline(tmp_path / "takes")     # a known focal length: the bundled lifter
-    assert dict(events)["started"]["weights"] is None and "weights" not in take.engine
+    started = dict(events)["started"]
+    assert started["weights"] is None and "weights" not in take.engine and started["focal_free"] is False
 
 
 def test_worker_take_records_the_left_right_fix(tmp_path):

@@ -485,8 +485,7 @@ class MainWindow(QMainWindow):
 
     def _on_started(self, info: dict) -> None:
         self.intrinsics = info["intrinsics"]
-        from engines.lifter import FOCAL_FREE_WEIGHTS
-        self._update_weights_label(info["backend"], focal_free=info.get("weights") == FOCAL_FREE_WEIGHTS.name)
+        self._update_weights_label(info["backend"], focal_free=bool(info.get("focal_free")))
         total = info.get("frames_total") or 0
         if not info["live"] and total:
             self.progress.setRange(0, total)

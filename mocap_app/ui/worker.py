@@ -241,7 +241,8 @@ class PipelineRunner:
                 autosave_every_s=cfg.autosave_every_s)
             self.emit("started", {"backend": lifter.runtime.name, "engine": cfg.engine, "intrinsics": intr,
                                   "intrinsics_source": intr_src, "size": size, "frames_total": total,
-                                  "live": cfg.live, "weights": weights.name if weights else None})
+                                  "live": cfg.live, "weights": weights.name if weights else None,
+                                  "focal_free": not getattr(lifter, "uses_focal", True)})
             self.emit("status", "running")
             try:
                 return self._loop(src, detector, lifter, intr, total)
@@ -446,7 +447,8 @@ class PipelineWorker(QObject):
     """
 
     started = Signal(dict)    # {"backend", "engine", "intrinsics", "intrinsics_source", "size", "frames_total", "live",
-                              #  "weights": the lifter weights' file name when not the bundled ones}
+                              #  "weights": the lifter weights' file name when not the bundled ones,
+                              #  "focal_free": the lifter does not take the focal length (a guessed one)}
     result_ready = Signal()               # a new FrameResult: call take_latest()
     status = Signal(str)                  # human-readable progress ("loading the 3D engine...")
     failed = Signal(str)                  # one sentence; the recording (if any) was autosaved
