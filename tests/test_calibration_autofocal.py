@@ -49,6 +49,7 @@ def test_frozen_centred_pose_is_flagged_as_unreliable():
     r = estimate_focal(kp, np.ones(kp.shape[:2]), SIZE, lifter, bootstrap=6, depth_uncertainty=0.0)
     assert not r.reliable and r.confidence < 0.5, (r.focal_px, r.confidence)
     assert "cannot tell" in r.reason or "edge" in r.reason
+    assert "depth estimate" not in r.reason          # the lifter's depth doubt was off: another cue decided
 
 
 class _NotCanonical:

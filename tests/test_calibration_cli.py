@@ -100,11 +100,13 @@ VIDEO = DATA.parent / "videos" / "cam03.mp4"
 @pytest.mark.skipif(not VIDEO.exists(), reason="pose2sim video not present")
 def test_auto_mode_on_real_video(tmp_path, capsys):
     """MediaPipe + the focal-free lifter on the real treadmill view: within 10 % of the checkerboard/Qualisys focal
-    length (1679 px; 1661 px, -1.1 %, on 3 Dec), refused as unreliable (the man barely moves in depth) unless asked,
-    then saved with its confidence."""
+    length (1679 px; 1661 px, -1.1 %, on 3 Dec), refused as unreliable unless asked, then saved with its confidence.
+    The message names what decided: the parts of the clip agree, the lifter's depth estimate is the doubt."""
     out = tmp_path / "cam03_auto.json"
     assert run(["auto", str(VIDEO), "--step", "1", "--out", str(out)]) == 4
-    assert "not saving an unreliable estimate" in capsys.readouterr().err and not out.exists()
+    said = capsys.readouterr()
+    assert "not saving an unreliable estimate" in said.err and not out.exists()
+    assert "its parts agree" in said.out and "follows the 3D lifter's depth estimate" in said.out, said.out
     assert run(["auto", str(VIDEO), "--step", "1", "--out", str(out), "--save-unreliable"]) == 0
     p = CameraProfile.load(out)
     ref = json.loads((DATA / "calib_opencv_from_qca.json").read_text())["cameras"]["cam03"]["K"]

@@ -59,6 +59,9 @@ REFERENCE_LONG_SIDE_PX = 1280.0
 # (notes/calibration.md).
 LIFTER_DEPTH_UNCERTAINTY = 0.5
 MIN_FRAMES = 10
+# Median |error| of the search with the shipped focal-free lifter on 400 fresh synthetic validation clips at four image
+# sizes (14.6-16.9 %; scripts/autofocal_synthetic.py --sizes, notes/calibration.md): what the user is told to expect.
+TYPICAL_ERROR = 0.15
 RELIABLE_CONFIDENCE = 0.5
 
 
@@ -364,8 +367,8 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
             progress(0.4 + 0.6 * (b + 1) / bootstrap)
     lb = math.log(f_best) + (np.log(np.array(boots)) - math.log(f_search)) / alpha
     spread = float(np.std(lb))                                   # log-units ~ relative error
+    boot_spread, depth_sens, f_dep = spread, 0.0, []
     if depth_uncertainty > 0:
-        f_dep = []
         for k in (1.0 - depth_uncertainty, 1.0 + depth_uncertainty):
             f_dep.append(search_focal(L.with_depth_scale(k), grid=np.geomspace(*L.f_range, 24),
                                       bone_weight=bone_weight)[0])
@@ -391,9 +394,20 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
         reason = (f"the best focal length lies at the edge of the search range ({f_min:.0f}-{f_max:.0f} px); "
                   "the clip does not determine it")
     elif not reliable:
-        reason = (f"the clip cannot tell the focal length well (different parts of it give {lo:.0f}-{hi:.0f} px); "
-                  "use footage where the person walks towards/away from the camera and across the image, "
-                  "or calibrate with a checkerboard")
+        # name the cue that decided (the weakest), so that a tight range of answers is not shown as the doubt
+        if c_t <= c_s:
+            why = (f"its frames hardly prefer {f_best:.0f} px to focal lengths 15 % shorter or longer (the person "
+                   f"moves too little in depth or across the image); use footage where the person walks "
+                   f"towards/away from the camera and across the image")
+        elif depth_sens >= boot_spread and len(f_dep) == 2:
+            a, b = sorted(f_dep)
+            why = (f"its parts agree ({lo:.0f}-{hi:.0f} px), but the answer follows the 3D lifter's depth estimate "
+                   f"({a:.0f}-{b:.0f} px with the lifted body {1 - depth_uncertainty:g}-{1 + depth_uncertainty:g} "
+                   f"times as deep), and such estimates are off by ~{TYPICAL_ERROR:.0%} (median, validation clips)")
+        else:
+            why = f"different parts of it give {lo:.0f}-{hi:.0f} px"
+        reason = (f"the clip cannot tell the focal length well: {why}; for a calibration use a checkerboard or "
+                  "enter the camera's field of view")
     else:
         reason = f"consistent over the clip: {lo:.0f}-{hi:.0f} px (68 % of resamples)"
     log.info("auto focal: %.0f px (confidence %.2f, bootstrap %.0f-%.0f px, rise %.3f)", f_best, confidence, lo, hi,
