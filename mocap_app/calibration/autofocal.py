@@ -403,7 +403,8 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
             a, b = sorted(f_dep)
             why = (f"its parts agree ({lo:.0f}-{hi:.0f} px), but the answer follows the 3D lifter's depth estimate "
                    f"({a:.0f}-{b:.0f} px with the lifted body {1 - depth_uncertainty:g}-{1 + depth_uncertainty:g} "
-                   f"times as deep), and such estimates are off by ~{TYPICAL_ERROR:.0%} (median, validation clips)")
+                   f"times as deep), and such estimates are off by ~{TYPICAL_ERROR:.0%} (median, validation clips; "
+                   f"long lenses come out short, wide ones long)")
         else:
             why = f"different parts of it give {lo:.0f}-{hi:.0f} px"
         reason = (f"the clip cannot tell the focal length well: {why}; for a calibration use a checkerboard or "
