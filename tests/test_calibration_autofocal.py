@@ -89,7 +89,8 @@ def _real_lifter_rows(seeds=(2,), step=3):
     for seed in seeds:
         for name, f, v, inside, kp, rng in cases(seed=seed, step=step, detector_proportions=True):
             r = estimate_focal(kp, np.ones(kp.shape[:2]), SIZE, lifter, bootstrap=6)
-            rows.append((name, f, r.focal_px / f - 1.0, r.confidence, r.reliable))
+            rows.append((name, f, r.focal_px / f - 1.0, r.confidence, r.reliable, r.bootstrap_spread, r.depth_spread,
+                         r.spread))
     return rows
 
 
@@ -126,6 +127,10 @@ def test_real_lifter_misses_are_flagged():
     reliable = np.array([r[4] for r in rows])
     assert len(rows) >= 5
     assert not np.any((err > 0.10) & reliable), rows
+    boot, depth, spread = (np.array([r[k] for r in rows]) for k in (5, 6, 7))
+    np.testing.assert_allclose(spread, np.hypot(boot, depth))
+    # what flags them: the answer follows the lifted depths about one to one, not the parts of the clip disagreeing
+    assert np.all(depth > boot) and np.all(depth > 0.3), rows
 
 
 @needs_mocap

@@ -83,7 +83,9 @@ class AutoFocalResult:
     height_px: int
     frames_used: int
     reason: str                       # a sentence for the user
-    bootstrap_spread: float = 0.0     # std of log(f) over time-block resamples (~ relative uncertainty)
+    spread: float = 0.0               # relative uncertainty (log units) the confidence uses: the two below combined
+    bootstrap_spread: float = 0.0     # std of log(f) over time-block resamples
+    depth_spread: float = 0.0         # half the log change of f with the lifted depths x (1 -+ depth_uncertainty)
     curve_rise: float = 0.0           # t-statistic: how clearly the frames prefer f over f*1.15 and f/1.15
     residual: float = 0.0             # mean reprojection residual at f, in units of the person's 2D size
     grid_px: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
@@ -414,4 +416,4 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     log.info("auto focal: %.0f px (confidence %.2f, bootstrap %.0f-%.0f px, rise %.3f)", f_best, confidence, lo, hi,
              rise)
     return AutoFocalResult(f_best, float(confidence), reliable, (lo, hi), w_img, h_img, int(len(kp)), reason,
-                           spread, float(rise), float(s_best), grid, score)
+                           spread, boot_spread, depth_sens, float(rise), float(s_best), grid, score)
