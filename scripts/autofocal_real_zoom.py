@@ -7,7 +7,8 @@
 A centred crop scaled back to the full frame is what a k-times longer lens at the same place shows, so the real
 MediaPipe keypoints multiplied by k about the image centre are real 2D at the focal length k * f (frames where a
 joint leaves the image are dropped, as a crop would cut them). Prints the search's relative error per view and k
-(the true focal lengths in video pixels from calib_opencv_from_qca.json, as in notes/calibration.md) and the slope
+(the true focal lengths: Pose2Sim's calibration, ``engines.real_errors.load_pose2sim_cameras``, in video pixels, as
+everywhere in notes/calibration.md: 1659 / 1663 / 1679 / 1691 px) and the slope
 of log(answer) on log(k f) per view, to set beside the synthetic clips' 0.67-0.79.
 """
 from __future__ import annotations
@@ -17,21 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.real_errors import load_pose2sim_cameras
 from mocap_app.calibration import autofocal
 from mocap_app.clip import Clip
 
-TRUE_PX = {"cam01": 1659.0, "cam02": 1663.0, "cam03": 1679.0, "cam04": 1691.0}
 ZOOMS = (1.0, 1.15, 1.3, 1.45, 1.6)
 MIN_FRAMES = 20
 
 
 def main(paths: list[str]) -> None:
     lifter = autofocal.load_autofocal_lifter("torch")
+    cams = load_pose2sim_cameras()
     print(f"{'view':6}" + "".join(f"{'k = %.2f' % k:>16}" for k in ZOOMS) + f"{'slope':>7}")
     for p in paths:
         cam = Path(p).name.split(".")[0]
-        f, clip = TRUE_PX[cam], Clip.load(p)
+        clip = Clip.load(p)
         w, h = clip.intrinsics.width_px, clip.intrinsics.height_px
+        f = cams[cam].K[0, 0] * w / cams[cam].calib_size_wh[0]      # the calibration's pixels -> the video's
         c = np.array([(w - 1) / 2, (h - 1) / 2])
         line, pts = f"{cam:6}", []
         for k in ZOOMS:

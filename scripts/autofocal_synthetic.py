@@ -4,13 +4,16 @@
     PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds 2 3 --step 1 [--cmu-skeleton] [--depth-uncertainty 0]
     PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds $(seq 10 29) --step 1 \
         --sizes 1280x720 640x480 1920x1080 1080x1920 [--lift-scale 1]      # the search alone, per image size
+    PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds 50 51 52 --step 1 --sizes 1280x720 \
+        --subjects train                                                    # the shrinkage line on training subjects
     PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds $(seq 10 29) --step 1 --error-scale  # see below
 
 Per clip: true focal, relative error of ``estimate_focal``, its confidence and reliability, the lifter's
 root-relative MPJPE, the depth scale (least squares, true / lifted root-relative depths) and the error
 the search gives with the lifted depths multiplied by that true scale. Then the medians, and how the estimate
 shrinks towards the middle of the range: the slope of log(estimate) on log(true focal), and the median error left
-after the best straight-line correction in log (fitted on the same clips, so an optimistic bound).
+after the best straight-line correction in log (fitted on the same clips, so an optimistic bound). ``--sizes`` prints
+that line per size too (focal lengths per 1280 px of the long side), on ``--subjects`` (default: validation).
 
 ``--error-scale``: how good the lifter's relative pose would have to be. The search runs on the true relative pose
 plus the lifter's own error (lifted at the true focal length) times 0 ... 1, and on parts of that error (depth only,
@@ -30,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from engines import load_lifter                                                 # noqa: E402
 from engines.lifter import FOCAL_FREE_WEIGHTS                                   # noqa: E402
 from mocap_app.calibration import autofocal                                     # noqa: E402
-from mocap_app.calibration.synthetic import autofocal_clips                     # noqa: E402
+from mocap_app.calibration.synthetic import (TRAIN_SUBJECTS, VAL_SUBJECTS,      # noqa: E402
+                                             autofocal_clips)
 from test_calibration_autofocal import SIZE, cases                              # noqa: E402
 
 
@@ -45,6 +49,8 @@ def main() -> None:
                          "input goes through self_consistent_focal)")
     ap.add_argument("--sizes", nargs="+", help="only the plain search's median |error| per image size (WxH), on the "
                     "same protocol with the focal range scaled by the long side (synthetic.autofocal_clips)")
+    ap.add_argument("--subjects", choices=["val", "train"], default="val",
+                    help="with --sizes: the CMU validation subjects (default) or the training subjects")
     ap.add_argument("--lift-scale", type=float, default=None,
                     help="with --sizes: lift at this scale instead of ClipLifts' own choice (1: frames as they are)")
     ap.add_argument("--error-scale", action="store_true",
@@ -91,16 +97,23 @@ def main() -> None:
 
 
 def search_by_size(lifter, a) -> None:
-    """The search's answer (no bootstrap, no confidence) on ``autofocal_clips`` at each of ``a.sizes``."""
+    """The search's answer (no bootstrap, no confidence) on ``autofocal_clips`` at each of ``a.sizes``, and the line
+    log(answer) = slope log(true) + intercept in focal lengths per 1280 px of the long side."""
+    subjects = TRAIN_SUBJECTS if a.subjects == "train" else VAL_SUBJECTS
     for text in a.sizes:
         size = tuple(int(x) for x in text.split("x"))
-        err = []
+        rows = []
         for seed in a.seeds:
-            for _, f, _, _, kp, _ in autofocal_clips(seed, a.step, not a.cmu_skeleton, size):
+            for _, f, _, _, kp, _ in autofocal_clips(seed, a.step, not a.cmu_skeleton, size, subjects=subjects):
                 lifts = autofocal.ClipLifts(lifter, kp, np.ones(kp.shape[:2]), size, lift_scale=a.lift_scale)
-                err.append(abs(autofocal.search_focal(lifts)[0] / f - 1))
+                rows.append((f, autofocal.search_focal(lifts)[0]))
+        f, est = np.array(rows).T
+        err = np.abs(est / f - 1)
+        k = autofocal.REFERENCE_LONG_SIDE_PX / max(size)
+        slope, icpt = np.polyfit(np.log(f * k), np.log(est * k), 1)
         print(f"{text}: {len(err)} clips, search median |error| {np.median(err):.3f}, within 10 % "
-              f"{np.mean(np.asarray(err) <= 0.1):.2f} (lift scale {lifts.lift_scale:g})", flush=True)
+              f"{np.mean(err <= 0.1):.2f} (lift scale {lifts.lift_scale:g}); log(answer) = {slope:.3f} log(true) + "
+              f"{icpt:.3f} per 1280 px", flush=True)
 
 
 # (name, error -> the part kept): the lifter's error e [N, J, 3] (camera frame, mm) as it enters the relative pose

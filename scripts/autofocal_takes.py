@@ -1,15 +1,14 @@
 """Auto focal from several takes of one camera, and the search's shrinkage undone by a fitted line (an experiment).
 
-    PYTHONPATH=. python scripts/autofocal_takes.py fit --size 1280x720 --seeds 50 51 52     # the line, training subjects
-    PYTHONPATH=. python scripts/autofocal_takes.py takes --size 1280x720 --seed 200 --sessions 100 \\
-        --line 0.670 2.261                                                                  # validation subjects
+    PYTHONPATH=. python scripts/autofocal_synthetic.py --seeds 50 51 52 --step 1 --sizes 1280x720 \\
+        --subjects train                                                    # the line, on the training subjects
+    PYTHONPATH=. python scripts/autofocal_takes.py --size 1280x720 --seed 200 --sessions 100 --line 0.670 2.261
 
-``fit``: the plain search (``estimate_focal``'s answer, no bootstrap) on ``synthetic.autofocal_clips`` of the CMU
-*training* subjects; prints the least-squares line log(answer) = slope log(true) + intercept, with focal lengths in
-px per 1280 px of the long side. ``takes``: sessions of one camera (focal length log-uniform 400-2500 px per 1280 px)
-watching 5 different validation files, each take with its own distance (2-6 m), height and yaw (``aimed_clip``);
-the median |error| of 1, 2, 3 and 5 takes combined, as the geometric mean of their answers and as the minimum of
-their summed log costs, each also "de-shrunk" by inverting ``--line``. Numbers: notes/calibration.md.
+Sessions of one camera (focal length log-uniform 400-2500 px per 1280 px of the long side) watching 5 different
+validation files, each take with its own distance (2-6 m), height and yaw (``aimed_clip``); the median |error| of 1,
+2, 3 and 5 takes combined, as the geometric mean of their answers and as the minimum of their summed log costs, each
+also "de-shrunk" by inverting ``--line`` (log(answer) = slope log(true) + intercept, per 1280 px, as the first
+command prints it). Numbers: notes/calibration.md.
 """
 from __future__ import annotations
 
@@ -22,22 +21,9 @@ from scipy.optimize import minimize_scalar
 from engines import load_lifter
 from engines.lifter import FOCAL_FREE_WEIGHTS
 from mocap_app.calibration import autofocal
-from mocap_app.calibration.synthetic import TRAIN_SUBJECTS, aimed_clip, autofocal_clips, load_segment, subject_files
+from mocap_app.calibration.synthetic import aimed_clip, load_segment, subject_files
 
 TAKES = (1, 2, 3, 5)
-
-
-def fit(lifter, size, seeds) -> None:
-    k = 1280.0 / max(size)
-    rows = []
-    for seed in seeds:
-        for _, f, _, _, kp, _ in autofocal_clips(seed, 1, True, size, subjects=TRAIN_SUBJECTS):
-            lifts = autofocal.ClipLifts(lifter, kp, np.ones(kp.shape[:2]), size)
-            rows.append((f * k, autofocal.search_focal(lifts)[0] * k))
-    a = np.log(np.array(rows))
-    slope, icpt = np.polyfit(a[:, 0], a[:, 1], 1)
-    print(f"{size[0]}x{size[1]}, {len(rows)} training clips: log(answer) = {slope:.3f} log(true) + {icpt:.3f} "
-          f"(correlation {np.corrcoef(a.T)[0, 1]:.3f}); median |error| {np.median(np.abs(np.exp(a[:, 1] - a[:, 0]) - 1)):.3f}")
 
 
 def takes(lifter, size, seed, sessions, line) -> None:
@@ -78,19 +64,14 @@ def takes(lifter, size, seed, sessions, line) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["fit", "takes"])
     ap.add_argument("--size", default="1280x720")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[50, 51, 52])
     ap.add_argument("--seed", type=int, default=200)
     ap.add_argument("--sessions", type=int, default=100)
     ap.add_argument("--line", type=float, nargs=2, default=[0.670, 2.261], metavar=("SLOPE", "INTERCEPT"))
     a = ap.parse_args()
     size = tuple(int(x) for x in a.size.split("x"))
     lifter = load_lifter("absposelifter", backend="torch", weights=FOCAL_FREE_WEIGHTS)
-    if a.mode == "fit":
-        fit(lifter, size, a.seeds)
-    else:
-        takes(lifter, size, a.seed, a.sessions, a.line)
+    takes(lifter, size, a.seed, a.sessions, a.line)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Auto focal length from a person: synthetic clips from validation mocap with known focal lengths."""
 import functools
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engines.lifter import FOCAL_FREE_WEIGHTS
 from mocap_app.calibration.autofocal import AutoFocalError, estimate_focal
 from mocap_app.calibration.synthetic import (OracleLifter, aimed_clip, autofocal_clips, load_segment, make_view,
                                              subject_files)
@@ -78,7 +78,7 @@ def test_input_errors():
         estimate_focal(kp[:, :15], np.ones((20, 15)), SIZE, _NotCanonical())
 
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "absposelifter" / "absposelifter_focal_free.pt"
+WEIGHTS = FOCAL_FREE_WEIGHTS
 
 
 @functools.lru_cache(maxsize=2)
@@ -181,10 +181,11 @@ def test_auto_focal_runs_the_focal_free_lifter():
     _, f, v, inside, kp, _ = next(cases(seed=2, step=3, detector_proportions=True))
     conf = np.ones(kp.shape[:2])
     assert ClipLifts(load_autofocal_lifter("torch"), kp, conf, SIZE).focal_independent
-    lifts = ClipLifts(load_lifter("absposelifter", backend="torch"), kp, conf, SIZE)
+    takes_f = load_lifter("absposelifter", backend="torch")
+    lifts = ClipLifts(takes_f, kp, conf, SIZE)
     assert not lifts.focal_independent
     assert np.abs(lifts.at(800.0).rel - lifts.at(1600.0).rel).max() > 5.0
-    r = estimate_focal(kp, conf, SIZE, load_lifter("absposelifter", backend="torch"), bootstrap=4)
+    r = estimate_focal(kp, conf, SIZE, takes_f, bootstrap=4)
     assert 300 <= r.focal_px <= 4000 and 0.0 <= r.confidence <= 1.0
 
 

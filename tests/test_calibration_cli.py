@@ -99,8 +99,9 @@ VIDEO = DATA.parent / "videos" / "cam03.mp4"
 
 @pytest.mark.skipif(not VIDEO.exists(), reason="pose2sim video not present")
 def test_auto_mode_on_real_video(tmp_path, capsys):
-    """MediaPipe + the focal-free lifter on the real treadmill view: within 10 % of the checkerboard/Qualisys focal
-    length (1679 px; 1661 px, -1.1 %, on 3 Dec), refused as unreliable unless asked, then saved with its confidence.
+    """MediaPipe + the focal-free lifter on the real treadmill view: within 10 % of the Qualisys focal length
+    (1682 px; it said 1661 px on 3 Dec, -1.1 % against Pose2Sim's 1679 px), refused as unreliable unless asked, then
+    saved with its confidence.
     The message names what decided: the parts of the clip agree, the lifter's depth estimate is the doubt."""
     out = tmp_path / "cam03_auto.json"
     assert run(["auto", str(VIDEO), "--step", "1", "--out", str(out)]) == 4

@@ -368,14 +368,11 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
         if progress:
             progress(0.4 + 0.6 * (b + 1) / bootstrap)
     lb = math.log(f_best) + (np.log(np.array(boots)) - math.log(f_search)) / alpha
-    spread = float(np.std(lb))                                   # log-units ~ relative error
-    boot_spread, depth_sens, f_dep = spread, 0.0, []
-    if depth_uncertainty > 0:
-        for k in (1.0 - depth_uncertainty, 1.0 + depth_uncertainty):
-            f_dep.append(search_focal(L.with_depth_scale(k), grid=np.geomspace(*L.f_range, 24),
-                                      bone_weight=bone_weight)[0])
-        depth_sens = abs(math.log(f_dep[1] / f_dep[0])) / 2 / alpha
-        spread = math.hypot(spread, depth_sens)
+    boot_spread = float(np.std(lb))                              # log-units ~ relative error
+    f_dep = [search_focal(L.with_depth_scale(k), grid=np.geomspace(*L.f_range, 24), bone_weight=bone_weight)[0]
+             for k in (1.0 - depth_uncertainty, 1.0 + depth_uncertainty)] if depth_uncertainty > 0 else []
+    depth_sens = abs(math.log(f_dep[1] / f_dep[0])) / 2 / alpha if f_dep else 0.0
+    spread = math.hypot(boot_spread, depth_sens)
     lo, hi = float(np.exp(np.percentile(lb, 16))), float(np.exp(np.percentile(lb, 84)))
     s_best = _total_cost(L, f_search, None, bone_weight)
     # significance: do the frames (in time blocks) clearly prefer f_best over 15 % shorter and longer focals?
@@ -401,7 +398,7 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
             why = (f"its frames hardly prefer {f_best:.0f} px to focal lengths 15 % shorter or longer (the person "
                    f"moves too little in depth or across the image); use footage where the person walks "
                    f"towards/away from the camera and across the image")
-        elif depth_sens >= boot_spread and len(f_dep) == 2:
+        elif f_dep and depth_sens >= boot_spread:
             a, b = sorted(f_dep)
             why = (f"its parts agree ({lo:.0f}-{hi:.0f} px), but the answer follows the 3D lifter's depth estimate "
                    f"({a:.0f}-{b:.0f} px with the lifted body {1 - depth_uncertainty:g}-{1 + depth_uncertainty:g} "
