@@ -144,13 +144,25 @@ def test_auto_focal_tab_with_a_clip(qtbot, tmp_path):
     assert d.profile().fx_px == pytest.approx(res.focal_px, rel=1e-3)
     assert abs(res.focal_px / 800 - 1) < 0.15 or not res.reliable
     assert (d.width_spin.value(), d.height_spin.value()) == (1280, 720)
+    # the same take held in memory (as the app hands it over) gives the same answer; a typed path replaces it
+    d.set_auto_input(clip)
+    assert d.auto_path.text() == f"the current take ({len(clip)} frames)"
+    with qtbot.waitSignal(d.runFinished, timeout=120_000) as sig:
+        d.start_auto()
+    assert sig.args[0].focal_px == pytest.approx(res.focal_px, rel=1e-4)    # the file rounds the 2D
+    d.auto_path.clear()
+    qtbot.keyClicks(d.auto_path, "/nonexistent/take.json")
+    with qtbot.waitSignal(d.runFailed, timeout=10_000) as sig:
+        d.start_auto()
+    assert "not found" in sig.args[0]
 
 
-def test_auto_focal_missing_file(dlg, qtbot):
-    dlg.auto_path.setText("/nonexistent/video.mp4")
+@pytest.mark.parametrize("text, msg", [("/nonexistent/video.mp4", "not found"), ("  ", "choose a video")])
+def test_auto_focal_missing_file(dlg, qtbot, text, msg):
+    dlg.auto_path.setText(text)
     with qtbot.waitSignal(dlg.runFailed, timeout=10_000) as sig:
         dlg.start_auto()
-    assert "not found" in sig.args[0]
+    assert msg in sig.args[0]
 
 
 def test_auto_focal_tab_runs_the_shipped_focal_free_lifter(qtbot, tmp_path):

@@ -515,6 +515,45 @@ def test_calibration_dialog_from_the_menu(window, qtbot, settings):
     assert "demo cam" in str(settings.value("camera/profile"))
 
 
+@needs_pipeline
+def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take(window, qtbot):
+    """Camera ▸ Calibrate ▸ From a person, with a real cam03 take open in the app: the tab offers the take itself
+    (no second MediaPipe pass) and runs the focal-free lifter the CLI runs. Before 3 Dec the app handed the dialog
+    its pose lifter, which takes f as an input and said 2863 px (+70 %) for this view instead of ~1663 px."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialogButtonBox
+    from mocap_app.pipeline import process_video
+    clip = process_video(VIDEO)
+    w = window
+    w.set_review_clip(clip, saved=True)
+    seen = {}
+
+    def drive():
+        dlg = QApplication.activeModalWidget()
+        if dlg is None:
+            QTimer.singleShot(50, drive)
+            return
+        seen["input"], seen["name"] = dlg.auto_path.text(), dlg.name_edit.text()
+        dlg.tabs.setCurrentIndex(2)
+
+        def done(res):
+            seen["result"] = res
+            dlg.buttons.button(QDialogButtonBox.Ok).click()
+        dlg.runFinished.connect(done)
+        dlg.runFailed.connect(lambda m: (seen.setdefault("failed", m), dlg.reject()))
+        dlg.start_auto()
+    QTimer.singleShot(50, drive)
+    w.open_calibration()
+    assert "failed" not in seen, seen.get("failed")
+    assert "current take" in seen["input"] and f"{len(clip)} frames" in seen["input"]
+    assert "cam03.mp4" in seen["input"] and seen["name"] == "cam03"
+    res = seen["result"]
+    assert abs(res.focal_px / 1682 - 1) < 0.10, res.focal_px     # Qualisys: 1682 px in the video's pixels
+    assert not res.reliable                                        # the real lifter's estimates are all flagged
+    assert w.camera_profile is not None and w.camera_profile.fx_px == pytest.approx(res.focal_px, rel=1e-3)
+    assert "could not confirm" in w.banner.text() and "checkerboard" in w.banner.text()
+
+
 def test_painting_and_signals_keep_reference_counts(qtbot):
     """Guards against PySide6 6.12.0's refcount bug (void calls and emits dropped references to None/True/False,
     which crashed the app after a few minutes): draw the 2D overlay and emit many times, None/True stay put."""

@@ -161,6 +161,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
         return _fail(str(e), EXIT_INPUT if isinstance(e, BoardNotFoundError) else EXIT_USAGE)
 
 
+def keypoints_from_clip(clip, max_frames: int = 600, step: int = 2) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Every ``step``-th frame's 2D joints of a processed clip (a ``Clip``), at most ``max_frames`` of them."""
+    sl = slice(0, max_frames * step, step)
+    return clip.keypoints_px[sl], clip.confidence[sl], (clip.intrinsics.width_px, clip.intrinsics.height_px)
+
+
 def _keypoints_from_input(path: Path, max_frames: int, step: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """2D joints of the person: from a processed clip, or by running MediaPipe on the video."""
     if path.suffix.lower() == ".json":
@@ -169,8 +175,7 @@ def _keypoints_from_input(path: Path, max_frames: int, step: int) -> tuple[np.nd
             clip = Clip.load(path)
         except ClipFormatError as e:
             raise CalibrationError(str(e)) from None
-        sl = slice(0, max_frames * step, step)
-        return clip.keypoints_px[sl], clip.confidence[sl], (clip.intrinsics.width_px, clip.intrinsics.height_px)
+        return keypoints_from_clip(clip, max_frames, step)
     from mocap_app.capture import VideoSource
     from mocap_app.keypoints import MediaPipePoseDetector
     kps, confs = [], []

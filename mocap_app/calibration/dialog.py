@@ -70,6 +70,7 @@ class CalibrationDialog(QDialog):
         self._profile: CameraProfile | None = None
         self._override: CameraProfile | None = None   # a loaded / calibrated profile, kept exactly until edited
         self._jobs: list[Job] = []
+        self._take = None                  # (label, Clip): a take the app holds, used while auto_path shows label
 
         # preview
         self.preview = QLabel("no camera image")
@@ -203,6 +204,7 @@ class CalibrationDialog(QDialog):
         self.auto_path.setPlaceholderText("video or clip.json")
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse_auto)
+        self.auto_path.textEdited.connect(lambda _t: setattr(self, "_take", None))
         hb = QHBoxLayout()
         hb.addWidget(self.auto_path)
         hb.addWidget(browse)
@@ -324,10 +326,24 @@ class CalibrationDialog(QDialog):
             item.setData(Qt.UserRole, str(f))
             self.image_list.addItem(item)
 
+    def set_auto_input(self, source) -> None:
+        """Preset the "From a person" input: a video / clip path, or a ``Clip`` in memory (a take the app just
+        recorded or opened, used as it is, without running the 2D detector again)."""
+        if source is None:
+            return
+        if isinstance(source, (str, Path)):
+            self._take = None
+            self.auto_path.setText(str(source))
+            return
+        name = source.source.get("path") if isinstance(source.source, dict) else None
+        label = f"the current take ({len(source)} frames{', ' + Path(str(name)).name if name else ''})"
+        self._take = (label, source)
+        self.auto_path.setText(label)
+
     def _browse_auto(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Video or clip", "", "Video or clip (*.mp4 *.mov *.avi *.mkv *.json)")
         if path:
-            self.auto_path.setText(path)
+            self.set_auto_input(path)
 
     def _start(self, job: Job, button: QPushButton, bar: QProgressBar, info: QLabel, done) -> Job:
         button.setEnabled(False)
@@ -377,14 +393,21 @@ class CalibrationDialog(QDialog):
 
     def start_auto(self) -> Job:
         from mocap_app.calibration.autofocal import estimate_focal
-        from mocap_app.calibration.cli import _keypoints_from_input
-        path = Path(self.auto_path.text().strip())
+        from mocap_app.calibration.cli import _keypoints_from_input, keypoints_from_clip
+        text = self.auto_path.text().strip()
+        take = self._take[1] if self._take is not None and text == self._take[0] else None
+        path = Path(text)
         factory = self._lifter_factory
 
         def work(progress):
-            if not path.name or not path.exists():
+            if take is not None:
+                kp, conf, size = keypoints_from_clip(take)
+            elif not text:
+                raise CalibrationError("choose a video or a processed clip of a person first")
+            elif not path.exists():
                 raise CalibrationError(f"file not found: {path}")
-            kp, conf, size = _keypoints_from_input(path, 600, 2)
+            else:
+                kp, conf, size = _keypoints_from_input(path, 600, 2)
             progress(0.3)
             if factory is not None:
                 lifter = factory()

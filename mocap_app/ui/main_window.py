@@ -796,12 +796,15 @@ class MainWindow(QMainWindow):
             self.banner.show_message(f"The calibration dialog is not available in this build ({e}).", "warning")
             return None
         size = self._source_size() or (1920, 1080)
-        weights = self.weights
-
-        def lifter_factory():
-            from engines.lifter import load_lifter
-            return load_lifter("absposelifter", weights=weights)
-        dlg = CalibrationDialog(self, size_wh=size, profile=self.camera_profile, lifter_factory=lifter_factory)
+        # auto focal runs the dialog's own lifter, the focal-free one the CLI runs, not the app's pose lifter: one that
+        # takes f as an input bends its pose to whatever f it is tried with (notes/calibration.md: +62 / +70 % on
+        # two pose2sim views against +13 / -1 %)
+        dlg = CalibrationDialog(self, size_wh=size, profile=self.camera_profile)
+        take = self.clip if self.clip is not None and self.worker is None else None
+        dlg.set_auto_input(take if take is not None else self.source if isinstance(self.source, str) else None)
+        video = take.source.get("path") if take is not None and isinstance(take.source, dict) else self.source
+        if self.camera_profile is None and isinstance(video, str):
+            dlg.name_edit.setText(Path(video).stem)       # as `calibrate auto` names it
         img = self.video._img
         if img is not None:
             dlg.set_frame(img)
@@ -830,9 +833,14 @@ class MainWindow(QMainWindow):
         self.settings.setValue("camera/profile", json.dumps(prof.to_dict()) if prof is not None else "")
         self.focal_edit.setPlaceholderText("profile" if prof is not None else "auto")
         if prof is not None:
+            from mocap_app.calibration.autofocal import RELIABLE_CONFIDENCE, TYPICAL_ERROR
+            doubt = prof.confidence is not None and prof.confidence < RELIABLE_CONFIDENCE
             self.banner.show_message(f"Camera profile '{prof.name}' will be used (focal {prof.fx_px:.0f} px at "
-                                     f"{prof.size[0]}x{prof.size[1]}). A focal length typed in the toolbar "
-                                     "overrides it.", "info")
+                                     f"{prof.size[0]}x{prof.size[1]}"
+                                     + (f"; an auto estimate the footage could not confirm, typically "
+                                        f"~{TYPICAL_ERROR:.0%} off: a checkerboard gives ~1 %" if doubt else "")
+                                     + "). A focal length typed in the toolbar overrides it.",
+                                     "warning" if doubt else "info")
 
     # ------------------------------------------------------------------------- state/close
     def _update_state(self) -> None:
