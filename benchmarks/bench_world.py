@@ -19,6 +19,12 @@ Estimates come from two kinds of 3D poses:
   (left/right fix), lifted by the AbsPoseLifter with the calibrated K - which is what the product
   sees. For these it also prints the body axis (ankle midpoint -> thorax): its median angle to the
   triangulated one, and the tilt of the mean axis towards the camera, estimated vs triangulated.
+* ``lifter, placement known``: the same lifter poses with the measured pitch, roll and height given, as a user
+  enters them in Camera > Camera placement (``--pitch/--roll/--camera-height`` in the CLI); only the floor under
+  the person is left to measure (the lifter's depth of the person).
+
+``feet height`` (real video): median over frames of |the lower ankle's height above the floor - the triangulated
+one's| - whether the person stands on the floor as shown.
 
 **Synthetic.** Validation mocap (CMU subjects 06, 08, 90, 104) before virtual cameras
 with pitch -30..+20 deg, roll -10..+10 deg, height 0.5-2.5 m, 3-6 m away, with lifter-like
@@ -90,18 +96,26 @@ def real_video(lifter_backend: str | None = "torch", weights: str | None = None,
             out[ok] = lifter.lift(kp[ok], cf[ok], cam.K)
             sources["lifter"] = out
         axis_tri = body_axis(sources["triangulated"])
-        for src, Xc in sources.items():
+        runs = [(src, Xc, {}) for src, Xc in sources.items()]
+        if "lifter" in sources:   # what a user who enters the measured placement (Camera > Camera placement) gets
+            runs.append(("lifter, placement known", sources["lifter"],
+                         dict(pitch_deg=p_true, roll_deg=r_true, camera_height_mm=h_true)))
+        for src, Xc, known in runs:
             valid = np.isfinite(Xc).all(-1).all(-1)
-            al = estimate_world_alignment(Xc, valid, line_spread_mm=line_spread_mm)
+            al = estimate_world_alignment(Xc, valid, line_spread_mm=line_spread_mm, **known)
             axis = body_axis(Xc)
             cos = np.clip(np.sum(axis * axis_tri, -1), -1.0, 1.0)
             # floor error under the person: the true floor point below the mean pelvis (world Z = 0)
             pel = np.nanmean(X_world[:, J["pelvis"]], axis=0)
             below = np.array([pel[0], pel[1], 0.0])
             floor_at_person = apply(al, (cam.R @ below + cam.t) * 1000.0)[1]
+            # where the person's feet end up: lower ankle's height above the floor, against the triangulated truth
+            ank = [J["left_ankle"], J["right_ankle"]]
+            feet = np.nanmin(apply(al, Xc)[:, ank, 1], axis=1) - 1000.0 * np.nanmin(X_world[:, ank, 2], axis=1)
             rows.append(dict(camera=n, source=src, pitch_true=p_true, roll_true=r_true, height_true=h_true,
                              pitch=al.pitch_deg, roll=al.roll_deg, height=al.camera_height_mm,
-                             floor_at_person=floor_at_person, method=al.method, confidence=al.confidence,
+                             floor_at_person=floor_at_person, feet=float(np.nanmedian(np.abs(feet[valid]))),
+                             method=al.method, confidence=al.confidence,
                              frames=int(valid.sum()),
                              axis_vs_triangulated=float(np.nanmedian(np.degrees(np.arccos(cos)))),
                              axis_tilt=_tilt_deg(axis), axis_tilt_true=_tilt_deg(axis_tri)))
@@ -139,12 +153,13 @@ def synthetic(seed: int = 7, per_clip: int = 2,
 
 def table(rows: list[dict]) -> str:
     out = ["| camera | poses | pitch true / est (deg) | roll true / est (deg) | height true / est (m) | "
-           "floor under person (mm) | method | conf |", "|---|---|---|---|---|---|---|---|"]
+           "floor under person (mm) | feet height (mm) | method | conf |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['camera']} | {r['source']} | {r['pitch_true']:.1f} / {r['pitch']:.1f} | "
                    f"{r['roll_true']:.1f} / {r['roll']:.1f} | "
                    f"{r['height_true'] / 1000:.2f} / {r['height'] / 1000:.2f} | "
-                   f"{r['floor_at_person']:+.0f} | {r['method']} | {r['confidence']:.2f} |")
+                   f"{r['floor_at_person']:+.0f} | {r.get('feet', float('nan')):.0f} | {r['method']} | "
+                   f"{r['confidence']:.2f} |")
     return "\n".join(out)
 
 
@@ -154,7 +169,9 @@ def summary(rows: list[dict], label: str) -> str:
     med, p90 = np.median(e, 0), np.percentile(e, 90, 0)
     return (f"{label}: n={len(rows)}  median |error| pitch {med[0]:.2f} deg, roll {med[1]:.2f} deg, "
             f"camera height {med[2]:.0f} mm, floor under the person {med[3]:.0f} mm  "
-            f"(90th pct: {p90[0]:.2f} deg, {p90[1]:.2f} deg, {p90[2]:.0f} mm, {p90[3]:.0f} mm)")
+            f"(90th pct: {p90[0]:.2f} deg, {p90[1]:.2f} deg, {p90[2]:.0f} mm, {p90[3]:.0f} mm)"
+            + (f"; feet height {np.median([r['feet'] for r in rows]):.0f} mm" if all('feet' in r for r in rows)
+               else ""))
 
 
 def main(argv=None) -> int:

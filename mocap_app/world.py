@@ -338,15 +338,70 @@ def add_world_args(parser: argparse.ArgumentParser) -> None:
                    help="camera height above the floor in metres if known; implies --world")
 
 
+MAX_PITCH_DEG = 89.0          # straight down / up has no horizon to hold a heading
+MAX_ROLL_DEG = 180.0
+MAX_CAMERA_HEIGHT_M = 50.0
+
+
+def _check_placement(pitch_deg, roll_deg, camera_height_m, names=("camera pitch", "camera roll", "camera height")):
+    for name, v, lim in ((names[0], pitch_deg, MAX_PITCH_DEG), (names[1], roll_deg, MAX_ROLL_DEG)):
+        if v is not None and not (math.isfinite(v) and abs(v) <= lim):
+            raise WorldAlignmentError(f"{name} {v} deg is outside [-{lim:.0f}, {lim:.0f}]")
+    h = camera_height_m
+    if h is not None and not (math.isfinite(h) and 0.0 < h < MAX_CAMERA_HEIGHT_M):
+        raise WorldAlignmentError(f"{names[2]} {h} m must be between 0 and {MAX_CAMERA_HEIGHT_M:.0f} m")
+
+
+@dataclass(frozen=True)
+class CameraPlacement:
+    """What the user knows of where the camera stands; ``None`` = estimate it from the person.
+
+    A bubble level and a tape measure beat any estimate from the body, and with all three given the world frame
+    holds from the first frame instead of after ``MIN_VALID_FRAMES``. Raises ``WorldAlignmentError`` for values
+    no camera has.
+    """
+    pitch_deg: float | None = None        # negative = looking down
+    roll_deg: float | None = None         # positive = rotated clockwise
+    camera_height_m: float | None = None  # lens above the floor
+
+    def __post_init__(self):
+        _check_placement(self.pitch_deg, self.roll_deg, self.camera_height_m)
+
+    @property
+    def known(self) -> bool:
+        return any(v is not None for v in (self.pitch_deg, self.roll_deg, self.camera_height_m))
+
+    @property
+    def complete(self) -> bool:
+        return all(v is not None for v in (self.pitch_deg, self.roll_deg, self.camera_height_m))
+
+    def overrides(self) -> dict:
+        """Keyword overrides for ``estimate_world_alignment`` / ``align_clip``."""
+        h = self.camera_height_m
+        return {"pitch_deg": self.pitch_deg, "roll_deg": self.roll_deg,
+                "camera_height_mm": None if h is None else 1000.0 * h}
+
+    def describe(self) -> str:
+        def part(name, v, fmt):
+            return f"{name} {fmt.format(v)}" if v is not None else f"{name} from the person"
+        return ", ".join((part("pitch", self.pitch_deg, "{:+.1f} deg"), part("roll", self.roll_deg, "{:+.1f} deg"),
+                          part("height", self.camera_height_m, "{:.2f} m")))
+
+    def to_dict(self) -> dict:
+        return {"pitch_deg": self.pitch_deg, "roll_deg": self.roll_deg, "camera_height_m": self.camera_height_m}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "CameraPlacement":
+        d = d or {}
+        get = (lambda k: None if d.get(k) is None else float(d[k]))
+        return cls(get("pitch_deg"), get("roll_deg"), get("camera_height_m"))
+
+
 def world_overrides_from_args(args: argparse.Namespace) -> dict | None:
     """Keyword overrides for ``align_clip`` from parsed args, or None when no world alignment was asked for."""
     pitch, roll = getattr(args, "pitch", None), getattr(args, "roll", None)
     height = getattr(args, "camera_height", None)
     if not (getattr(args, "world", False) or pitch is not None or roll is not None or height is not None):
         return None
-    for name, v, lim in (("pitch", pitch, 89.0), ("roll", roll, 180.0)):
-        if v is not None and not (math.isfinite(v) and abs(v) <= lim):
-            raise WorldAlignmentError(f"--{name} {v} deg is outside [-{lim:.0f}, {lim:.0f}]")
-    if height is not None and not (math.isfinite(height) and 0.0 < height < 50.0):
-        raise WorldAlignmentError(f"--camera-height {height} m must be between 0 and 50 m")
+    _check_placement(pitch, roll, height, names=("--pitch", "--roll", "--camera-height"))
     return {"pitch_deg": pitch, "roll_deg": roll, "camera_height_mm": None if height is None else 1000.0 * height}

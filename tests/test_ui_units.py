@@ -515,15 +515,23 @@ def test_calibration_dialog_from_the_menu(window, qtbot, settings):
     assert "demo cam" in str(settings.value("camera/profile"))
 
 
+@pytest.fixture(scope="module")
+def cam03_take():
+    """A real take: MediaPipe + the focal-free lifter on the 100 frames of pose2sim cam03 (no focal length given)."""
+    if not VIDEO.exists() or not WEIGHTS.exists():
+        pytest.skip("needs the demo video and lifter weights")
+    from mocap_app.pipeline import process_video
+    return process_video(VIDEO)
+
+
 @needs_pipeline
-def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take(window, qtbot):
+def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take(window, qtbot, cam03_take):
     """Camera ▸ Calibrate ▸ From a person, with a real cam03 take open in the app: the tab offers the take itself
     (no second MediaPipe pass) and runs the focal-free lifter the CLI runs. Before 3 Dec the app handed the dialog
     its pose lifter, which takes f as an input and said 2863 px (+70 %) for this view instead of ~1663 px."""
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QDialogButtonBox
-    from mocap_app.pipeline import process_video
-    clip = process_video(VIDEO)
+    clip = cam03_take
     w = window
     w.set_review_clip(clip, saved=True)
     seen = {}
@@ -552,6 +560,79 @@ def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take
     assert not res.reliable                                        # the real lifter's estimates are all flagged
     assert w.camera_profile is not None and w.camera_profile.fx_px == pytest.approx(res.focal_px, rel=1e-3)
     assert "could not confirm" in w.banner.text() and "checkerboard" in w.banner.text()
+
+
+@needs_pipeline
+def test_camera_placement_from_the_menu(window, qtbot, settings, cam03_take, tmp_path):
+    """Camera ▸ Camera placement: the dialog shows the take's own estimate; the pitch, roll and height a user
+    ticks (here cam03's measured ones: on this footage the estimate is 7-10 deg off, BENCHMARKS.md) re-align the
+    take under review at once, are remembered, and go to the next runs."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialogButtonBox
+    from engines.real_errors import load_pose2sim_cameras
+    from mocap_app.ui.main_window import MainWindow
+    from mocap_app.world import CameraPlacement, pitch_roll_from_up
+    cam = load_pose2sim_cameras(calibration="qca")["cam03"]
+    pitch, roll = pitch_roll_from_up(cam.R @ np.array([0.0, 0.0, 1.0]))
+    height_m = float((-cam.R.T @ cam.t)[2])
+    w = window
+    assert w.act_placement in {a.text().replace("&", ""): a.menu() for a in w.menuBar().actions()}[
+        "Camera"].actions()
+    assert cam03_take.world is None
+    assert w.open_path(cam03_take.save(tmp_path / "cam03.clip.json"))
+    assert w.clip_saved and w.clip.world is not None    # an opened clip is shown world-aligned, as exported
+    estimate = dict(w.clip.world)
+    assert "user" not in estimate["method"]
+    seen = {}
+
+    def drive():
+        dlg = QApplication.activeModalWidget()
+        if dlg is None:
+            QTimer.singleShot(50, drive)
+            return
+        try:
+            seen["notes"] = {a: lab.text() for a, lab in dlg.estimates.items()}
+            seen["spins_off"] = not any(sp.isEnabled() for sp in dlg.spins.values())
+            for attr, v in (("pitch_deg", pitch), ("roll_deg", roll), ("camera_height_m", height_m)):
+                dlg.checks[attr].setChecked(True)
+                dlg.spins[attr].setValue(v)
+            dlg.spins["pitch_deg"].setValue(400)          # typed nonsense stops at the limit
+            seen["clamped"] = dlg.spins["pitch_deg"].value()
+            dlg.spins["pitch_deg"].setValue(pitch)
+            dlg.buttons.button(QDialogButtonBox.Ok).click()
+        except Exception as e:  # noqa: BLE001 - a failure here must not leave the modal dialog open
+            seen["error"] = repr(e)
+            dlg.reject()
+    QTimer.singleShot(50, drive)
+    w.open_placement()
+    saved, w.clip_saved = w.clip_saved, True     # qtbot closes the window before the fixture can: no "discard?" box
+    assert "error" not in seen, seen["error"]
+    assert seen["spins_off"] and seen["clamped"] == 89.0
+    assert seen["notes"]["pitch_deg"] == f"this take: {estimate['pitch_deg']:.1f} deg"
+    assert seen["notes"]["camera_height_m"] == f"this take: {estimate['camera_height_mm'] / 1000:.2f} m"
+    world = w.clip.world
+    assert world["method"] == "user pitch and roll"
+    assert world["pitch_deg"] == pytest.approx(pitch, abs=0.06) and world["roll_deg"] == pytest.approx(roll, abs=0.06)
+    assert world["camera_height_mm"] == pytest.approx(1000 * height_m, abs=6)
+    assert not saved and "this take and the next ones" in w.banner.text()
+    # remembered, and handed to the next run
+    w2 = MainWindow(settings=settings, prefer_open3d=False, auto_start_files=False)
+    qtbot.addWidget(w2)
+    assert w2.placement == w.placement and w2.placement.complete
+    cfgs = []
+    w2.worker_class = lambda cfg: cfgs.append(cfg) or (_ for _ in ()).throw(RuntimeError("stop here"))
+    w2.source = str(VIDEO)
+    with pytest.raises(RuntimeError, match="stop here"):
+        w2.start_pipeline()
+    assert cfgs[0].placement == w.placement
+    w2.show()
+    w2.set_camera_placement(CameraPlacement())         # "Estimate all": the next runs get none
+    assert "the next takes" in w2.banner.text()
+    cfgs.clear()
+    with pytest.raises(RuntimeError, match="stop here"):
+        w2.start_pipeline()
+    assert cfgs[0].placement is None
+    w2.close()
 
 
 def test_painting_and_signals_keep_reference_counts(qtbot):
@@ -632,6 +713,21 @@ def test_worker_lifts_a_guessed_focal_length_with_the_focal_free_lifter(tmp_path
     events, take = _run_pipeline(tmp_path / "takes")     # a known focal length: the bundled lifter
     started = dict(events)["started"]
     assert started["weights"] is None and "weights" not in take.engine and started["focal_free"] is False
+
+
+def test_worker_uses_a_known_camera_placement_from_the_first_frame(tmp_path):
+    """With pitch, roll and height all known the live view stands on the floor from the first frame (the estimate
+    from the person waits for 15 frames). (The app aligns the finished take itself, with the same placement.)"""
+    from mocap_app.world import CameraPlacement
+    (tmp_path / "takes").mkdir()
+    known = CameraPlacement(pitch_deg=-21.0, roll_deg=2.0, camera_height_m=2.4)
+    events, take = _run_pipeline(tmp_path / "takes", placement=known)
+    methods = [p.world_method for k, p in events if k == "result"]
+    assert methods == ["user pitch and roll"] * 6
+    last = [p for k, p in events if k == "result"][-1].world
+    assert last["pitch_deg"] == pytest.approx(-21.0) and last["camera_height_mm"] == pytest.approx(2400)
+    events, _ = _run_pipeline(tmp_path / "takes")
+    assert {p.world_method for k, p in events if k == "result"} == {"camera axes (guess)"}
 
 
 def test_worker_take_records_the_left_right_fix(tmp_path):

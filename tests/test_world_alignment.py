@@ -7,8 +7,8 @@ import pytest
 from engines.skeleton import J
 from mocap_app.calibration.synthetic import (camera_rotation, lifter_like_noise, load_segment, make_view,
                                              subject_files)
-from mocap_app.world import (WorldAlignment, WorldAlignmentError, add_world_args, align_clip, apply,
-                             estimate_world_alignment, pitch_roll_from_up, rotation_cam_to_world,
+from mocap_app.world import (CameraPlacement, WorldAlignment, WorldAlignmentError, add_world_args, align_clip,
+                             apply, estimate_world_alignment, pitch_roll_from_up, rotation_cam_to_world,
                              up_from_pitch_roll, world_overrides_from_args)
 
 needs_mocap = pytest.mark.skipif(not subject_files(), reason="CMU mocap not present")
@@ -143,3 +143,28 @@ def test_errors_and_cli_args():
         world_overrides_from_args(p.parse_args(["--pitch", "120"]))
     with pytest.raises(WorldAlignmentError, match="camera-height"):
         world_overrides_from_args(p.parse_args(["--camera-height", "-1"]))
+
+
+@needs_mocap
+def test_camera_placement_known_to_the_user():
+    """The GUI's Camera placement: validated like the CLI's flags, saved as a dict, and its values are what the
+    alignment uses (all three known: the world frame holds from a single frame)."""
+    assert not CameraPlacement().known and CameraPlacement().overrides() == {
+        "pitch_deg": None, "roll_deg": None, "camera_height_mm": None}
+    p = CameraPlacement(pitch_deg=-12.5, camera_height_m=1.6)
+    assert p.known and not p.complete
+    assert p.overrides()["camera_height_mm"] == pytest.approx(1600)
+    assert CameraPlacement.from_dict(p.to_dict()) == p and CameraPlacement.from_dict(None) == CameraPlacement()
+    assert p.describe() == "pitch -12.5 deg, roll from the person, height 1.60 m"
+    for kw, msg in ((dict(pitch_deg=95), "camera pitch 95 deg is outside"), (dict(roll_deg=float("nan")), "roll"),
+                    (dict(camera_height_m=0.0), "camera height 0.0 m must be between 0 and 50 m")):
+        with pytest.raises(WorldAlignmentError, match=msg):
+            CameraPlacement(**kw)
+    name, jw, v, noisy = next(_cases(seed=5))
+    known = CameraPlacement(v.pitch_deg, v.roll_deg, v.camera_height_mm / 1000.0)
+    assert known.complete
+    al = estimate_world_alignment(noisy[:1], **known.overrides())
+    assert al.pitch_deg == pytest.approx(v.pitch_deg) and al.roll_deg == pytest.approx(v.roll_deg)
+    assert al.camera_height_mm == pytest.approx(v.camera_height_mm)
+    with pytest.raises(WorldAlignmentError, match="only 1 frames"):     # half known: the person must say the rest
+        estimate_world_alignment(noisy[:1], **CameraPlacement(pitch_deg=v.pitch_deg).overrides())

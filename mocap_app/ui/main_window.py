@@ -28,6 +28,7 @@ from mocap_app.clip import Clip, ClipFormatError
 from mocap_app.ui.view3d import TRAIL_LEN, Scene, SceneRenderer, View3DWidget
 from mocap_app.ui.widgets import Banner, PlotsPanel, Timeline, VideoWidget
 from mocap_app.ui.worker import FrameResult, PipelineConfig, PipelineWorker, camera_axes_to_world
+from mocap_app.world import CameraPlacement
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self.clip_saved = True
         self.autosave_path: Path | None = None
         self.camera_profile = None              # CameraProfile from the calibration dialog
+        self.placement = CameraPlacement()      # known pitch / roll / height (Camera ▸ Camera placement)
         self.intrinsics = None
         self.world: dict | None = None
         self.trail: collections.deque = collections.deque(maxlen=TRAIL_LEN)
@@ -145,6 +147,7 @@ class MainWindow(QMainWindow):
         self.act_record.setToolTip("Record the live pose (R). Files are always recorded whole.")
         self.act_reset = QAction("Reset 3D view", self, shortcut="Home", triggered=lambda: self.view3d.reset_view())
         self.act_calib = QAction("&Calibrate camera...", self, triggered=self.open_calibration)
+        self.act_placement = QAction("Camera &placement...", self, triggered=self.open_placement)
         self.act_refresh = QAction("Refresh camera list", self, triggered=self.refresh_sources)
         from engines.lifter import engine_available
         self.act_zedo = QAction("ZeDO refine", self, checkable=True)
@@ -177,6 +180,7 @@ class MainWindow(QMainWindow):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("C&amera")
         m.addAction(self.act_calib)
+        m.addAction(self.act_placement)
         m = mb.addMenu("&View")
         m.addAction(self.act_reset)
         m.addAction(self.act_next_flag)
@@ -286,6 +290,13 @@ class MainWindow(QMainWindow):
                 self.focal_edit.setPlaceholderText("profile")
             except Exception as e:  # noqa: BLE001 - a stale setting must not stop the app
                 log.warning("ignoring the saved camera profile: %s", e)
+        placement = str(s.value("camera/placement", "") or "")
+        if placement:
+            import json
+            try:
+                self.placement = CameraPlacement.from_dict(json.loads(placement))
+            except Exception as e:  # noqa: BLE001 - a stale setting must not stop the app
+                log.warning("ignoring the saved camera placement: %s", e)
         i = self.engine_combo.findData(str(s.value("pipeline/engine", "absposelifter")))
         if i >= 0 and self.engine_combo.model().item(i).isEnabled():
             self.engine_combo.setCurrentIndex(i)
@@ -378,6 +389,8 @@ class MainWindow(QMainWindow):
             except (ClipFormatError, OSError, KeyError, ValueError) as e:
                 self.banner.show_message(f"Cannot open {p.name}: {e}")
                 return False
+            if clip.world is None:     # shown as the export will write it (export aligns such clips too)
+                clip = self._align(clip)
             self.set_review_clip(clip, saved=True)
             self.banner.show_message(f"Opened clip {p.name}: {len(clip)} frames.", "info")
             return True
@@ -439,7 +452,8 @@ class MainWindow(QMainWindow):
                              focal_px=focal, camera_profile=self.camera_profile,
                              smoothing=self.smooth_slider.value() / 100.0,
                              record=not live or self.act_record.isChecked(), autosave=self.autosave,
-                             max_frames=self.max_frames, source_factory=self.source_factory)
+                             max_frames=self.max_frames, source_factory=self.source_factory,
+                             placement=self.placement if self.placement.known else None)
         self.worker = self.worker_class(cfg)
         self.worker.started.connect(self._on_started)
         self.worker.result_ready.connect(self._on_result)
@@ -577,7 +591,7 @@ class MainWindow(QMainWindow):
     def _align(self, clip: Clip) -> Clip:
         from mocap_app.world import WorldAlignmentError, align_clip
         try:
-            return align_clip(clip)
+            return align_clip(clip, **self.placement.overrides())
         except WorldAlignmentError as e:
             log.info("take has no world frame: %s", e)
             return clip
@@ -813,6 +827,25 @@ class MainWindow(QMainWindow):
             if prof is not None:
                 self.set_camera_profile(prof)
         return dlg
+
+    def open_placement(self):
+        """Camera ▸ Camera placement: known pitch / roll / height for the take under review and the next ones."""
+        from mocap_app.ui.placement_dialog import PlacementDialog
+        dlg = PlacementDialog(self, self.placement, self.clip.world if self.clip is not None else None)
+        if dlg.exec():
+            self.set_camera_placement(dlg.placement())
+        return dlg
+
+    def set_camera_placement(self, placement) -> None:
+        """Use ``placement`` (a ``CameraPlacement``) from now on, remember it, and re-align the take under review."""
+        import json
+        self.placement = placement
+        self.settings.setValue("camera/placement", json.dumps(placement.to_dict()))
+        again = self.clip is not None and self.worker is None and np.isfinite(self.clip.joints_cam_mm).any()
+        if again:
+            self.set_review_clip(self._align(self.clip), saved=False)
+        self.banner.show_message(f"Camera placement: {placement.describe()}. Used for "
+                                 + ("this take and the next ones." if again else "the next takes."), "info")
 
     def _source_size(self) -> tuple[int, int] | None:
         if self.intrinsics is not None:

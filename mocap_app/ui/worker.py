@@ -62,6 +62,7 @@ class PipelineConfig:
     autosave_every_s: float = 5.0
     max_frames: int | None = None
     autosave: bool = True
+    placement: object | None = None       # mocap_app.world.CameraPlacement: what the user knows of pitch/roll/height
 
 
 @dataclass
@@ -373,9 +374,13 @@ class PipelineRunner:
         if np.isfinite(cam).all() and len(valid_cam) < WORLD_LOCK_FRAMES:
             valid_cam.append(cam)
             n = len(valid_cam)
-            if n >= WORLD_MIN_FRAMES and (n % 15 == 0 or n == WORLD_LOCK_FRAMES):
+            placement = self.config.placement
+            known = placement.overrides() if placement is not None else {}
+            # a fully known placement needs no body cues: the world frame holds from the first frame
+            first = 1 if placement is not None and placement.complete else WORLD_MIN_FRAMES
+            if n >= first and (n == first or n % 15 == 0 or n == WORLD_LOCK_FRAMES):
                 try:
-                    self.alignment = world_mod.estimate_world_alignment(np.stack(valid_cam))
+                    self.alignment = world_mod.estimate_world_alignment(np.stack(valid_cam), **known)
                     if self.recorder is not None:
                         self.recorder.set_world(self.alignment.to_dict())
                 except world_mod.WorldAlignmentError as e:
