@@ -189,3 +189,64 @@ def test_auto_focal_tab_runs_the_shipped_focal_free_lifter(qtbot, tmp_path):
     assert res.focal_px == pytest.approx(expected.focal_px, rel=1e-3)
     assert abs(res.focal_px / f - 1) < 0.5
     assert not res.reliable and "confidence" in d.auto_info.text()
+
+
+def _board_video(path: Path, repeat: int = 8) -> Path:
+    """The real cam04 board images as a 'camera': each held for ``repeat`` frames (MJPG, high quality)."""
+    import cv2
+    files = sorted((DATA / "intrinsics" / "int_cam04_img").glob("*.jpg"))
+    first = cv2.imread(str(files[0]))
+    h, w = first.shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (w, h))
+    out.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
+    for f in files:
+        img = cv2.imread(str(f))
+        for _ in range(repeat):
+            out.write(img)
+    out.release()
+    return path
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="pose2sim data not present")
+def test_checkerboard_from_the_live_camera(qtbot, tmp_path, monkeypatch):
+    """Show the board to the camera: the preview marks it when found, *Capture view* keeps full-size frames on disk
+    (nothing lost if the dialog closes) and the captured views calibrate like the photos (cam04: 1675 px)."""
+    import functools
+
+    from mocap_app.capture import VideoSource
+    monkeypatch.setenv("MOCAP_DATA_DIR", str(tmp_path / "data"))
+    video = _board_video(tmp_path / "board.avi")
+    d = CalibrationDialog(size_wh=(1088, 1920))
+    qtbot.addWidget(d)
+    d.show()
+    d.tabs.setCurrentIndex(1)
+    assert not d.camera_button.isEnabled()               # no camera offered: photos only
+    d.set_camera(functools.partial(VideoSource, video))
+    assert d.camera_button.isEnabled() and not d.capture_button.isEnabled()
+    d.cols_spin.setValue(4)
+    d.rows_spin.setValue(7)
+    d.square_spin.setValue(60.0)
+    captured, seen_blocks = [], set()
+
+    def on_frame(_img, found, index):
+        block = index // 8                               # one real photo per 8 frames
+        if found and block not in seen_blocks and index % 8 >= 2:
+            seen_blocks.add(block)
+            captured.append(d.capture_view())
+    d.camera_button.click()
+    d.board_camera.frameReady.connect(on_frame)
+    qtbot.waitUntil(lambda: d.board_camera is None, timeout=60_000)   # the video ends: the camera stops
+    assert "video ended" in d.camera_info.text()
+    assert len(captured) >= 4 and all(p is not None and p.exists() for p in captured)
+    assert all(p.is_relative_to(tmp_path / "data" / "boards") for p in captured)
+    assert d.image_list.count() == len(captured)
+    assert not d.preview.pixmap().isNull()
+    with qtbot.waitSignal(d.runFinished, timeout=120_000):
+        d.start_checkerboard()
+    assert d.profile().fx_px == pytest.approx(1675.2, rel=0.02), d.checker_info.text()
+    d.set_camera(functools.partial(VideoSource, video), busy="Stop the capture first: the app is using the camera.")
+    assert not d.camera_button.isEnabled() and "Stop the capture first" in d.camera_info.text()
+    d.set_camera(lambda: VideoSource(tmp_path / "missing.avi"))
+    d.camera_button.click()
+    qtbot.waitUntil(lambda: d.board_camera is None, timeout=10_000)
+    assert "could not be opened" in d.camera_info.text()

@@ -513,6 +513,20 @@ def test_calibration_dialog_from_the_menu(window, qtbot, settings):
     assert w.camera_profile is not None and w.camera_profile.name == "demo cam"
     assert "demo cam" in w.banner.text()
     assert "demo cam" in str(settings.value("camera/profile"))
+    # a camera as the source: the checkerboard tab offers it for filming the board
+    w.source = 0
+    cam = {}
+
+    def look():
+        dlg = QApplication.activeModalWidget()
+        if dlg is None:
+            QTimer.singleShot(50, look)
+            return
+        cam["enabled"], cam["text"] = dlg.camera_button.isEnabled(), dlg.camera_info.text()
+        dlg.reject()
+    QTimer.singleShot(50, look)
+    w.open_calibration()
+    assert cam["enabled"] and "show it the board" in cam["text"]
 
 
 @pytest.fixture(scope="module")

@@ -149,6 +149,24 @@ def detect_board(image: np.ndarray, spec: BoardSpec) -> tuple[np.ndarray, np.nda
     return corners.astype(np.float32), spec.object_points()
 
 
+def find_board_preview(image: np.ndarray, spec: BoardSpec, max_side_px: int = 640) -> np.ndarray | None:
+    """Rough corners ``[K, 2]`` in ``image`` pixels for a live preview, or None: the board found on a copy at most
+    ``max_side_px`` wide / high (fast-check on, no sub-pixel step), so it keeps up with a camera. The saved view is
+    detected again in full by ``calibrate``."""
+    gray = _as_gray(image)
+    scale = min(1.0, max_side_px / max(gray.shape[:2]))
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else gray
+    if spec.kind == "charuco":
+        found = detect_board(small, spec)
+        corners = None if found is None else found[0]
+    else:
+        ok, corners = cv2.findChessboardCorners(small, (spec.cols, spec.rows),
+                                                cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE
+                                                | cv2.CALIB_CB_FAST_CHECK)
+        corners = corners if ok else None
+    return None if corners is None else corners.reshape(-1, 2) / scale
+
+
 def _coverage(views: Sequence[ViewDetection], rvecs, size_wh: tuple[int, int]) -> Coverage:
     w, h = size_wh
     grid = np.zeros((3, 3), int)

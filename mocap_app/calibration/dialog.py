@@ -9,12 +9,15 @@ manual tab's fields (as a focal length in px) so the user can still adjust them.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import logging
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
@@ -54,6 +57,86 @@ class Job(QRunnable):
             self.signals.finished.emit(out)
 
 
+PREVIEW_MAX_PX = 640       # the live board search runs on a copy this large: it keeps up with the camera
+
+
+class BoardCamera(QThread):
+    """Frames from a camera (or any ``VideoSource``) for the checkerboard tab, off the UI thread.
+
+    Each frame is searched for the board on a small copy (``find_board_preview``); ``frameReady`` carries the
+    preview image with the corners drawn and whether the board was found. ``latest()`` is the last full-size frame
+    and its flag, which *Capture view* saves. File sources are paced at their frame rate, as a camera would be.
+    """
+    frameReady = Signal(QImage, bool, int)   # preview, board found, frame index
+    stopped = Signal(str)                    # why ("" when asked to stop)
+
+    def __init__(self, open_source: Callable[[], object], spec: Callable[[], object], parent=None):
+        super().__init__(parent)
+        self._open = open_source
+        self._spec = spec
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+        self._latest = None
+
+    def latest(self):
+        """``(frame_bgr, board_found, index)`` of the newest frame, or None."""
+        with self._lock:
+            return self._latest
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.wait(5000)
+
+    def run(self) -> None:
+        import cv2
+
+        from mocap_app.calibration.checkerboard import find_board_preview
+        why = ""
+        try:
+            src = self._open()
+        except Exception as e:  # noqa: BLE001 - a missing / busy camera is a sentence, not a crash
+            self.stopped.emit(f"the camera could not be opened ({e})")
+            return
+        try:
+            period = 0.0 if getattr(src, "is_camera", False) else 1.0 / max(float(getattr(src, "fps", 30) or 30), 1)
+            t_next = time.perf_counter()
+            while not self._halt.is_set():
+                frame = src.read()
+                if frame is None:
+                    why = "the video ended" if not getattr(src, "is_camera", False) else "the camera stopped"
+                    break
+                img = frame.image_bgr
+                try:
+                    corners = find_board_preview(img, self._spec(), PREVIEW_MAX_PX)
+                except Exception:  # noqa: BLE001 - e.g. a board size being typed: show the frame without it
+                    corners = None
+                with self._lock:
+                    self._latest = (img, corners is not None, frame.index)
+                scale = min(1.0, PREVIEW_MAX_PX / max(img.shape[:2]))
+                small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                if corners is not None:
+                    for x, y in corners * scale:
+                        cv2.circle(small, (int(round(x)), int(round(y))), 4, (0, 220, 0), -1, cv2.LINE_AA)
+                rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+                h, w = rgb.shape[:2]
+                self.frameReady.emit(QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy(),
+                                     corners is not None, int(frame.index))
+                t_next += period
+                time.sleep(max(0.0, t_next - time.perf_counter()))
+        except Exception as e:  # noqa: BLE001
+            log.error("board camera failed:\n%s", traceback.format_exc())
+            why = f"the camera failed ({type(e).__name__}: {e})"
+        finally:
+            src.close()
+        self.stopped.emit(why)
+
+
+def board_capture_dir() -> Path:
+    """Where views captured from the live camera are kept (a new folder per dialog), so none is lost."""
+    from mocap_app.recorder import default_data_dir
+    return default_data_dir() / "boards" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
 class CalibrationDialog(QDialog):
     """Edit / create a camera profile. ``profile()`` is the result when accepted."""
 
@@ -71,6 +154,10 @@ class CalibrationDialog(QDialog):
         self._override: CameraProfile | None = None   # a loaded / calibrated profile, kept exactly until edited
         self._jobs: list[Job] = []
         self._take = None                  # (label, Clip): a take the app holds, used while auto_path shows label
+        self._open_camera: Callable[[], object] | None = None   # the app's camera, for the checkerboard tab
+        self.board_camera: BoardCamera | None = None
+        self._capture_dir: Path | None = None
+        self._captured = 0
 
         # preview
         self.preview = QLabel("no camera image")
@@ -182,14 +269,29 @@ class CalibrationDialog(QDialog):
         f.addRow("Inner corners", pat)
         f.addRow("Square", self.square_spin)
         f.addRow(self.charuco_check)
+        self.camera_button = QPushButton("Start camera")
+        self.camera_button.setEnabled(False)
+        self.camera_button.setToolTip("Show the board to the camera: near and far, in every part of the image, "
+                                      "tilted left/right and up/down")
+        self.camera_button.clicked.connect(self.toggle_camera)
+        self.capture_button = QPushButton("Capture view")
+        self.capture_button.setEnabled(False)
+        self.capture_button.clicked.connect(self.capture_view)
+        self.camera_info = QLabel("No camera selected in the app: add images of the board instead.")
+        self.camera_info.setWordWrap(True)
+        cam = QHBoxLayout()
+        cam.addWidget(self.camera_button)
+        cam.addWidget(self.capture_button)
         self.calib_button = QPushButton("Calibrate")
         self.calib_button.clicked.connect(self.start_checkerboard)
         self.checker_progress = QProgressBar()
         self.checker_info = QLabel()
         self.checker_info.setWordWrap(True)
+        v.addLayout(f)
+        v.addLayout(cam)
+        v.addWidget(self.camera_info)
         v.addWidget(self.image_list)
         v.addLayout(hb)
-        v.addLayout(f)
         v.addWidget(self.calib_button)
         v.addWidget(self.checker_progress)
         v.addWidget(self.checker_info)
@@ -339,6 +441,84 @@ class CalibrationDialog(QDialog):
         label = f"the current take ({len(source)} frames{', ' + Path(str(name)).name if name else ''})"
         self._take = (label, source)
         self.auto_path.setText(label)
+
+    # -- live camera for the checkerboard ---------------------------------------------------------
+    def set_camera(self, open_source: Callable[[], object] | None, busy: str = "") -> None:
+        """Offer the app's camera in the checkerboard tab: ``open_source()`` returns a ``VideoSource``. ``busy``: why
+        it cannot be used now (e.g. the pipeline holds it)."""
+        self._open_camera = open_source
+        self.camera_button.setEnabled(open_source is not None and not busy)
+        self.camera_info.setText(busy or ("Start the camera and show it the board; capture 10-20 views, near and "
+                                          "far, across the whole image and tilted, then Calibrate."
+                                          if open_source is not None else self.camera_info.text()))
+
+    def _spec(self):
+        from mocap_app.calibration.checkerboard import BoardSpec
+        return BoardSpec(self.cols_spin.value(), self.rows_spin.value(), self.square_spin.value(),
+                         "charuco" if self.charuco_check.isChecked() else "chessboard")
+
+    def toggle_camera(self) -> None:
+        if self.board_camera is not None:
+            self.stop_camera()
+            return
+        if self._open_camera is None:
+            return
+        self.board_camera = BoardCamera(self._open_camera, self._spec, self)
+        self.board_camera.frameReady.connect(self._on_board_frame)
+        self.board_camera.stopped.connect(self._on_camera_stopped)
+        self.camera_button.setText("Stop camera")
+        self.camera_info.setStyleSheet("")
+        self.camera_info.setText("Looking for the board...")
+        self.board_camera.start()
+
+    def stop_camera(self) -> None:
+        cam, self.board_camera = self.board_camera, None
+        if cam is not None:
+            cam.frameReady.disconnect(self._on_board_frame)
+            cam.stop()
+        self.camera_button.setText("Start camera")
+        self.capture_button.setEnabled(False)
+
+    @Slot(QImage, bool, int)
+    def _on_board_frame(self, image: QImage, found: bool, _index: int) -> None:
+        self.set_frame(image)
+        self.capture_button.setEnabled(found)
+        self.camera_info.setText(f"{'Board found' if found else 'No board in view'}; {self._captured} views "
+                                 "captured (10-20 from different places and tilts work best).")
+
+    @Slot(str)
+    def _on_camera_stopped(self, why: str) -> None:
+        if self.sender() is not self.board_camera:
+            return
+        self.stop_camera()
+        if why:
+            self.camera_info.setStyleSheet("color:#c62828")
+            self.camera_info.setText(why[:1].upper() + why[1:] + f"; {self._captured} views captured.")
+
+    def capture_view(self) -> Path | None:
+        """Save the newest frame (full size) to the capture folder and add it to the images; None if no board."""
+        import cv2
+        latest = self.board_camera.latest() if self.board_camera is not None else None
+        if latest is None or not latest[1]:
+            return None
+        if self._capture_dir is None:
+            self._capture_dir = board_capture_dir()
+        path = self._capture_dir / f"view_{self._captured + 1:02d}.png"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(path), latest[0]):
+                raise OSError("the image could not be written")
+        except OSError as e:
+            self.camera_info.setStyleSheet("color:#c62828")
+            self.camera_info.setText(f"Cannot save the view to {path.parent} ({e}).")
+            return None
+        self._captured += 1
+        self.add_images([path])
+        return path
+
+    def done(self, result: int) -> None:   # OK, Cancel and closing all end here: release the camera
+        self.stop_camera()
+        super().done(result)
 
     def _browse_auto(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Video or clip", "", "Video or clip (*.mp4 *.mov *.avi *.mkv *.json)")

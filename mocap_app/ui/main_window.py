@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -23,7 +24,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog
                                QMessageBox, QProgressBar, QSlider, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from engines.skeleton import J
-from mocap_app.capture import VIDEO_EXTS
+from mocap_app.capture import VIDEO_EXTS, VideoSource
 from mocap_app.clip import Clip, ClipFormatError
 from mocap_app.ui.view3d import TRAIL_LEN, Scene, SceneRenderer, View3DWidget
 from mocap_app.ui.widgets import Banner, PlotsPanel, Timeline, VideoWidget
@@ -394,7 +395,7 @@ class MainWindow(QMainWindow):
             self.set_review_clip(clip, saved=True)
             self.banner.show_message(f"Opened clip {p.name}: {len(clip)} frames.", "info")
             return True
-        from mocap_app.capture import CaptureError, VideoSource
+        from mocap_app.capture import CaptureError
         try:
             with VideoSource(p) as src:
                 desc = f"{src.size_wh[0]}x{src.size_wh[1]}, {src.fps:g} fps"
@@ -819,6 +820,11 @@ class MainWindow(QMainWindow):
         video = take.source.get("path") if take is not None and isinstance(take.source, dict) else self.source
         if self.camera_profile is None and isinstance(video, str):
             dlg.name_edit.setText(Path(video).stem)       # as `calibrate auto` names it
+        if isinstance(self.source, int) or self.source_factory is not None:
+            # the checkerboard tab can film the board with the app's camera (the same source the pipeline opens)
+            opener = self.source_factory or functools.partial(VideoSource, self.source)
+            dlg.set_camera(opener, busy="Stop the capture first: the app is using the camera."
+                           if self.worker is not None else "")
         img = self.video._img
         if img is not None:
             dlg.set_frame(img)
@@ -851,7 +857,7 @@ class MainWindow(QMainWindow):
         if self.intrinsics is not None:
             return self.intrinsics.width_px, self.intrinsics.height_px
         if isinstance(self.source, str):
-            from mocap_app.capture import CaptureError, VideoSource
+            from mocap_app.capture import CaptureError
             try:
                 with VideoSource(self.source) as src:
                     return tuple(src.size_wh)
