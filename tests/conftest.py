@@ -119,3 +119,26 @@ def engine_cache(tmp_path_factory):
         os.environ.pop("MOCAP_CACHE", None)
     else:
         os.environ["MOCAP_CACHE"] = old
+
+
+BOARD_HOLD_FRAMES = 20     # each board photo held 2/3 s at 30 fps: one view per photo at the 0.5 s view spacing
+
+
+@pytest.fixture(scope="session")
+def cam04_board_video(tmp_path_factory) -> Path:
+    """A 'camera' filming the board: pose2sim cam04's 7 real checkerboard photos, each held ``BOARD_HOLD_FRAMES``
+    frames of a 30 fps MJPG video (reference focal length 1675.2 px)."""
+    import cv2
+    files = sorted((POSE2SIM / "calibration" / "intrinsics" / "int_cam04_img").glob("*.jpg"))
+    if not files:
+        pytest.skip(f"shared data not found at {POSE2SIM}")
+    path = tmp_path_factory.mktemp("board") / "board_cam04.avi"
+    h, w = cv2.imread(str(files[0])).shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (w, h))
+    out.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
+    for f in files:
+        img = cv2.imread(str(f))
+        for _ in range(BOARD_HOLD_FRAMES):
+            out.write(img)
+    out.release()
+    return path

@@ -79,6 +79,21 @@ def test_checkerboard_mode_on_real_images(tmp_path, capsys):
     assert "RMS" in capsys.readouterr().out
 
 
+def test_checkerboard_mode_on_a_video_of_the_board(tmp_path, capsys, cam04_board_video):
+    """A video of the board moved in front of the camera: views taken every 0.5 s where the board is in view."""
+    out = tmp_path / "cam04.json"
+    assert run(["checkerboard", str(cam04_board_video), "--pattern", "4x7", "--square-mm", "60",
+                "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "calibrated from" in printed and "RMS" in printed
+    assert CameraProfile.load(out).fx_px == pytest.approx(1675.2, rel=0.02)       # Qualisys-derived reference
+    assert run(["checkerboard", str(tmp_path / "nope.mp4"), "--square-mm", "60"]) == 3
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video")
+    assert run(["checkerboard", str(junk), "--pattern", "4x7", "--square-mm", "60"]) in (2, 3)
+    assert "junk.mp4" in capsys.readouterr().err
+
+
 def test_auto_mode_on_a_clip_without_person(tmp_path, capsys):
     import numpy as np
     from engines.camera import CameraIntrinsics

@@ -191,31 +191,16 @@ def test_auto_focal_tab_runs_the_shipped_focal_free_lifter(qtbot, tmp_path):
     assert not res.reliable and "confidence" in d.auto_info.text()
 
 
-def _board_video(path: Path, repeat: int = 8) -> Path:
-    """The real cam04 board images as a 'camera': each held for ``repeat`` frames (MJPG, high quality)."""
-    import cv2
-    files = sorted((DATA / "intrinsics" / "int_cam04_img").glob("*.jpg"))
-    first = cv2.imread(str(files[0]))
-    h, w = first.shape[:2]
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (w, h))
-    out.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
-    for f in files:
-        img = cv2.imread(str(f))
-        for _ in range(repeat):
-            out.write(img)
-    out.release()
-    return path
-
-
 @pytest.mark.skipif(not DATA.is_dir(), reason="pose2sim data not present")
-def test_checkerboard_from_the_live_camera(qtbot, tmp_path, monkeypatch):
+def test_checkerboard_from_the_live_camera(qtbot, tmp_path, monkeypatch, cam04_board_video):
     """Show the board to the camera: the preview marks it when found, *Capture view* keeps full-size frames on disk
     (nothing lost if the dialog closes) and the captured views calibrate like the photos (cam04: 1675 px)."""
     import functools
 
     from mocap_app.capture import VideoSource
     monkeypatch.setenv("MOCAP_DATA_DIR", str(tmp_path / "data"))
-    video = _board_video(tmp_path / "board.avi")
+    from conftest import BOARD_HOLD_FRAMES
+    video = cam04_board_video
     d = CalibrationDialog(size_wh=(1088, 1920))
     qtbot.addWidget(d)
     d.show()
@@ -229,8 +214,8 @@ def test_checkerboard_from_the_live_camera(qtbot, tmp_path, monkeypatch):
     captured, seen_blocks = [], set()
 
     def on_frame(_img, found, index):
-        block = index // 8                               # one real photo per 8 frames
-        if found and block not in seen_blocks and index % 8 >= 2:
+        block = index // BOARD_HOLD_FRAMES               # one real photo per block of frames
+        if found and block not in seen_blocks and index % BOARD_HOLD_FRAMES >= 2:
             seen_blocks.add(block)
             captured.append(d.capture_view())
     d.camera_button.click()

@@ -205,14 +205,55 @@ def _load(item) -> tuple[str, np.ndarray]:
     return str(name), _as_gray(np.asarray(img))
 
 
+VIDEO_VIEW_GAP_S = 0.5     # views taken from a video at least this far apart (neighbouring frames add nothing)
+VIDEO_MAX_VIEWS = 40       # calibrateCamera gains little beyond this, and the time grows with every view
+
+
+def views_from_video(path: str | os.PathLike, spec: BoardSpec, *, gap_s: float = VIDEO_VIEW_GAP_S,
+                     max_views: int = VIDEO_MAX_VIEWS) -> list[tuple[str, np.ndarray]]:
+    """``(name, gray frame)`` views of the board from a video of it being moved in front of the camera: frames
+    where ``find_board_preview`` sees the board, at least ``gap_s`` apart, at most ``max_views`` spread evenly over
+    them. Frames of the same video share one size, as one camera's views must."""
+    from mocap_app.capture import CaptureError, VideoSource
+    found: list[tuple[str, np.ndarray]] = []
+    t_last = -math.inf
+    try:
+        with VideoSource(path) as src:
+            for frame in src:
+                if frame.timestamp_s - t_last < gap_s:
+                    continue
+                gray = _as_gray(frame.image_bgr)
+                if find_board_preview(gray, spec) is not None:
+                    found.append((f"{Path(path).name}@{frame.timestamp_s:.2f}s", gray))
+                    t_last = frame.timestamp_s
+    except CaptureError as e:
+        raise CalibrationError(str(e)) from None
+    if len(found) > max_views:
+        found = [found[i] for i in np.linspace(0, len(found) - 1, max_views).round().astype(int)]
+    log.info("%s: %d views of the board", path, len(found))
+    return found
+
+
+def _expand_videos(items: Iterable, spec: BoardSpec) -> list:
+    from mocap_app.capture import VIDEO_EXTS
+    out = []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)) and Path(item).suffix.lower() in VIDEO_EXTS:
+            out.extend(views_from_video(item, spec))
+        else:
+            out.append(item)
+    return out
+
+
 def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
               progress: Callable[[int, int, str], None] | None = None) -> CheckerboardResult:
-    """Calibrate from image paths or ``(name, array)`` pairs of one camera at one size.
+    """Calibrate from image paths, videos of the board (``views_from_video``) or ``(name, array)`` pairs of one
+    camera at one size.
 
     Views whose reprojection error is an outlier (blur, a mis-ordered detection)
     are dropped once and the calibration is redone.
     """
-    items = list(images)
+    items = _expand_videos(images, spec)
     if not items:
         raise CalibrationError("no calibration images given")
     views: list[ViewDetection] = []

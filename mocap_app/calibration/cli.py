@@ -63,7 +63,8 @@ def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
     common(m)
 
     c = sub.add_parser("checkerboard", help="OpenCV calibration from images of a chessboard / ChArUco board")
-    c.add_argument("images", nargs="+", help="image files or glob patterns of one camera at one size")
+    c.add_argument("images", nargs="+", help="image files or glob patterns of one camera at one size, or a video "
+                                             "of the board being moved in front of it (views every 0.5 s)")
     c.add_argument("--pattern", default="9x6",
                    help="inner corners COLSxROWS for a chessboard, squares for ChArUco (default 9x6)")
     c.add_argument("--square-mm", type=float, required=True, help="side of one square in mm")
@@ -135,7 +136,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             res = calibrate(files, spec)
             for name, why in res.rejected.items():
                 print(f"  skipped {name}: {why}")
-            print(f"calibrated from {len(res.used)} images, RMS reprojection error {res.rms_px:.3f} px")
+            print(f"calibrated from {len(res.used)} views, RMS reprojection error {res.rms_px:.3f} px")
             for tip in res.coverage.advice:
                 print(f"  tip: {tip}")
             return _write(res.profile(args.name or Path(files[0]).parent.name or "camera"), args)

@@ -250,7 +250,7 @@ class CalibrationDialog(QDialog):
         w = QWidget()
         v = QVBoxLayout(w)
         self.image_list = QListWidget()
-        add = QPushButton("Add images...")
+        add = QPushButton("Add images / videos...")
         add.clicked.connect(self._add_images)
         clear = QPushButton("Clear")
         clear.clicked.connect(self.image_list.clear)
@@ -418,7 +418,8 @@ class CalibrationDialog(QDialog):
 
     # -- background runs ------------------------------------------------------------------------
     def _add_images(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Checkerboard images", "", "Images (*.png *.jpg *.jpeg *.bmp)")
+        files, _ = QFileDialog.getOpenFileNames(self, "Checkerboard images or videos", "",
+                                                "Images or videos (*.png *.jpg *.jpeg *.bmp *.mp4 *.mov *.avi *.mkv)")
         self.add_images(files)
 
     def add_images(self, files) -> None:
