@@ -33,6 +33,10 @@ class BoardNotFoundError(CalibrationError):
     """Too few images in which the calibration board was found."""
 
 
+class UnreadableInputError(CalibrationError):
+    """An image or video of the board that cannot be read (missing, corrupt, not an image)."""
+
+
 @dataclass(frozen=True)
 class BoardSpec:
     """A printed calibration target.
@@ -199,7 +203,7 @@ def _load(item) -> tuple[str, np.ndarray]:
     if isinstance(item, (str, os.PathLike)):
         img = cv2.imread(str(item), cv2.IMREAD_GRAYSCALE)
         if img is None:
-            raise CalibrationError(f"cannot read image {item}")
+            raise UnreadableInputError(f"cannot read image {item}")
         return Path(item).name, img
     name, img = item
     return str(name), _as_gray(np.asarray(img))
@@ -227,7 +231,7 @@ def views_from_video(path: str | os.PathLike, spec: BoardSpec, *, gap_s: float =
                     found.append((f"{Path(path).name}@{frame.timestamp_s:.2f}s", gray))
                     t_last = frame.timestamp_s
     except CaptureError as e:
-        raise CalibrationError(str(e)) from None
+        raise UnreadableInputError(str(e)) from None
     if len(found) > max_views:
         found = [found[i] for i in np.linspace(0, len(found) - 1, max_views).round().astype(int)]
     log.info("%s: %d views of the board", path, len(found))

@@ -158,8 +158,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         return _fail("choose a mode: manual, checkerboard, auto, list or presets "
                      "(mocap-app calibrate -h)", EXIT_USAGE)
     except CalibrationError as e:
-        from mocap_app.calibration.checkerboard import BoardNotFoundError
-        return _fail(str(e), EXIT_INPUT if isinstance(e, BoardNotFoundError) else EXIT_USAGE)
+        from mocap_app.calibration.checkerboard import BoardNotFoundError, UnreadableInputError
+        return _fail(str(e), EXIT_INPUT if isinstance(e, (BoardNotFoundError, UnreadableInputError)) else EXIT_USAGE)
 
 
 def keypoints_from_clip(clip, max_frames: int = 600, step: int = 2) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
