@@ -357,8 +357,8 @@ class CameraPlacement:
     """What the user knows of where the camera stands; ``None`` = estimate it from the person.
 
     A bubble level and a tape measure beat any estimate from the body, and with all three given the world frame
-    holds from the first frame instead of after ``MIN_VALID_FRAMES``. Raises ``WorldAlignmentError`` for values
-    no camera has.
+    needs a single frame of the person (the estimate needs ``MIN_VALID_FRAMES``, the app's live view waits for 15).
+    Raises ``WorldAlignmentError`` for values no camera has.
     """
     pitch_deg: float | None = None        # negative = looking down
     roll_deg: float | None = None         # positive = rotated clockwise
@@ -403,5 +403,5 @@ def world_overrides_from_args(args: argparse.Namespace) -> dict | None:
     height = getattr(args, "camera_height", None)
     if not (getattr(args, "world", False) or pitch is not None or roll is not None or height is not None):
         return None
-    _check_placement(pitch, roll, height, names=("--pitch", "--roll", "--camera-height"))
-    return {"pitch_deg": pitch, "roll_deg": roll, "camera_height_mm": None if height is None else 1000.0 * height}
+    _check_placement(pitch, roll, height, names=("--pitch", "--roll", "--camera-height"))   # the flags' names
+    return CameraPlacement(pitch, roll, height).overrides()

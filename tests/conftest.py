@@ -16,6 +16,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -124,8 +125,13 @@ def engine_cache(tmp_path_factory):
 BOARD_HOLD_FRAMES = 20     # each board photo held 2/3 s at 30 fps: one view per photo at the 0.5 s view spacing
 
 
+class BoardVideo(NamedTuple):
+    path: Path
+    hold_frames: int        # frames each photo is held for
+
+
 @pytest.fixture(scope="session")
-def cam04_board_video(tmp_path_factory) -> Path:
+def cam04_board_video(tmp_path_factory) -> BoardVideo:
     """A 'camera' filming the board: pose2sim cam04's 7 real checkerboard photos, each held ``BOARD_HOLD_FRAMES``
     frames of a 30 fps MJPG video (reference focal length 1675.2 px)."""
     import cv2
@@ -141,4 +147,4 @@ def cam04_board_video(tmp_path_factory) -> Path:
         for _ in range(BOARD_HOLD_FRAMES):
             out.write(img)
     out.release()
-    return path
+    return BoardVideo(path, BOARD_HOLD_FRAMES)

@@ -82,7 +82,7 @@ def test_checkerboard_mode_on_real_images(tmp_path, capsys):
 def test_checkerboard_mode_on_a_video_of_the_board(tmp_path, capsys, cam04_board_video):
     """A video of the board moved in front of the camera: views taken every 0.5 s where the board is in view."""
     out = tmp_path / "cam04.json"
-    assert run(["checkerboard", str(cam04_board_video), "--pattern", "4x7", "--square-mm", "60",
+    assert run(["checkerboard", str(cam04_board_video.path), "--pattern", "4x7", "--square-mm", "60",
                 "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "calibrated from" in printed and "RMS" in printed

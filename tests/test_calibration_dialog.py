@@ -199,8 +199,7 @@ def test_checkerboard_from_the_live_camera(qtbot, tmp_path, monkeypatch, cam04_b
 
     from mocap_app.capture import VideoSource
     monkeypatch.setenv("MOCAP_DATA_DIR", str(tmp_path / "data"))
-    from conftest import BOARD_HOLD_FRAMES
-    video = cam04_board_video
+    video, hold = cam04_board_video
     d = CalibrationDialog(size_wh=(1088, 1920))
     qtbot.addWidget(d)
     d.show()
@@ -214,11 +213,14 @@ def test_checkerboard_from_the_live_camera(qtbot, tmp_path, monkeypatch, cam04_b
     captured, seen_blocks = [], set()
 
     def on_frame(_img, found, index):
-        block = index // BOARD_HOLD_FRAMES               # one real photo per block of frames
-        if found and block not in seen_blocks and index % BOARD_HOLD_FRAMES >= 2:
+        block = index // hold                            # one real photo per block of frames
+        if found and block not in seen_blocks and index % hold >= 2:
             seen_blocks.add(block)
             captured.append(d.capture_view())
     d.camera_button.click()
+    d.cols_spin.setValue(5)                              # the running camera looks for the board the fields describe
+    assert d.board_camera.spec.cols == 5
+    d.cols_spin.setValue(4)
     d.board_camera.frameReady.connect(on_frame)
     qtbot.waitUntil(lambda: d.board_camera is None, timeout=60_000)   # the video ends: the camera stops
     assert "video ended" in d.camera_info.text()

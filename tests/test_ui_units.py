@@ -479,21 +479,37 @@ def test_worker_process_killed_recording_recovered(qtbot, tmp_path):
     assert w.recorder.to_clip().person.sum() >= 3
 
 
+def when_modal(action) -> dict:
+    """Call ``action(dialog, seen)`` once the app's modal dialog is up (the test then calls the blocking opener, e.g.
+    ``open_calibration``); returns ``seen``. An exception in ``action`` lands in ``seen["error"]`` and rejects the
+    dialog, so a failing check never leaves it open (which would hang the test)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+    seen: dict = {}
+
+    def poll():
+        dlg = QApplication.activeModalWidget()
+        if dlg is None:
+            QTimer.singleShot(50, poll)
+            return
+        try:
+            action(dlg, seen)
+        except Exception as e:  # noqa: BLE001
+            seen["error"] = repr(e)
+            dlg.reject()
+    QTimer.singleShot(50, poll)
+    return seen
+
+
 def test_calibration_dialog_from_the_menu(window, qtbot, settings):
     """Camera ▸ Calibrate: an invalid size disables OK with a sentence; a valid focal becomes the
     profile used for the next runs and is remembered in the settings."""
     pytest.importorskip("mocap_app.calibration.dialog")
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QDialogButtonBox
+    from PySide6.QtWidgets import QDialogButtonBox
     w = window
     w.open_path(VIDEO)                      # auto_start is off: only sets the source
-    seen = {}
 
-    def drive():
-        dlg = QApplication.activeModalWidget()
-        if dlg is None:
-            QTimer.singleShot(50, drive)
-            return
+    def drive(dlg, seen):
         ok = dlg.buttons.button(QDialogButtonBox.Ok)
         seen["size"] = (dlg.width_spin.value(), dlg.height_spin.value())
         dlg.width_spin.setValue(0)
@@ -502,11 +518,11 @@ def test_calibration_dialog_from_the_menu(window, qtbot, settings):
         dlg.name_edit.setText("demo cam")
         seen["valid"] = ok.isEnabled()
         ok.click()
-    QTimer.singleShot(50, drive)
+    seen = when_modal(drive)
     menus = {a.text().replace("&", ""): a.menu() for a in w.menuBar().actions()}
     assert w.act_calib in menus["Camera"].actions()
     dlg = w.open_calibration()
-    assert dlg is not None
+    assert dlg is not None and "error" not in seen, seen.get("error")
     assert seen["size"] == (1088, 1920)     # the dialog opens at the video's size
     assert seen["invalid"][0] is False and seen["invalid"][1]
     assert seen["valid"]
@@ -515,16 +531,11 @@ def test_calibration_dialog_from_the_menu(window, qtbot, settings):
     assert "demo cam" in str(settings.value("camera/profile"))
     # a camera as the source: the checkerboard tab offers it for filming the board
     w.source = 0
-    cam = {}
 
-    def look():
-        dlg = QApplication.activeModalWidget()
-        if dlg is None:
-            QTimer.singleShot(50, look)
-            return
-        cam["enabled"], cam["text"] = dlg.camera_button.isEnabled(), dlg.camera_info.text()
+    def look(dlg, seen):
+        seen["enabled"], seen["text"] = dlg.camera_button.isEnabled(), dlg.camera_info.text()
         dlg.reject()
-    QTimer.singleShot(50, look)
+    cam = when_modal(look)
     w.open_calibration()
     assert cam["enabled"] and "show it the board" in cam["text"]
 
@@ -543,18 +554,12 @@ def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take
     """Camera ▸ Calibrate ▸ From a person, with a real cam03 take open in the app: the tab offers the take itself
     (no second MediaPipe pass) and runs the focal-free lifter the CLI runs. Before 3 Dec the app handed the dialog
     its pose lifter, which takes f as an input and said 2863 px (+70 %) for this view instead of ~1663 px."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QDialogButtonBox
+    from PySide6.QtWidgets import QDialogButtonBox
     clip = cam03_take
     w = window
     w.set_review_clip(clip, saved=True)
-    seen = {}
 
-    def drive():
-        dlg = QApplication.activeModalWidget()
-        if dlg is None:
-            QTimer.singleShot(50, drive)
-            return
+    def drive(dlg, seen):
         seen["input"], seen["name"] = dlg.auto_path.text(), dlg.name_edit.text()
         dlg.tabs.setCurrentIndex(2)
 
@@ -564,9 +569,9 @@ def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take
         dlg.runFinished.connect(done)
         dlg.runFailed.connect(lambda m: (seen.setdefault("failed", m), dlg.reject()))
         dlg.start_auto()
-    QTimer.singleShot(50, drive)
+    seen = when_modal(drive)
     w.open_calibration()
-    assert "failed" not in seen, seen.get("failed")
+    assert "failed" not in seen and "error" not in seen, seen
     assert "current take" in seen["input"] and f"{len(clip)} frames" in seen["input"]
     assert "cam03.mp4" in seen["input"] and seen["name"] == "cam03"
     res = seen["result"]
@@ -581,8 +586,7 @@ def test_camera_placement_from_the_menu(window, qtbot, settings, cam03_take, tmp
     """Camera ▸ Camera placement: the dialog shows the take's own estimate; the pitch, roll and height a user
     ticks (here cam03's measured ones: on this footage the estimate is 7-10 deg off, BENCHMARKS.md) re-align the
     take under review at once, are remembered, and go to the next runs."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QDialogButtonBox
+    from PySide6.QtWidgets import QDialogButtonBox
     from engines.real_errors import load_pose2sim_cameras
     from mocap_app.ui.main_window import MainWindow
     from mocap_app.world import CameraPlacement, pitch_roll_from_up
@@ -597,27 +601,18 @@ def test_camera_placement_from_the_menu(window, qtbot, settings, cam03_take, tmp
     assert w.clip_saved and w.clip.world is not None    # an opened clip is shown world-aligned, as exported
     estimate = dict(w.clip.world)
     assert "user" not in estimate["method"]
-    seen = {}
 
-    def drive():
-        dlg = QApplication.activeModalWidget()
-        if dlg is None:
-            QTimer.singleShot(50, drive)
-            return
-        try:
-            seen["notes"] = {a: lab.text() for a, lab in dlg.estimates.items()}
-            seen["spins_off"] = not any(sp.isEnabled() for sp in dlg.spins.values())
-            for attr, v in (("pitch_deg", pitch), ("roll_deg", roll), ("camera_height_m", height_m)):
-                dlg.checks[attr].setChecked(True)
-                dlg.spins[attr].setValue(v)
-            dlg.spins["pitch_deg"].setValue(400)          # typed nonsense stops at the limit
-            seen["clamped"] = dlg.spins["pitch_deg"].value()
-            dlg.spins["pitch_deg"].setValue(pitch)
-            dlg.buttons.button(QDialogButtonBox.Ok).click()
-        except Exception as e:  # noqa: BLE001 - a failure here must not leave the modal dialog open
-            seen["error"] = repr(e)
-            dlg.reject()
-    QTimer.singleShot(50, drive)
+    def drive(dlg, seen):
+        seen["notes"] = {a: lab.text() for a, lab in dlg.estimates.items()}
+        seen["spins_off"] = not any(sp.isEnabled() for sp in dlg.spins.values())
+        for attr, v in (("pitch_deg", pitch), ("roll_deg", roll), ("camera_height_m", height_m)):
+            dlg.checks[attr].setChecked(True)
+            dlg.spins[attr].setValue(v)
+        dlg.spins["pitch_deg"].setValue(400)          # typed nonsense stops at the limit
+        seen["clamped"] = dlg.spins["pitch_deg"].value()
+        dlg.spins["pitch_deg"].setValue(pitch)
+        dlg.buttons.button(QDialogButtonBox.Ok).click()
+    seen = when_modal(drive)
     w.open_placement()
     saved, w.clip_saved = w.clip_saved, True     # qtbot closes the window before the fixture can: no "discard?" box
     assert "error" not in seen, seen["error"]

@@ -63,17 +63,19 @@ PREVIEW_MAX_PX = 640       # the live board search runs on a copy this large: it
 class BoardCamera(QThread):
     """Frames from a camera (or any ``VideoSource``) for the checkerboard tab, off the UI thread.
 
-    Each frame is searched for the board on a small copy (``find_board_preview``); ``frameReady`` carries the
-    preview image with the corners drawn and whether the board was found. ``latest()`` is the last full-size frame
-    and its flag, which *Capture view* saves. File sources are paced at their frame rate, as a camera would be.
+    Each frame is shrunk once to at most ``PREVIEW_MAX_PX`` and searched for the board there
+    (``find_board_preview``); ``frameReady`` carries that preview with the corners drawn and whether the board was
+    found. ``latest()`` is the last full-size frame and its flag, which *Capture view* saves. ``spec`` is the board to
+    look for (None while the dialog's fields do not make one); the dialog sets it from the UI thread, so this thread
+    never reads widgets. File sources are paced at their frame rate, as a camera would be.
     """
     frameReady = Signal(QImage, bool, int)   # preview, board found, frame index
     stopped = Signal(str)                    # why ("" when asked to stop)
 
-    def __init__(self, open_source: Callable[[], object], spec: Callable[[], object], parent=None):
+    def __init__(self, open_source: Callable[[], object], spec, parent=None):
         super().__init__(parent)
         self._open = open_source
-        self._spec = spec
+        self.spec = spec
         self._halt = threading.Event()
         self._lock = threading.Lock()
         self._latest = None
@@ -91,6 +93,7 @@ class BoardCamera(QThread):
         import cv2
 
         from mocap_app.calibration.checkerboard import find_board_preview
+        from mocap_app.ui.widgets import bgr_to_qimage
         why = ""
         try:
             src = self._open()
@@ -106,21 +109,17 @@ class BoardCamera(QThread):
                     why = "the video ended" if not getattr(src, "is_camera", False) else "the camera stopped"
                     break
                 img = frame.image_bgr
-                try:
-                    corners = find_board_preview(img, self._spec(), PREVIEW_MAX_PX)
-                except Exception:  # noqa: BLE001 - e.g. a board size being typed: show the frame without it
-                    corners = None
+                scale = min(1.0, PREVIEW_MAX_PX / max(img.shape[:2]))
+                small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else img
+                spec = self.spec
+                corners = None if spec is None else find_board_preview(small, spec, PREVIEW_MAX_PX)
                 with self._lock:
                     self._latest = (img, corners is not None, frame.index)
-                scale = min(1.0, PREVIEW_MAX_PX / max(img.shape[:2]))
-                small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 if corners is not None:
-                    for x, y in corners * scale:
+                    small = small.copy()
+                    for x, y in corners:
                         cv2.circle(small, (int(round(x)), int(round(y))), 4, (0, 220, 0), -1, cv2.LINE_AA)
-                rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-                h, w = rgb.shape[:2]
-                self.frameReady.emit(QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy(),
-                                     corners is not None, int(frame.index))
+                self.frameReady.emit(bgr_to_qimage(small), corners is not None, int(frame.index))
                 t_next += period
                 time.sleep(max(0.0, t_next - time.perf_counter()))
         except Exception as e:  # noqa: BLE001
@@ -262,6 +261,9 @@ class CalibrationDialog(QDialog):
         self.rows_spin = QSpinBox(minimum=2, maximum=40, value=6)
         self.square_spin = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=1000.0, value=25.0, suffix=" mm")
         self.charuco_check = QCheckBox("ChArUco board (counts are squares)")
+        for field_ in (self.cols_spin, self.rows_spin, self.square_spin):
+            field_.valueChanged.connect(self._on_board_fields)
+        self.charuco_check.toggled.connect(self._on_board_fields)
         pat = QHBoxLayout()
         pat.addWidget(self.cols_spin)
         pat.addWidget(QLabel("x"))
@@ -453,10 +455,22 @@ class CalibrationDialog(QDialog):
                                           "far, across the whole image and tilted, then Calibrate."
                                           if open_source is not None else self.camera_info.text()))
 
-    def _spec(self):
+    def _spec_args(self) -> tuple:
+        """The board as the fields describe it: ``BoardSpec(*args)`` (which may reject it)."""
+        return (self.cols_spin.value(), self.rows_spin.value(), self.square_spin.value(),
+                "charuco" if self.charuco_check.isChecked() else "chessboard")
+
+    def _live_spec(self):
+        """The board for the live preview, or None while the fields do not make one."""
         from mocap_app.calibration.checkerboard import BoardSpec
-        return BoardSpec(self.cols_spin.value(), self.rows_spin.value(), self.square_spin.value(),
-                         "charuco" if self.charuco_check.isChecked() else "chessboard")
+        try:
+            return BoardSpec(*self._spec_args())
+        except (CalibrationError, ValueError):
+            return None
+
+    def _on_board_fields(self) -> None:
+        if self.board_camera is not None:
+            self.board_camera.spec = self._live_spec()
 
     def toggle_camera(self) -> None:
         if self.board_camera is not None:
@@ -464,7 +478,7 @@ class CalibrationDialog(QDialog):
             return
         if self._open_camera is None:
             return
-        self.board_camera = BoardCamera(self._open_camera, self._spec, self)
+        self.board_camera = BoardCamera(self._open_camera, self._live_spec(), self)
         self.board_camera.frameReady.connect(self._on_board_frame)
         self.board_camera.stopped.connect(self._on_camera_stopped)
         self.camera_button.setText("Stop camera")
@@ -554,8 +568,7 @@ class CalibrationDialog(QDialog):
     def start_checkerboard(self) -> Job:
         from mocap_app.calibration.checkerboard import BoardSpec, calibrate
         files = [self.image_list.item(i).data(Qt.UserRole) for i in range(self.image_list.count())]
-        spec_args = (self.cols_spin.value(), self.rows_spin.value(), self.square_spin.value(),
-                     "charuco" if self.charuco_check.isChecked() else "chessboard")
+        spec_args = self._spec_args()
 
         def work(progress):
             if not files:

@@ -50,10 +50,6 @@ class PlacementDialog(QDialog):
             row.addWidget(note)
             form.addRow(check, row)
             self.checks[attr], self.spins[attr], self.estimates[attr] = check, spin, note
-        if estimate:
-            src = QLabel(f"The take's world frame came from: {estimate.get('method', '?')}.")
-            src.setWordWrap(True)
-            src.setStyleSheet("color:#666")
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel | QDialogButtonBox.Reset)
         buttons.button(QDialogButtonBox.Reset).setText("Estimate all")
         buttons.button(QDialogButtonBox.Reset).clicked.connect(lambda: [c.setChecked(False)
@@ -65,6 +61,9 @@ class PlacementDialog(QDialog):
         lay.addWidget(intro)
         lay.addLayout(form)
         if estimate:
+            src = QLabel(f"The take's world frame came from: {estimate.get('method', '?')}.")
+            src.setWordWrap(True)
+            src.setStyleSheet("color:#666")
             lay.addWidget(src)
         lay.addWidget(buttons)
 

@@ -167,6 +167,10 @@ class PipelineRunner:
         self.refiner = None                            # ZeDO, when config.refine == "zedo"
         self._smoother = StreamingOneEuro(config.smoothing)
         self.alignment = None
+        placement = config.placement
+        self._known_placement = placement.overrides() if placement is not None else {}
+        # a fully known placement needs no body cues: the world frame holds from the first frame, and never changes
+        self._placement_complete = placement is not None and placement.complete
         self._guess_offset: np.ndarray | None = None   # level-camera guess until the world is estimated
 
     def _publish(self, r: FrameResult) -> None:
@@ -374,13 +378,11 @@ class PipelineRunner:
         if np.isfinite(cam).all() and len(valid_cam) < WORLD_LOCK_FRAMES:
             valid_cam.append(cam)
             n = len(valid_cam)
-            placement = self.config.placement
-            known = placement.overrides() if placement is not None else {}
-            # a fully known placement needs no body cues: the world frame holds from the first frame
-            first = 1 if placement is not None and placement.complete else WORLD_MIN_FRAMES
-            if n >= first and (n == first or n % 15 == 0 or n == WORLD_LOCK_FRAMES):
+            due = (n == 1 if self._placement_complete
+                   else n >= WORLD_MIN_FRAMES and (n % 15 == 0 or n == WORLD_LOCK_FRAMES))
+            if due:
                 try:
-                    self.alignment = world_mod.estimate_world_alignment(np.stack(valid_cam), **known)
+                    self.alignment = world_mod.estimate_world_alignment(np.stack(valid_cam), **self._known_placement)
                     if self.recorder is not None:
                         self.recorder.set_world(self.alignment.to_dict())
                 except world_mod.WorldAlignmentError as e:
