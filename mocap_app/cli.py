@@ -2,6 +2,7 @@
 
     mocap-app                         open the desktop app
     mocap-app process VIDEO --out clip.json [--focal-px F | --fov-deg D | --calibration P] [--bvh/--fbx ...]
+    mocap-app relift clip.json --calibration P --out new.clip.json   (the same 2D, lifted with another camera)
     mocap-app convert clip.json --bvh out.bvh --fbx out.fbx [--glb out.glb]
     mocap-app calibrate ...
     mocap-app bench [VIDEO] | --engines
@@ -43,28 +44,50 @@ def add_process_parser(sub) -> None:
     p = sub.add_parser("process", help="video -> 2D keypoints -> absolute 3D clip (JSON, optional BVH/FBX)")
     p.add_argument("video", type=Path)
     p.add_argument("--out", type=Path, help="clip JSON to write (default: VIDEO name + .clip.json)")
+    _add_lift_arguments(p, engine_default="absposelifter")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--no-left-right-fix", action="store_true",
+                   help="keep MediaPipe's left/right labels as they are (by default a skeleton it suddenly "
+                        "mirrors is mirrored back)")
+    _add_output_arguments(p)
+    p.set_defaults(func=run_process)
+
+
+def add_relift_parser(sub) -> None:
+    p = sub.add_parser("relift", help="lift a processed clip's 2D again with another camera model or engine (no "
+                                      "second 2D pass), e.g. after calibrating the camera it was recorded with")
+    p.add_argument("clip", type=Path, help="a clip JSON (mocap-app process, or saved from the app)")
+    p.add_argument("--out", type=Path, help="clip JSON to write (default: CLIP name + .relift.clip.json)")
+    _add_lift_arguments(p, engine_default=None)
+    p.add_argument("--video", type=Path, default=None,
+                   help="the take's video, for --engine perspose (default: the path stored in the clip)")
+    _add_output_arguments(p)
+    p.set_defaults(func=run_relift)
+
+
+def _add_lift_arguments(p, engine_default: str | None) -> None:
+    """The camera model and 3D engine options ``process`` and ``relift`` share."""
     cam = p.add_mutually_exclusive_group()
     cam.add_argument("--focal-px", type=_positive_float("--focal-px"), help="focal length in pixels")
     cam.add_argument("--fov-deg", type=_positive_float("--fov-deg"), help="horizontal field of view in degrees")
     cam.add_argument("--calibration", type=Path, help="camera profile JSON (mocap-app calibrate)")
-    p.add_argument("--engine", default="absposelifter", choices=["absposelifter", "perspose"],
-                   help="3D engine: absposelifter (2D -> 3D, default) or perspose (image crops; experimental, "
-                        "CPU-trained, see BENCHMARKS.md)")
+    p.add_argument("--engine", default=engine_default, choices=["absposelifter", "perspose"],
+                   help="3D engine: absposelifter (2D -> 3D" + (", default" if engine_default else "")
+                        + ") or perspose (image crops; experimental, CPU-trained, see BENCHMARKS.md)"
+                        + ("" if engine_default else "; default: the engine that made the clip"))
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch (and GPU backends when present)")
     p.add_argument("--weights", type=Path, default=None, help="lifter weights to use instead of the shipped ones")
     p.add_argument("--refine", choices=["none", "zedo"], default="none",
                    help="refine the 3D with the ZeDO diffusion pose prior (off by default: neutral with real "
                         "2D noise in our measurements, see BENCHMARKS.md)")
     p.add_argument("--refine-iterations", type=int, default=20, help="ZeDO iterations per frame (default: 20)")
-    p.add_argument("--max-frames", type=int, default=None)
-    p.add_argument("--no-left-right-fix", action="store_true",
-                   help="keep MediaPipe's left/right labels as they are (by default a skeleton it suddenly "
-                        "mirrors is mirrored back)")
+
+
+def _add_output_arguments(p) -> None:
     from mocap_app.export.cli import add_export_arguments
     from mocap_app.world import add_world_args
     add_world_args(p)
     add_export_arguments(p)   # --bvh/--fbx/--glb and their options (same as `convert`)
-    p.set_defaults(func=run_process)
 
 
 def run_process(a) -> int:
@@ -72,7 +95,7 @@ def run_process(a) -> int:
     from engines.lifter import InvalidKeypointsError
     from mocap_app.capture import CaptureError
     from mocap_app.pipeline import NoPersonError, process_video
-    from mocap_app.world import WorldAlignmentError, align_clip, world_overrides_from_args
+    from mocap_app.world import WorldAlignmentError, world_overrides_from_args
 
     if not a.video.exists():
         return _fail(f"video not found: {a.video}", EXIT_INPUT)
@@ -94,10 +117,56 @@ def run_process(a) -> int:
         return _fail(str(e), EXIT_INPUT)
     except (InvalidIntrinsicsError, InvalidKeypointsError, WorldAlignmentError, ValueError) as e:
         return _fail(str(e), EXIT_USAGE)
+    return _finish_clip(clip, a, out, world)
+
+
+def run_relift(a) -> int:
+    from engines.camera import CameraIntrinsics, InvalidIntrinsicsError
+    from engines.lifter import InvalidKeypointsError
+    from mocap_app.clip import Clip, ClipFormatError
+    from mocap_app.pipeline import ReliftError, relift_clip
+    from mocap_app.world import WorldAlignmentError, world_overrides_from_args
+
+    if not a.clip.is_file():
+        return _fail(f"clip not found: {a.clip}", EXIT_INPUT)
+    name = a.clip.name.removesuffix(".json").removesuffix(".clip")
+    out = a.out or a.clip.with_name(name + ".relift.clip.json")
+    try:
+        clip = Clip.load(a.clip)
+    except (ClipFormatError, KeyError, TypeError, ValueError) as e:
+        return _fail(f"{a.clip} is not a readable clip: {e}", EXIT_INPUT)
+    if not clip.person.any():
+        return _fail(f"{a.clip}: no frame has a person to lift", EXIT_NO_PERSON)
+    w, h = clip.intrinsics.width_px, clip.intrinsics.height_px
+    try:
+        world = world_overrides_from_args(a)
+        if a.focal_px is not None:
+            intr, src = CameraIntrinsics.from_focal(a.focal_px, w, h), "cli focal"
+        elif a.fov_deg is not None:
+            intr, src = CameraIntrinsics.from_fov(a.fov_deg, w, h, "horizontal"), "cli horizontal fov"
+        elif a.calibration:
+            from mocap_app.calibration.profile import CameraProfile
+            intr, src = CameraProfile.load(a.calibration).intrinsics(w, h), "profile"
+        else:   # the take's own camera: other weights or another engine
+            intr, src = clip.intrinsics, clip.intrinsics_source
+        clip = relift_clip(clip, intr, src, engine=a.engine, backend=a.backend, weights=a.weights, video=a.video)
+    except FileNotFoundError as e:
+        return _fail(str(e), EXIT_INPUT)
+    except ReliftError as e:
+        return _fail(str(e), EXIT_INPUT)
+    except (InvalidIntrinsicsError, InvalidKeypointsError, WorldAlignmentError, ValueError) as e:
+        return _fail(str(e), EXIT_USAGE)
+    return _finish_clip(clip, a, out, world)
+
+
+def _finish_clip(clip, a, out: Path, world: dict | None) -> int:
+    """What ``process`` and ``relift`` do after lifting: refine, score plausibility, align, save, export."""
+    from engines.plausibility.score import MissingAssetError, add_plausibility, implausible
+    from mocap_app.world import WorldAlignmentError, align_clip
+
     if a.refine == "zedo":   # before world alignment: refinement changes the camera-frame joints
         from engines.zedo.refine import refine_clip
         clip = refine_clip(clip, iterations=a.refine_iterations, backend=a.backend)
-    from engines.plausibility.score import MissingAssetError, add_plausibility, implausible
     try:   # calibrated per-frame plausibility in [0, 1] for the clip JSON; its absence costs nothing else
         clip = add_plausibility(clip)
         flagged = np.flatnonzero(implausible(clip.plausibility))
@@ -148,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command")
     add_process_parser(sub)
+    add_relift_parser(sub)
     # other commands live beside the code they drive
     for mod, fn in (("mocap_app.export.cli", "add_convert_parser"),
                     ("mocap_app.calibration.cli", "add_calibrate_parser"),

@@ -200,3 +200,85 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
                 source={"path": str(path), "fps": fps, "frame_count": n_src,
                         "width_px": intr.width_px, "height_px": intr.height_px},
                 engine=engine_info(engine, lifter))
+
+
+class ReliftError(ValueError):
+    """A take that cannot be lifted again as asked (e.g. an image engine without the video)."""
+
+
+def relift_clip(clip: Clip, intrinsics: CameraIntrinsics, intrinsics_source: str, engine: str | None = None,
+                backend: str = "auto", weights: str | Path | None = None, lifter=None,
+                video: str | Path | None = None, progress: Callable[[int, int], None] | None = None) -> Clip:
+    """Lift a take's stored 2D keypoints again with another camera model (or other weights): no second 2D pass.
+
+    The 3D of a monocular take depends on the focal length it was lifted with (root depth scales with it, and the
+    shipped lifter takes it as an input), so a take recorded before calibrating is lifted again rather than recorded
+    again. ``engine`` defaults to the one that made the take; the weights follow ``lifter_weights`` (a calibrated
+    camera gets the lifter that takes the focal length). An image engine (PersPose) needs the take's video: frames are
+    matched to the take by timestamp (``video`` defaults to the path the take was made from). The result has no world
+    frame, plausibility or refinement: they derive from the camera-frame joints, so the caller redoes them.
+    """
+    from dataclasses import replace
+
+    from engines.lifter import load_lifter
+
+    if (intrinsics.width_px, intrinsics.height_px) != (clip.intrinsics.width_px, clip.intrinsics.height_px):
+        raise ReliftError(f"the camera model is for {intrinsics.width_px}x{intrinsics.height_px} but the take is "
+                          f"{clip.intrinsics.width_px}x{clip.intrinsics.height_px}")
+    engine = engine or (clip.engine or {}).get("name") or "absposelifter"
+    if lifter is None:
+        lifter = load_lifter(engine, backend=backend, weights=lifter_weights(intrinsics_source, engine, weights))
+    person = np.asarray(clip.person, bool)
+    kp = np.where(person[:, None, None], clip.keypoints_px, np.nan).astype(np.float32)
+    conf = np.nan_to_num(np.asarray(clip.confidence, np.float32))
+    if getattr(lifter, "needs_images", False):
+        joints = _relift_with_frames(clip, kp, conf, intrinsics, lifter, video, progress)
+    else:
+        joints = lifter.lift(kp, conf, intrinsics.K)
+        if progress:
+            progress(len(clip), len(clip))
+    return replace(clip, joints_cam_mm=np.asarray(joints, np.float64), intrinsics=intrinsics,
+                   intrinsics_source=intrinsics_source, engine=engine_info(engine, lifter), world=None,
+                   joints_world_mm=None, plausibility=None)
+
+
+def _relift_with_frames(clip: Clip, kp: np.ndarray, conf: np.ndarray, intr: CameraIntrinsics, lifter,
+                        video, progress) -> np.ndarray:
+    """Lift frame by frame with the video's images, each matched to the take's frame by its timestamp."""
+    from mocap_app.capture import CaptureError, VideoSource
+
+    path = video or (clip.source or {}).get("path")
+    if not path or not Path(str(path)).is_file():
+        raise ReliftError(f"the {getattr(lifter, 'name', 'image')} engine needs the take's video frames, and "
+                          + (f"its video {path} is not there" if path and not str(path).isdigit()
+                             else "this take was recorded live, without a video")
+                          + ": re-lift it with AbsPoseLifter, or open the video and process it again")
+    out = np.full((len(clip), NUM_JOINTS, 3), np.nan, np.float32)
+    todo = np.flatnonzero(clip.person)
+    ts = np.asarray(clip.timestamps_s, float)
+    done = np.zeros(len(clip), bool)
+    try:
+        with VideoSource(path) as src:
+            if tuple(src.size_wh) != (intr.width_px, intr.height_px):
+                raise ReliftError(f"{path} is {src.size_wh[0]}x{src.size_wh[1]}, not the take's "
+                                  f"{intr.width_px}x{intr.height_px}: it is not this take's video")
+            tol = 0.5 / max(float(src.fps or 0) or clip.fps, 1.0)
+            last = ts[todo[-1]] if len(todo) else -np.inf
+            for frame in threaded_frames(src):
+                if frame.timestamp_s > last + tol:
+                    break
+                j = int(np.searchsorted(ts, frame.timestamp_s))   # the take's timestamps increase
+                i = min((k for k in (j - 1, j) if 0 <= k < len(ts)), key=lambda k: abs(ts[k] - frame.timestamp_s))
+                if abs(ts[i] - frame.timestamp_s) > tol or not clip.person[i] or done[i]:
+                    continue
+                out[i] = lifter.lift(kp[i:i + 1], conf[i:i + 1], intr.K, images=[frame.image_bgr])[0]
+                done[i] = True
+                if progress:
+                    progress(int(done.sum()), len(todo))
+    except CaptureError as e:
+        raise ReliftError(str(e)) from None
+    missing = int(len(todo) - done[todo].sum())
+    if missing:
+        raise ReliftError(f"{path} does not hold {missing} of the take's {len(todo)} frames with a person "
+                          "(matched by time): it is not this take's video")
+    return out

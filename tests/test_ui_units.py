@@ -582,6 +582,52 @@ def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take
 
 
 @needs_pipeline
+def test_calibrating_offers_to_relift_the_take_under_review(window, qtbot, cam03_take):
+    """A take lifted with a guessed camera, then the camera calibrated: the banner offers *Re-lift this take*; it runs
+    off the UI thread, gives the 3D that processing with that camera gives, keeps the trim, marks the take unsaved,
+    and *Undo* brings the old take back."""
+    import dataclasses
+    from engines.camera import CameraIntrinsics
+    from mocap_app.calibration.profile import CameraProfile
+    from mocap_app.pipeline import process_video
+    w = window
+    take = cam03_take
+    assert take.intrinsics_source == "default fov"
+    w.set_review_clip(w._align(take), saved=True)
+    w.timeline.set_trim(5, 80)
+    assert w.act_relift.isEnabled()
+    size = (take.intrinsics.width_px, take.intrinsics.height_px)
+    w.relift_take()                                         # no camera yet: one sentence, nothing runs
+    assert "no camera to re-lift with" in w.banner.text() and w._relift_thread is None
+    prof = CameraProfile.from_intrinsics("cam03", CameraIntrinsics.from_focal(1681, *size), source="checkerboard")
+    w.set_camera_profile(prof, offer_relift=True)
+    assert w.banner.action_text() == "Re-lift this take" and "lifted with the old camera" in w.banner.text()
+    old = w.clip
+    with qtbot.waitSignal(w.relift_done, timeout=60000):
+        w.banner.action_btn.click()
+        assert not w.act_relift.isEnabled()                 # one re-lift at a time
+    new = w.clip
+    assert new is not old and not w.clip_saved and w.windowTitle().endswith("*")
+    assert new.intrinsics.fx_px == 1681 and new.world is not None and "weights" not in new.engine
+    assert w.timeline.trim == (5, 80)
+    ref = process_video(VIDEO, focal_px=1681, max_frames=len(take))
+    np.testing.assert_allclose(new.joints_cam_mm, ref.joints_cam_mm, atol=0.5)
+    assert "Re-lifted 100 frames with focal 1681 px" in w.banner.text() and w.banner.action_text() == "Undo"
+    w.banner.action_btn.click()
+    assert w.clip is old and w.clip_saved and "undone" in w.banner.text() and w.timeline.trim == (5, 80)
+    w.focal_edit.setText("1500")                            # a focal length typed in the toolbar is offered too
+    w.focal_edit.editingFinished.emit()
+    assert w.banner.action_text() == "Re-lift this take" and "lifted with 1576 px" in w.banner.text()
+    w.focal_edit.setText("")
+    # a re-lift that fails leaves the take as it was
+    w.set_review_clip(dataclasses.replace(old, source={"path": "0"}, engine={"name": "perspose"}), saved=True)
+    failed = w.clip
+    with qtbot.waitSignal(w.relift_done, timeout=60000):
+        assert w.relift_take()
+    assert w.clip is failed and "could not be re-lifted" in w.banner.text() and "recorded live" in w.banner.text()
+
+
+@needs_pipeline
 def test_camera_placement_from_the_menu(window, qtbot, settings, cam03_take, tmp_path):
     """Camera ▸ Camera placement: the dialog shows the take's own estimate; the pitch, roll and height a user
     ticks (here cam03's measured ones: on this footage the estimate is 7-10 deg off, BENCHMARKS.md) re-align the

@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
 
     export_done = Signal(object, str)      # ExportResult or None, error message ("" when fine)
     plausibility_done = Signal(object, object)   # the clip scored, its per-frame plausibility (or an error text)
+    relift_done = Signal(object, object, str)    # the take re-lifted, the new clip (or None), an error ("" when fine)
 
     def __init__(self, weights: str | Path | None = None, settings: QSettings | None = None,
                  prefer_open3d: bool = True, ask_file_if_no_camera: bool = False, autosave: bool = True,
@@ -100,6 +101,7 @@ class MainWindow(QMainWindow):
         self._review_cap = None
         self._t0 = time.perf_counter()
         self._export_thread: threading.Thread | None = None
+        self._relift_thread: threading.Thread | None = None
         self.last_export = None
         self.max_frames: int | None = None      # limit per run (tests, benchmarks)
         self.worker_class = PipelineWorker
@@ -118,6 +120,7 @@ class MainWindow(QMainWindow):
         self.view3d.frame_shown.connect(self._on_frame_shown)
         self.export_done.connect(self._on_export_done)
         self.plausibility_done.connect(self._on_plausibility)
+        self.relift_done.connect(self._on_relift_done)
         self._status_result = None
         self._plot_timer = QTimer(self)
         self._plot_timer.timeout.connect(self.plots.refresh)
@@ -149,6 +152,9 @@ class MainWindow(QMainWindow):
         self.act_reset = QAction("Reset 3D view", self, shortcut="Home", triggered=lambda: self.view3d.reset_view())
         self.act_calib = QAction("&Calibrate camera...", self, triggered=self.open_calibration)
         self.act_placement = QAction("Camera &placement...", self, triggered=self.open_placement)
+        self.act_relift = QAction("&Re-lift take with this camera", self, triggered=lambda: self.relift_take())
+        self.act_relift.setToolTip("Lift the take under review again from its 2D keypoints with the focal length in "
+                                   "the toolbar or the calibrated camera (no second 2D pass)")
         self.act_refresh = QAction("Refresh camera list", self, triggered=self.refresh_sources)
         from engines.lifter import engine_available
         self.act_zedo = QAction("ZeDO refine", self, checkable=True)
@@ -182,6 +188,8 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("C&amera")
         m.addAction(self.act_calib)
         m.addAction(self.act_placement)
+        m.addSeparator()
+        m.addAction(self.act_relift)
         m = mb.addMenu("&View")
         m.addAction(self.act_reset)
         m.addAction(self.act_next_flag)
@@ -219,6 +227,7 @@ class MainWindow(QMainWindow):
         self.focal_edit.setMaximumWidth(80)
         self.focal_edit.setToolTip("Camera focal length in pixels; empty = calibration profile or a 70° diagonal "
                                    "field of view")
+        self.focal_edit.editingFinished.connect(self._on_focal_typed)
         tb.addWidget(self.focal_edit)
         tb.addWidget(QLabel(" Smoothing: "))
         self.smooth_slider = QSlider(Qt.Horizontal)
@@ -831,7 +840,7 @@ class MainWindow(QMainWindow):
         if dlg.exec():
             prof = dlg.profile()
             if prof is not None:
-                self.set_camera_profile(prof)
+                self.set_camera_profile(prof, offer_relift=True)
         return dlg
 
     def open_placement(self):
@@ -865,8 +874,10 @@ class MainWindow(QMainWindow):
                 return None
         return None
 
-    def set_camera_profile(self, prof) -> None:
-        """Use ``prof`` (a CameraProfile) for the following runs and remember it (QSettings)."""
+    def set_camera_profile(self, prof, offer_relift: bool = False) -> None:
+        """Use ``prof`` (a CameraProfile) for the following runs and remember it (QSettings). ``offer_relift``: the
+        banner offers to lift the take under review again with it (a take is not re-lifted unasked: that would
+        replace what the user is looking at)."""
         import json
         self.camera_profile = prof
         self.settings.setValue("camera/profile", json.dumps(prof.to_dict()) if prof is not None else "")
@@ -874,12 +885,116 @@ class MainWindow(QMainWindow):
         if prof is not None:
             from mocap_app.calibration.autofocal import RELIABLE_CONFIDENCE, TYPICAL_ERROR
             doubt = prof.confidence is not None and prof.confidence < RELIABLE_CONFIDENCE
+            typed = bool(self.focal_edit.text().strip())
+            offer = offer_relift and self._can_relift() and not typed
             self.banner.show_message(f"Camera profile '{prof.name}' will be used (focal {prof.fx_px:.0f} px at "
                                      f"{prof.size[0]}x{prof.size[1]}"
                                      + (f"; an auto estimate the footage could not confirm, typically "
                                         f"~{TYPICAL_ERROR:.0%} off: a checkerboard gives ~1 %" if doubt else "")
-                                     + "). A focal length typed in the toolbar overrides it.",
-                                     "warning" if doubt else "info")
+                                     + "). A focal length typed in the toolbar overrides it."
+                                     + (" The take under review was lifted with the old camera." if offer else ""),
+                                     "warning" if doubt else "info",
+                                     action=("Re-lift this take", self.relift_take) if offer else None)
+        self._update_state()
+
+    # --------------------------------------------------------------------------- re-lift
+    def _on_focal_typed(self) -> None:
+        """A focal length typed with a take under review that was lifted with another one: offer to re-lift it."""
+        try:
+            f = self._focal()
+        except ValueError as e:
+            self.banner.show_message(str(e)[:1].upper() + str(e)[1:] + ".")
+            return
+        if f is None or not self._can_relift() or abs(f / self.clip.intrinsics.fx_px - 1) < 1e-3:
+            return
+        self.banner.show_message(f"Focal length {f:g} px will be used for the next runs. The take under review was "
+                                 f"lifted with {self.clip.intrinsics.fx_px:.0f} px.", "info",
+                                 action=("Re-lift this take", self.relift_take))
+
+    def _can_relift(self) -> bool:
+        return (self.clip is not None and self.worker is None and self._relift_thread is None
+                and bool(self.clip.person.any()))
+
+    def _relift_camera(self, clip: Clip):
+        """The camera the next run would use, at the take's size: typed focal > profile. Raises ValueError."""
+        from engines.camera import CameraIntrinsics
+        w, h = clip.intrinsics.width_px, clip.intrinsics.height_px
+        focal = self._focal()
+        if focal is not None:
+            return CameraIntrinsics.from_focal(focal, w, h), "cli focal"
+        if self.camera_profile is not None:
+            return self.camera_profile.intrinsics(w, h), "profile"
+        raise ValueError("there is no camera to re-lift with: type the focal length in the toolbar or calibrate "
+                         "the camera (Camera ▸ Calibrate camera) first")
+
+    def relift_take(self) -> bool:
+        """Lift the take under review again from its 2D keypoints with the current camera, off the UI thread.
+
+        The same engine that made the take; AbsPoseLifter with the app's weights; ZeDO again if the take was refined.
+        The old take is kept for *Undo* until another take replaces it.
+        """
+        if not self._can_relift():
+            self.banner.show_message("Nothing to re-lift: open or record a take first, and stop the capture."
+                                     if self._relift_thread is None else "The take is already being re-lifted.",
+                                     "warning")
+            return False
+        old = self.clip
+        try:
+            intr, src = self._relift_camera(old)
+        except ValueError as e:
+            self.banner.show_message(str(e)[:1].upper() + str(e)[1:] + ".", "warning")
+            return False
+        engine = (old.engine or {}).get("name") or "absposelifter"
+        refine = str((old.engine or {}).get("refine") or "")
+        weights = self.weights if engine == "absposelifter" else None
+
+        def work():
+            try:
+                from mocap_app.pipeline import relift_clip
+                new = relift_clip(old, intr, src, engine=engine, weights=weights)
+                if refine.startswith("zedo"):
+                    from engines.zedo.refine import refine_clip
+                    new = refine_clip(new)
+                self.relift_done.emit(old, new, "")
+            except Exception as e:  # noqa: BLE001 - one sentence in the banner; the take under review stays
+                log.warning("re-lift failed", exc_info=True)
+                self.relift_done.emit(old, None, str(e) or type(e).__name__)
+
+        self._relift_thread = threading.Thread(target=work, name="relift", daemon=True)
+        self._relift_thread.start()
+        self.state_label.setText(f"Re-lifting {int(old.person.sum())} frames with focal {intr.fx_px:.0f} px...")
+        self._update_state()
+        return True
+
+    def _on_relift_done(self, old: Clip, new: Clip | None, err: str) -> None:
+        self._relift_thread = None
+        if old is not self.clip:   # another take replaced it meanwhile: drop the result
+            self._update_state()
+            return
+        if new is None:
+            self.banner.show_message(f"The take could not be re-lifted ({err}); it is unchanged.")
+            self.state_label.setText("Re-lift failed")
+            self._update_state()
+            return
+        trim = self.timeline.trim
+        was_saved = self.clip_saved
+        shown = self._align(new)
+        self.set_review_clip(shown, saved=False)
+        self.timeline.set_trim(*trim)
+        z0, z1 = (np.nanmedian(np.linalg.norm(c.joints_cam_mm[:, J["pelvis"]], axis=-1)) / 1000 for c in (old, new))
+
+        def undo():
+            if self.clip is shown:   # not once another take replaced it
+                self.set_review_clip(old, saved=was_saved)
+                self.timeline.set_trim(*trim)
+                self.banner.show_message("Re-lift undone: the take is as it was.", "info")
+
+        self.banner.show_message(
+            f"Re-lifted {int(new.person.sum())} frames with focal {new.intrinsics.fx_px:.0f} px (was "
+            f"{old.intrinsics.fx_px:.0f} px): the person is now {z1:.2f} m from the camera (was {z0:.2f} m). "
+            "Save or export to keep it.", "info", action=("Undo", undo))
+        self.state_label.setText("Re-lifted")
+        self._update_state()
 
     # ------------------------------------------------------------------------- state/close
     def _update_state(self) -> None:
@@ -904,6 +1019,7 @@ class MainWindow(QMainWindow):
         self.act_weights.setEnabled(not running)
         self.act_bundled.setEnabled(not running and self.weights is not None)
         self.act_next_flag.setEnabled(has_clip and bool(self.timeline.flags.any()))
+        self.act_relift.setEnabled(self._can_relift())
         self.focal_edit.setEnabled(not running)
         title = "mocap"
         if isinstance(self.source, str):

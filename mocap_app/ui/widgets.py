@@ -101,7 +101,11 @@ class VideoWidget(QWidget):
 
 
 class Banner(QWidget):
-    """A dismissable message strip at the top of the window (errors never open a traceback box)."""
+    """A dismissable message strip at the top of the window (errors never open a traceback box).
+
+    A message may carry one action (a button beside it, e.g. *Re-lift this take* or *Undo*): the next message, or
+    closing the strip, takes it away.
+    """
 
     STYLES = {"error": "#7a1f1f", "warning": "#6b5412", "info": "#1f4a6b"}
 
@@ -112,21 +116,46 @@ class Banner(QWidget):
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.action_btn = QPushButton()
+        self.action_btn.clicked.connect(self._on_action)
+        self.action_btn.hide()
+        self._action = None
         close = QToolButton()
         close.setText("✕")
         close.setAutoRaise(True)
         close.clicked.connect(self.hide)
         lay.addWidget(self.label, 1)
+        lay.addWidget(self.action_btn)
         lay.addWidget(close)
         self.level = ""
         self.setAutoFillBackground(True)
         self.hide()
 
-    def show_message(self, text: str, level: str = "error") -> None:
+    def show_message(self, text: str, level: str = "error", action: tuple[str, object] | None = None) -> None:
+        """Show ``text``; ``action`` = (button label, callable) adds a button that runs it once."""
         self.level = level
         self.label.setText(text)
         self.setStyleSheet(f"background:{self.STYLES.get(level, '#333')}; color:white;")
+        self._action = action[1] if action else None
+        self.action_btn.setText(action[0] if action else "")
+        self.action_btn.setStyleSheet("color:black;")   # the strip's white text would vanish on the button
+        self.action_btn.setVisible(action is not None)
         self.show()
+
+    def action_text(self) -> str:
+        """The label of the offered action ("" when none is offered)."""
+        return self.action_btn.text() if self.isVisible() and self.action_btn.isVisible() else ""
+
+    def _on_action(self) -> None:
+        fn, self._action = self._action, None
+        self.action_btn.hide()
+        if fn is not None:
+            fn()
+
+    def hide(self) -> None:   # noqa: D102 - closing the strip withdraws its action too
+        self._action = None
+        self.action_btn.hide()
+        super().hide()
 
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
