@@ -89,6 +89,17 @@ def test_chessboard_rendered_views_and_coverage():
     assert res.intrinsics.fx_px == pytest.approx(1100.0, rel=0.01)
     # every rendered view sits around the image centre: corners and right edge are reported missing
     assert any("top-left" in a or "bottom-right" in a for a in res.coverage.advice)
+    # while capturing (no calibration yet) the same advice comes from the rough preview corners and a camera guessed
+    # 27 % short: the same cells, tilts within a few degrees of those the calibration measured
+    from mocap_app.calibration.checkerboard import live_coverage, preview_detection
+    live = live_coverage([preview_detection(img, spec) for _, img in S_views], (1280, 720), focal_px=800.0)
+    np.testing.assert_array_equal(live.grid_counts, res.coverage.grid_counts)
+    np.testing.assert_allclose(live.tilt_x_deg, res.coverage.tilt_x_deg, atol=4)
+    np.testing.assert_allclose(live.tilt_y_deg, res.coverage.tilt_y_deg, atol=4)
+    assert live.advice == res.coverage.advice
+    one = live_coverage([preview_detection(S_views[0][1], spec)], (1280, 720))   # one flat view: everything to add
+    assert any("tilted forward/back" in a for a in one.advice) and any("turned left/right" in a for a in one.advice)
+    assert any("1 usable views" in a for a in one.advice)
 
 
 def test_errors_are_clear(tmp_path):

@@ -228,12 +228,29 @@ def test_checkerboard_from_the_live_camera(qtbot, tmp_path, monkeypatch, cam04_b
     assert all(p.is_relative_to(tmp_path / "data" / "boards") for p in captured)
     assert d.image_list.count() == len(captured)
     assert not d.preview.pixmap().isNull()
-    with qtbot.waitSignal(d.runFinished, timeout=120_000):
+    # coverage advice while capturing, before any calibration: it says what is missing ...
+    live = d.coverage_info.text()
+    assert d.coverage_info.isVisible() and f"{len(captured)} views so far" in live and "usable views" in live
+    with qtbot.waitSignal(d.runFinished, timeout=120_000) as done:
         d.start_checkerboard()
     assert d.profile().fx_px == pytest.approx(1675.2, rel=0.02), d.checker_info.text()
+    # ... and it is the advice the calibration gives afterwards, for the same views
+    res = done.args[0]
+    assert len(res.used) == len(captured)
+    for advice in res.coverage.advice:
+        assert advice.split(":")[0].replace(f"{len(res.used)} usable", "") in live.replace(
+            f"{len(captured)} usable", ""), (advice, live)
+    d.clear_images()
+    assert d.image_list.count() == 0 and not d.coverage_info.isVisible()
     d.set_camera(functools.partial(VideoSource, video), busy="Stop the capture first: the app is using the camera.")
     assert not d.camera_button.isEnabled() and "Stop the capture first" in d.camera_info.text()
     d.set_camera(lambda: VideoSource(tmp_path / "missing.avi"))
+    from mocap_app.calibration.dialog import _tint_covered      # the preview tints the regions already covered
+    grey = np.full((90, 120, 3), 100, np.uint8)
+    tinted = _tint_covered(grey, np.array([[1, 0, 0], [0, 0, 0], [0, 0, 2]]))
+    assert tinted[10, 10, 1] > 100 and tinted[10, 10, 0] < 100 and tinted[80, 110, 1] > 100
+    assert (tinted[40:50, 50:70] == 100).all() and (grey == 100).all()     # inside an empty region: as it was
+    assert tuple(tinted[31, 60]) == (0, 170, 255)                          # ... which is outlined in amber
     d.camera_button.click()
     qtbot.waitUntil(lambda: d.board_camera is None, timeout=10_000)
     assert "could not be opened" in d.camera_info.text()

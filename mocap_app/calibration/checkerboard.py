@@ -157,18 +157,47 @@ def find_board_preview(image: np.ndarray, spec: BoardSpec, max_side_px: int = 64
     """Rough corners ``[K, 2]`` in ``image`` pixels for a live preview, or None: the board found on a copy at most
     ``max_side_px`` wide / high (fast-check on, no sub-pixel step), so it keeps up with a camera. The saved view is
     detected again in full by ``calibrate``."""
+    view = preview_detection(image, spec, max_side_px)
+    return None if view is None else view.image_points.reshape(-1, 2)
+
+
+def preview_detection(image: np.ndarray, spec: BoardSpec, max_side_px: int = 640) -> ViewDetection | None:
+    """``find_board_preview`` with the board points of each corner (what ``live_coverage`` needs)."""
     gray = _as_gray(image)
     scale = min(1.0, max_side_px / max(gray.shape[:2]))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else gray
     if spec.kind == "charuco":
         found = detect_board(small, spec)
-        corners = None if found is None else found[0]
+        if found is None:
+            return None
+        corners, obj = found
     else:
         ok, corners = cv2.findChessboardCorners(small, (spec.cols, spec.rows),
                                                 cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE
                                                 | cv2.CALIB_CB_FAST_CHECK)
-        corners = corners if ok else None
-    return None if corners is None else corners.reshape(-1, 2) / scale
+        if not ok:
+            return None
+        obj = spec.object_points()
+    return ViewDetection("preview", (corners.reshape(-1, 1, 2) / scale).astype(np.float32), obj)
+
+
+def live_coverage(views: Sequence[ViewDetection], size_wh: tuple[int, int], focal_px: float | None = None) -> Coverage:
+    """The coverage advice for views captured so far, before any calibration.
+
+    The board's tilt in each view comes from its pose (``cv2.solvePnP``, IPPE for a plane) under a guessed camera:
+    ``focal_px``, else a 70 deg diagonal field of view. A wrong focal length mostly changes the board's distance, not
+    its tilt (a 20 % error moves a 30 deg tilt by a few degrees), which is all the advice needs.
+    """
+    w, h = size_wh
+    K = (CameraIntrinsics.from_focal(focal_px, w, h) if focal_px else
+         CameraIntrinsics.from_fov(70.0, w, h, "diagonal")).K
+    rvecs = []
+    for v in views:
+        ok, rvec, _ = cv2.solvePnP(v.object_points.astype(np.float64), v.image_points.astype(np.float64), K, None,
+                                   flags=cv2.SOLVEPNP_IPPE)
+        if ok:
+            rvecs.append(rvec)
+    return _coverage(views, rvecs, size_wh)
 
 
 def _coverage(views: Sequence[ViewDetection], rvecs, size_wh: tuple[int, int]) -> Coverage:

@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
@@ -65,9 +66,11 @@ class BoardCamera(QThread):
 
     Each frame is shrunk once to at most ``PREVIEW_MAX_PX`` and searched for the board there
     (``find_board_preview``); ``frameReady`` carries that preview with the corners drawn and whether the board was
-    found. ``latest()`` is the last full-size frame and its flag, which *Capture view* saves. ``spec`` is the board to
-    look for (None while the dialog's fields do not make one); the dialog sets it from the UI thread, so this thread
-    never reads widgets. File sources are paced at their frame rate, as a camera would be.
+    found. ``latest()`` is the last full-size frame and the board's rough corners in it, which *Capture view* saves.
+    ``spec`` is the board to look for (None while the dialog's fields do not make one) and ``covered`` the 3 x 3 grid of
+    image regions the captured views already cover (tinted green in the preview, so the empty ones stand out); the
+    dialog sets both from the UI thread, so this thread never reads widgets. File sources are paced at their frame
+    rate, as a camera would be.
     """
     frameReady = Signal(QImage, bool, int)   # preview, board found, frame index
     stopped = Signal(str)                    # why ("" when asked to stop)
@@ -76,12 +79,14 @@ class BoardCamera(QThread):
         super().__init__(parent)
         self._open = open_source
         self.spec = spec
+        self.covered: np.ndarray | None = None
         self._halt = threading.Event()
         self._lock = threading.Lock()
         self._latest = None
 
     def latest(self):
-        """``(frame_bgr, board_found, index)`` of the newest frame, or None."""
+        """``(frame_bgr, board, index)`` of the newest frame (``board``: a ``ViewDetection`` in the frame's pixels, or
+        None), or None."""
         with self._lock:
             return self._latest
 
@@ -92,7 +97,7 @@ class BoardCamera(QThread):
     def run(self) -> None:
         import cv2
 
-        from mocap_app.calibration.checkerboard import find_board_preview
+        from mocap_app.calibration.checkerboard import ViewDetection, preview_detection
         from mocap_app.ui.widgets import bgr_to_qimage
         why = ""
         try:
@@ -112,11 +117,13 @@ class BoardCamera(QThread):
                 scale = min(1.0, PREVIEW_MAX_PX / max(img.shape[:2]))
                 small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else img
                 spec = self.spec
-                corners = None if spec is None else find_board_preview(small, spec, PREVIEW_MAX_PX)
+                view = None if spec is None else preview_detection(small, spec, PREVIEW_MAX_PX)
+                corners = None if view is None else view.image_points.reshape(-1, 2)
                 with self._lock:
-                    self._latest = (img, corners is not None, frame.index)
+                    self._latest = (img, None if view is None else ViewDetection(
+                        f"frame {frame.index}", view.image_points / scale, view.object_points), frame.index)
+                small = _tint_covered(small, self.covered)
                 if corners is not None:
-                    small = small.copy()
                     for x, y in corners:
                         cv2.circle(small, (int(round(x)), int(round(y))), 4, (0, 220, 0), -1, cv2.LINE_AA)
                 self.frameReady.emit(bgr_to_qimage(small), corners is not None, int(frame.index))
@@ -128,6 +135,25 @@ class BoardCamera(QThread):
         finally:
             src.close()
         self.stopped.emit(why)
+
+
+def _tint_covered(img: np.ndarray, covered: np.ndarray | None) -> np.ndarray:
+    """A copy of ``img`` with the image regions (3 x 3) that captured views already cover tinted green, and those
+    still empty outlined in amber (where to hold the board next)."""
+    import cv2
+    out = img.copy()
+    if covered is None or not np.any(covered):
+        return out
+    h, w = out.shape[:2]
+    for r in range(3):
+        for c in range(3):
+            y0, y1, x0, x1 = r * h // 3, (r + 1) * h // 3, c * w // 3, (c + 1) * w // 3
+            if covered[r, c]:
+                cell = out[y0:y1, x0:x1]
+                cv2.addWeighted(cell, 0.75, np.full_like(cell, (60, 180, 60)), 0.25, 0.0, dst=cell)
+            else:
+                cv2.rectangle(out, (x0 + 2, y0 + 2), (x1 - 3, y1 - 3), (0, 170, 255), 2, cv2.LINE_AA)
+    return out
 
 
 def board_capture_dir() -> Path:
@@ -157,6 +183,7 @@ class CalibrationDialog(QDialog):
         self.board_camera: BoardCamera | None = None
         self._capture_dir: Path | None = None
         self._captured = 0
+        self._live_views: list = []        # ViewDetection of each captured view (rough corners), for live coverage
 
         # preview
         self.preview = QLabel("no camera image")
@@ -252,7 +279,7 @@ class CalibrationDialog(QDialog):
         add = QPushButton("Add images / videos...")
         add.clicked.connect(self._add_images)
         clear = QPushButton("Clear")
-        clear.clicked.connect(self.image_list.clear)
+        clear.clicked.connect(self.clear_images)
         hb = QHBoxLayout()
         hb.addWidget(add)
         hb.addWidget(clear)
@@ -281,6 +308,9 @@ class CalibrationDialog(QDialog):
         self.capture_button.clicked.connect(self.capture_view)
         self.camera_info = QLabel("No camera selected in the app: add images of the board instead.")
         self.camera_info.setWordWrap(True)
+        self.coverage_info = QLabel()      # what the captured views still lack, updated at every capture
+        self.coverage_info.setWordWrap(True)
+        self.coverage_info.hide()
         cam = QHBoxLayout()
         cam.addWidget(self.camera_button)
         cam.addWidget(self.capture_button)
@@ -292,6 +322,7 @@ class CalibrationDialog(QDialog):
         v.addLayout(f)
         v.addLayout(cam)
         v.addWidget(self.camera_info)
+        v.addWidget(self.coverage_info)
         v.addWidget(self.image_list)
         v.addLayout(hb)
         v.addWidget(self.calib_button)
@@ -514,7 +545,7 @@ class CalibrationDialog(QDialog):
         """Save the newest frame (full size) to the capture folder and add it to the images; None if no board."""
         import cv2
         latest = self.board_camera.latest() if self.board_camera is not None else None
-        if latest is None or not latest[1]:
+        if latest is None or latest[1] is None:
             return None
         if self._capture_dir is None:
             self._capture_dir = board_capture_dir()
@@ -529,7 +560,33 @@ class CalibrationDialog(QDialog):
             return None
         self._captured += 1
         self.add_images([path])
+        self._live_views.append(latest[1])
+        self._update_coverage(latest[0].shape[1::-1])
         return path
+
+    def _update_coverage(self, size_wh: tuple[int, int]) -> None:
+        """Say what the captured views still lack (regions, tilts, count) and tint the covered regions live."""
+        from mocap_app.calibration.checkerboard import live_coverage
+        if not self._live_views:
+            self.coverage_info.hide()
+            if self.board_camera is not None:
+                self.board_camera.covered = None
+            return
+        cov = live_coverage(self._live_views, size_wh)
+        if self.board_camera is not None:
+            self.board_camera.covered = cov.grid_counts.copy()
+        n = len(self._live_views)
+        self.coverage_info.setStyleSheet("" if cov.complete else "color:#8a6d00")
+        self.coverage_info.setText(
+            f"{n} views cover the image and the tilts well: Calibrate." if cov.complete else
+            f"{n} views so far (in the preview: green = covered, amber = hold the board there next). Still to do:\n"
+            + "\n".join(f"- {a}" for a in cov.advice))
+        self.coverage_info.show()
+
+    def clear_images(self) -> None:
+        self.image_list.clear()
+        self._live_views.clear()
+        self._update_coverage((0, 0))
 
     def done(self, result: int) -> None:   # OK, Cancel and closing all end here: release the camera
         self.stop_camera()
