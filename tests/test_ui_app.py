@@ -93,6 +93,7 @@ def test_process_screenshot_scrub_trim_export(qtbot, app_state, monkeypatch):
     from mocap_app.ui.main_window import MainWindow
     tmp = app_state["tmp"]
     monkeypatch.setenv("MOCAP_DATA_DIR", str(tmp / "data"))
+    monkeypatch.setenv("MOCAP_CAMERA_DIR", str(tmp / "cameras"))
     settings = QSettings(str(tmp / "settings.ini"), QSettings.IniFormat)
     w = MainWindow(settings=settings)
     qtbot.addWidget(w)
@@ -113,6 +114,7 @@ def test_process_screenshot_scrub_trim_export(qtbot, app_state, monkeypatch):
     assert "fps" in w.fps_label.text()
     assert w.backend_label.text().startswith("3D engine: AbsPoseLifter [focal-free] on ")
     assert "Calibrate" in w.backend_label.toolTip()
+    assert w.camera_label.text() == "Camera: 1576 px (guessed 70°)"    # 70 deg across the 1088 x 1920 diagonal
 
     # screenshot while the clip plays: video, 2D overlay and 3D skeleton all visible
     kp = w.video._kp

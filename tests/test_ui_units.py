@@ -37,6 +37,7 @@ def settings(tmp_path):
 @pytest.fixture(autouse=True)
 def _data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MOCAP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MOCAP_CAMERA_DIR", str(tmp_path / "cameras"))   # profiles the app keeps
 
 
 def _clip(n=40, fps=30.0):
@@ -529,6 +530,28 @@ def test_calibration_dialog_from_the_menu(window, qtbot, settings):
     assert w.camera_profile is not None and w.camera_profile.name == "demo cam"
     assert "demo cam" in w.banner.text()
     assert "demo cam" in str(settings.value("camera/profile"))
+    # kept in the profile folder under the camera's name (what `--calibration "demo cam"` reads), picked in the toolbar
+    from mocap_app.calibration.profile import CameraProfile, list_profiles, resolve_profile, save_profile
+    assert resolve_profile("demo cam").to_dict() == w.camera_profile.to_dict()
+    items = [w.profile_combo.itemText(i) for i in range(w.profile_combo.count())]
+    assert items[0].startswith("none") and w.profile_combo.currentText().startswith("demo cam · "), items
+    phone = CameraProfile("phone", 1080, 1920, 1500.0, 1500.0, 540.0, 960.0, source="manual")
+    save_profile(phone)
+    w.refresh_profiles()
+    assert [p.name for p in list_profiles()] == ["demo cam", "phone"] and w.profile_combo.count() == 3
+    w.profile_combo.setCurrentIndex(2)
+    w.profile_combo.activated.emit(2)          # as a click on the item does
+    assert w.camera_profile.name == "phone" and "'phone' will be used" in w.banner.text()
+    # a run whose profile was measured at another size: the focal length is scaled, and the banner says so
+    from engines.camera import CameraIntrinsics
+    w.set_camera_profile(CameraProfile("webcam", 640, 360, 500.0, 500.0, 320.0, 180.0, source="manual"))
+    w._on_started({"intrinsics": CameraIntrinsics.from_focal(1500.0, 1920, 1080), "intrinsics_source": "profile",
+                   "size": (1920, 1080), "backend": "onnxruntime", "live": True})
+    assert "measured at 640x360" in w.banner.text() and "scaled to 1500 px" in w.banner.text()
+    assert w.camera_label.text() == "Camera: 1500 px (profile)"
+    w.profile_combo.activated.emit(0)
+    assert w.camera_profile is None and not settings.value("camera/profile")
+    assert w.profile_combo.currentIndex() == 0 and "70°" in w.banner.text()
     # a camera as the source: the checkerboard tab offers it for filming the board
     w.source = 0
 

@@ -200,7 +200,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(tb)
         tb.addWidget(QLabel(" Source: "))
         self.source_combo = QComboBox()
-        self.source_combo.setMinimumWidth(220)
+        self.source_combo.setMinimumWidth(180)
         self.source_combo.activated.connect(self._on_source_picked)
         tb.addWidget(self.source_combo)
         tb.addAction(self.act_open)
@@ -229,6 +229,15 @@ class MainWindow(QMainWindow):
                                    "field of view")
         self.focal_edit.editingFinished.connect(self._on_focal_typed)
         tb.addWidget(self.focal_edit)
+        tb.addWidget(QLabel(" Camera: "))
+        self.profile_combo = QComboBox()
+        self.profile_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.profile_combo.setMinimumContentsLength(12)   # the toolbar must still fit a 1280 px window
+        self.profile_combo.setToolTip("The camera profile the next runs use (one per camera, kept in the profile "
+                                      "folder; Camera ▸ Calibrate camera adds one). A focal length typed beside it "
+                                      "overrides it.")
+        self.profile_combo.activated.connect(self._on_profile_picked)
+        tb.addWidget(self.profile_combo)
         tb.addWidget(QLabel(" Smoothing: "))
         self.smooth_slider = QSlider(Qt.Horizontal)
         self.smooth_slider.setRange(0, 100)
@@ -236,8 +245,7 @@ class MainWindow(QMainWindow):
         self.smooth_slider.setToolTip("Live display smoothing (One Euro filter): 0 = raw, 100 = smoothest")
         self.smooth_slider.valueChanged.connect(self._on_smoothing)
         tb.addWidget(self.smooth_slider)
-        tb.addSeparator()
-        tb.addAction(self.act_reset)
+        # Reset 3D view lives in the View menu (Home, or a double-click in the view): the toolbar must fit 1280 px
 
         central = QWidget()
         v = QVBoxLayout(central)
@@ -275,10 +283,12 @@ class MainWindow(QMainWindow):
         self.state_label = QLabel("Ready")
         self.fps_label = QLabel("")
         self.backend_label = QLabel("3D engine: -")
+        self.camera_label = QLabel("")       # the camera model of the run / take on screen
         self.view_label = QLabel("3D view: starting")
         sb.addWidget(self.state_label, 1)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.fps_label)
+        sb.addPermanentWidget(self.camera_label)
         sb.addPermanentWidget(self.backend_label)
         sb.addPermanentWidget(self.view_label)
         self.resize(1280, 860)
@@ -300,6 +310,7 @@ class MainWindow(QMainWindow):
                 self.focal_edit.setPlaceholderText("profile")
             except Exception as e:  # noqa: BLE001 - a stale setting must not stop the app
                 log.warning("ignoring the saved camera profile: %s", e)
+        self.refresh_profiles()
         placement = str(s.value("camera/placement", "") or "")
         if placement:
             import json
@@ -509,6 +520,14 @@ class MainWindow(QMainWindow):
 
     def _on_started(self, info: dict) -> None:
         self.intrinsics = info["intrinsics"]
+        self._show_camera(info["intrinsics"], info.get("intrinsics_source", ""))
+        prof = self.camera_profile
+        if info.get("intrinsics_source") == "profile" and prof is not None and tuple(info["size"]) != tuple(prof.size):
+            self.banner.show_message(
+                f"Camera profile '{prof.name}' was measured at {prof.size[0]}x{prof.size[1]}; this source is "
+                f"{info['size'][0]}x{info['size'][1]}, so its focal length was scaled to "
+                f"{info['intrinsics'].fx_px:.0f} px. If this is another camera, or another zoom or crop mode, "
+                "calibrate it (Camera ▸ Calibrate camera).", "warning")
         self._update_weights_label(info["backend"], focal_free=bool(info.get("focal_free")))
         total = info.get("frames_total") or 0
         if not info["live"] and total:
@@ -625,6 +644,7 @@ class MainWindow(QMainWindow):
             cap = cv2.VideoCapture(str(path))
             self._review_cap = cap if cap.isOpened() else None
         self.intrinsics = clip.intrinsics
+        self._show_camera(clip.intrinsics, clip.intrinsics_source)
         self.timeline.set_length(clip.timestamps_s)
         if clip.left_right_fixed is not None and len(clip.left_right_fixed) == len(clip):
             self.timeline.set_marks(clip.left_right_fixed)
@@ -841,7 +861,19 @@ class MainWindow(QMainWindow):
             prof = dlg.profile()
             if prof is not None:
                 self.set_camera_profile(prof, offer_relift=True)
+                self._keep_profile(prof)
         return dlg
+
+    def _keep_profile(self, prof) -> None:
+        """Save an accepted profile into the profile folder under its camera's name (what the CLI's
+        ``--calibration NAME`` and the toolbar's camera list read), so each camera keeps its own."""
+        from mocap_app.calibration.profile import ProfileError, save_profile
+        try:
+            save_profile(prof)
+        except (OSError, ProfileError) as e:
+            self.banner.show_message(f"Camera profile '{prof.name}' is used but could not be saved to the profile "
+                                     f"folder ({getattr(e, 'strerror', None) or e}).", "warning")
+        self.refresh_profiles()
 
     def open_placement(self):
         """Camera ▸ Camera placement: known pitch / roll / height for the take under review and the next ones."""
@@ -882,11 +914,12 @@ class MainWindow(QMainWindow):
         self.camera_profile = prof
         self.settings.setValue("camera/profile", json.dumps(prof.to_dict()) if prof is not None else "")
         self.focal_edit.setPlaceholderText("profile" if prof is not None else "auto")
+        self.refresh_profiles()
         if prof is not None:
             from mocap_app.calibration.autofocal import RELIABLE_CONFIDENCE, TYPICAL_ERROR
             doubt = prof.confidence is not None and prof.confidence < RELIABLE_CONFIDENCE
             typed = bool(self.focal_edit.text().strip())
-            offer = offer_relift and self._can_relift() and not typed
+            offer = offer_relift and self._can_relift() and not typed and self._changes_take(prof)
             self.banner.show_message(f"Camera profile '{prof.name}' will be used (focal {prof.fx_px:.0f} px at "
                                      f"{prof.size[0]}x{prof.size[1]}"
                                      + (f"; an auto estimate the footage could not confirm, typically "
@@ -896,6 +929,57 @@ class MainWindow(QMainWindow):
                                      "warning" if doubt else "info",
                                      action=("Re-lift this take", self.relift_take) if offer else None)
         self._update_state()
+
+    # ------------------------------------------------------------------------ profiles
+    def refresh_profiles(self) -> None:
+        """Fill the toolbar's camera list: no profile, every profile in the profile folder, and the profile in use
+        if it is not (yet) one of them."""
+        from mocap_app.calibration.profile import list_profiles
+        try:
+            saved = list_profiles()
+        except OSError as e:   # an unreadable folder must not stop the app
+            log.warning("camera profiles not listed: %s", e)
+            saved = []
+        cur = self.camera_profile
+        c = self.profile_combo
+        c.clear()
+        c.addItem("none (70° guess)", None)
+        c.setItemData(0, "No calibration: a 70° diagonal field of view is assumed, and the lifter that does not use "
+                         "the focal length runs", Qt.ToolTipRole)
+        profiles = list(saved)
+        if cur is not None and not any(p.to_dict() == cur.to_dict() for p in saved):
+            profiles.append(cur)
+        for p in profiles:
+            c.addItem(f"{p.name} · {p.fx_px:.0f} px", p)
+            c.setItemData(c.count() - 1, f"{p.size[0]}x{p.size[1]}, {p.source}; measured {p.created}" + (
+                f"; reprojection error {p.reprojection_error_px:.2f} px" if p.reprojection_error_px else ""),
+                Qt.ToolTipRole)
+            if cur is not None and p.to_dict() == cur.to_dict():
+                c.setCurrentIndex(c.count() - 1)
+        if cur is None:
+            c.setCurrentIndex(0)
+
+    def _on_profile_picked(self, index: int) -> None:
+        prof = self.profile_combo.itemData(index)
+        if prof is None:
+            self.set_camera_profile(None)
+            self.banner.show_message("No camera profile: the next runs assume a 70° diagonal field of view unless a "
+                                     "focal length is typed.", "info")
+        else:
+            self.set_camera_profile(prof, offer_relift=True)
+
+    def _show_camera(self, intr, source: str) -> None:
+        """Status bar: which camera model the run or the take on screen uses."""
+        if intr is None:
+            self.camera_label.setText("")
+            return
+        what = {"profile": "profile", "cli focal": "focal given", "cli horizontal fov": "FOV given",
+                "default fov": "guessed 70°"}.get(source, source)
+        if source == "profile" and self.camera_profile is not None and self.worker is not None:
+            what = f"profile '{self.camera_profile.name}'"
+        self.camera_label.setText(f"Camera: {intr.fx_px:.0f} px ({what})")
+        self.camera_label.setToolTip(f"{intr.width_px}x{intr.height_px}, fx {intr.fx_px:.1f} fy {intr.fy_px:.1f}, "
+                                     f"principal point {intr.cx_px:.1f}, {intr.cy_px:.1f} px; from: {source}")
 
     # --------------------------------------------------------------------------- re-lift
     def _on_focal_typed(self) -> None:
@@ -914,6 +998,14 @@ class MainWindow(QMainWindow):
     def _can_relift(self) -> bool:
         return (self.clip is not None and self.worker is None and self._relift_thread is None
                 and bool(self.clip.person.any()))
+
+    def _changes_take(self, prof) -> bool:
+        """Whether ``prof`` applies to the take under review (its aspect ratio) and gives it another focal length."""
+        try:
+            intr = prof.intrinsics(self.clip.intrinsics.width_px, self.clip.intrinsics.height_px)
+        except ValueError:   # another aspect ratio: another camera, nothing to offer
+            return False
+        return abs(intr.fx_px / self.clip.intrinsics.fx_px - 1) > 1e-3
 
     def _relift_camera(self, clip: Clip):
         """The camera the next run would use, at the take's size: typed focal > profile. Raises ValueError."""
@@ -1021,6 +1113,7 @@ class MainWindow(QMainWindow):
         self.act_next_flag.setEnabled(has_clip and bool(self.timeline.flags.any()))
         self.act_relift.setEnabled(self._can_relift())
         self.focal_edit.setEnabled(not running)
+        self.profile_combo.setEnabled(not running)
         title = "mocap"
         if isinstance(self.source, str):
             title += f" - {Path(self.source).name}"
