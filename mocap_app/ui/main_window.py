@@ -114,9 +114,9 @@ class MainWindow(QMainWindow):
         self.renderer = SceneRenderer(prefer_open3d=prefer_open3d)
         self._build_ui()
         self._load_settings()
-        self.renderer.backend_ready.connect(lambda n: self.view_label.setText(f"3D view: {n}"))
+        self.renderer.backend_ready.connect(self._show_view_backend)
         if self.renderer.backend_name:   # ready before the connection was made
-            self.view_label.setText(f"3D view: {self.renderer.backend_name}")
+            self._show_view_backend(self.renderer.backend_name)
         self.view3d.frame_shown.connect(self._on_frame_shown)
         self.export_done.connect(self._on_export_done)
         self.plausibility_done.connect(self._on_plausibility)
@@ -276,8 +276,8 @@ class MainWindow(QMainWindow):
 
         sb = self.statusBar()
         self.progress = QProgressBar()
-        self.progress.setMinimumWidth(230)
-        self.progress.setMaximumWidth(300)
+        self.progress.setMinimumWidth(170)
+        self.progress.setMaximumWidth(220)
         self.progress.setTextVisible(True)
         self.progress.hide()
         self.state_label = QLabel("Ready")
@@ -929,6 +929,10 @@ class MainWindow(QMainWindow):
                                      "warning" if doubt else "info",
                                      action=("Re-lift this take", self.relift_take) if offer else None)
         self._update_state()
+
+    def _show_view_backend(self, name: str) -> None:
+        self.view_label.setText(f"3D view: {name.split(' (')[0]}")   # the status bar is crowded: details in the tip
+        self.view_label.setToolTip(f"3D renderer: {name}")
 
     # ------------------------------------------------------------------------ profiles
     def refresh_profiles(self) -> None:
