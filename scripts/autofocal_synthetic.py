@@ -22,7 +22,6 @@ image-plane only, its mean over the clip, the rest), at 1280 x 720.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -144,8 +143,7 @@ def search_with_scaled_error(lifter, a) -> None:
             for name, part in ERROR_PARTS:
                 rel = rel_t + part(e)
                 rel = rel - rel[:, :1]
-                other = copy.copy(lifts)
-                other._fixed = autofocal.LiftedClip(L.kp, L.w, L.cdepth, rel, L.c)
+                other = lifts.with_lifted(autofocal.LiftedClip(L.kp, L.w, L.cdepth, rel, L.c))
                 err[name].append(abs(autofocal.search_focal(other)[0] / f - 1))
                 mpjpe[name].append(float(np.linalg.norm(rel - rel_t, axis=-1).mean()))
     print(f"{len(err[ERROR_PARTS[0][0]])} clips at {SIZE[0]} x {SIZE[1]}")

@@ -46,7 +46,7 @@ def takes(lifter, size, seed, sessions, line) -> None:
         for n in TAKES:
             geo = float(np.exp(np.mean(np.log(answers[:n]))))
             lo, hi = min(answers[:n]), max(answers[:n])          # the summed cost's minimum lies between the answers
-            cost = lambda lf: sum(math.log(autofocal._total_cost(L, math.exp(lf))) for L in lifts[:n])  # noqa: E731
+            cost = lambda lf: sum(math.log(autofocal.total_cost(L, math.exp(lf))) for L in lifts[:n])  # noqa: E731
             summed = geo if hi <= lo * 1.0001 else math.exp(minimize_scalar(
                 cost, bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-3}).x)
             row += [geo, summed]

@@ -183,6 +183,13 @@ class ClipLifts:
         other._fixed = self._lift(float(f))
         return other
 
+    def with_lifted(self, L: LiftedClip) -> "ClipLifts":
+        """These lifts with ``L`` standing in for the lifter's output at every focal length: the search on a relative
+        pose from elsewhere (a true pose plus part of the lifter's error, a post-processed pose; experiments)."""
+        other = copy.copy(self)
+        other._fixed = L
+        return other
+
     def with_depth_scale(self, k: float) -> "ClipLifts":
         """The same lifts (sharing the memo) with the root-relative depths multiplied by ``k``."""
         other = copy.copy(self)
@@ -240,7 +247,8 @@ def _bone_cost(L: LiftedClip, f: float, frames: np.ndarray | None = None) -> np.
     return np.sqrt(np.mean(((bl - med) / med) ** 2, axis=-1))
 
 
-def _total_cost(lifts: ClipLifts, f: float, frames=None, bone_weight: float = 0.0) -> float:
+def total_cost(lifts: ClipLifts, f: float, frames=None, bone_weight: float = 0.0) -> float:
+    """What the search minimises over ``f``: the mean over ``frames`` of the per-frame reprojection cost."""
     L = lifts.at(f)
     c = reprojection_cost(L, f, frames)
     if bone_weight:
@@ -271,11 +279,11 @@ def search_focal(lifts: ClipLifts, frames=None, grid=None,
     """Best focal length (px) for ``lifts``: the minimum of the mean cost on a log grid (``lifts.f_range``),
     refined by a bounded scalar search between its neighbours. Returns ``(f_best, grid, cost on the grid)``."""
     grid = np.geomspace(*lifts.f_range, 36) if grid is None else grid
-    score = np.array([_total_cost(lifts, f, frames, bone_weight) for f in grid])
+    score = np.array([total_cost(lifts, f, frames, bone_weight) for f in grid])
     i = int(np.argmin(score))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
     if hi > lo:
-        r = minimize_scalar(lambda lf: _total_cost(lifts, math.exp(lf), frames, bone_weight),
+        r = minimize_scalar(lambda lf: total_cost(lifts, math.exp(lf), frames, bone_weight),
                             bounds=(math.log(lo), math.log(hi)), method="bounded", options={"xatol": 1e-3})
         f_best = float(math.exp(r.x))
     else:
@@ -374,7 +382,7 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
     depth_sens = abs(math.log(f_dep[1] / f_dep[0])) / 2 / alpha if f_dep else 0.0
     spread = math.hypot(boot_spread, depth_sens)
     lo, hi = float(np.exp(np.percentile(lb, 16))), float(np.exp(np.percentile(lb, 84)))
-    s_best = _total_cost(L, f_search, None, bone_weight)
+    s_best = total_cost(L, f_search, None, bone_weight)
     # significance: do the frames (in time blocks) clearly prefer f_best over 15 % shorter and longer focals?
     # (a lifter that takes f: f* moves by 15 % when the search's curve does by 15 % * alpha)
     t_lo = _preference_t(L, f_search, 1.15 ** -alpha, bone_weight, n_blocks)
