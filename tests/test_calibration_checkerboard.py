@@ -67,6 +67,25 @@ def test_charuco_recovers_known_camera():
     assert res.rms_px < 0.5
 
 
+def test_charuco_options_dictionary_marker_and_legacy_layout():
+    """A ChArUco board of another dictionary in OpenCV's pre-4.6 layout (even number of rows, as older generators
+    print it) is found only with its own settings, and a bad setting is one sentence, not a traceback."""
+    legacy = BoardSpec(7, 6, 30.0, kind="charuco", marker_mm=22.0, dictionary="DICT_4X4_50", legacy=True)
+    px_per_mm = 4.0
+    board_img = legacy.charuco_board().generateImage((int(7 * 30 * px_per_mm), int(6 * 30 * px_per_mm)),
+                                                     marginSize=0)
+    K = np.array([[900.0, 0, 640], [0, 900.0, 360], [0, 0, 1]])
+    views = _render_views(board_img, px_per_mm, K, _poses(), (1280, 720))
+    res = calibrate(views, legacy)
+    assert res.intrinsics.fx_px == pytest.approx(900.0, rel=0.01) and len(res.used) == 8
+    with pytest.raises(BoardNotFoundError, match="legacy layout"):
+        calibrate(views, BoardSpec(7, 6, 30.0, kind="charuco", marker_mm=22.0, dictionary="DICT_4X4_50"))
+    with pytest.raises(CalibrationError, match="unknown ArUco dictionary 'DICT_FOO'; one of: DICT_4X4_50"):
+        BoardSpec(7, 6, 30.0, kind="charuco", dictionary="DICT_FOO")
+    with pytest.raises(CalibrationError, match="smaller than the 30 mm square"):
+        BoardSpec(7, 6, 30.0, kind="charuco", marker_mm=31.0)
+
+
 def test_chessboard_rendered_views_and_coverage():
     spec = BoardSpec(6, 4, 25.0)        # 6x4 inner corners -> 7x5 squares
     px_per_mm = 4.0

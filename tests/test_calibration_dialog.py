@@ -111,6 +111,41 @@ def test_checkerboard_runs_off_the_ui_thread(dlg, qtbot):
     assert dlg.grab().save(str(NOTES / "calibration_dialog.png"))
 
 
+def test_charuco_board_settings_in_the_dialog(dlg, qtbot, tmp_path):
+    """A ChArUco board of its own dictionary, marker size and legacy layout calibrates from the dialog once those are
+    set; an impossible marker size is one sentence."""
+    import cv2
+    from test_calibration_checkerboard import _poses, _render_views
+    from mocap_app.calibration.checkerboard import BoardSpec
+    board = BoardSpec(7, 6, 30.0, kind="charuco", marker_mm=22.0, dictionary="DICT_4X4_50", legacy=True)
+    img = board.charuco_board().generateImage((7 * 120, 6 * 120), marginSize=0)
+    K = np.array([[900.0, 0, 640], [0, 900.0, 360], [0, 0, 1]])
+    files = []
+    for name, view in _render_views(img, 4.0, K, _poses(), (1280, 720)):
+        files.append(tmp_path / f"{name}.png")
+        cv2.imwrite(str(files[-1]), view)
+    dlg.add_images(files)
+    assert dlg.charuco_row.isHidden()                   # shown only for a ChArUco board
+    dlg.charuco_check.setChecked(True)
+    assert not dlg.charuco_row.isHidden()
+    dlg.cols_spin.setValue(7)
+    dlg.rows_spin.setValue(6)
+    dlg.square_spin.setValue(30.0)
+    dlg.dict_combo.setCurrentText("DICT_4X4_50")
+    dlg.marker_spin.setValue(31.0)                      # larger than the square
+    with qtbot.waitSignal(dlg.runFailed, timeout=30_000) as sig:
+        dlg.start_checkerboard()
+    assert "smaller than the 30 mm square" in sig.args[0]
+    dlg.marker_spin.setValue(22.0)
+    with qtbot.waitSignal(dlg.runFailed, timeout=60_000) as sig:   # the layout not set: not found, and it says why
+        dlg.start_checkerboard()
+    assert "legacy layout" in sig.args[0]
+    dlg.legacy_check.setChecked(True)
+    with qtbot.waitSignal(dlg.runFinished, timeout=60_000):
+        dlg.start_checkerboard()
+    assert dlg.profile().fx_px == pytest.approx(900.0, rel=0.01)
+
+
 def test_checkerboard_without_images_reports_error(dlg, qtbot):
     with qtbot.waitSignal(dlg.runFailed, timeout=10_000) as sig:
         dlg.start_checkerboard()

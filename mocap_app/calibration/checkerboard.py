@@ -50,6 +50,7 @@ class BoardSpec:
     kind: str = "chessboard"          # or "charuco"
     marker_mm: float | None = None    # ChArUco marker side (default 0.75 x square)
     dictionary: str = "DICT_5X5_100"
+    legacy: bool = False              # ChArUco layout of OpenCV < 4.6 (and generators that copied it)
 
     def __post_init__(self):
         if self.kind not in ("chessboard", "charuco"):
@@ -60,6 +61,14 @@ class BoardSpec:
             raise CalibrationError(f"square size {self.square_mm!r} mm is not plausible (1..1000 mm)")
         if self.kind == "charuco" and not hasattr(cv2, "aruco"):
             raise CalibrationError("ChArUco needs OpenCV's aruco module (install opencv-contrib-python)")
+        if self.kind == "charuco":
+            if self.dictionary not in charuco_dictionaries():
+                raise CalibrationError(f"unknown ArUco dictionary {self.dictionary!r}; one of: "
+                                       + ", ".join(charuco_dictionaries()))
+            if self.marker_mm is not None and not (math.isfinite(self.marker_mm)
+                                                   and 0.0 < self.marker_mm < self.square_mm):
+                raise CalibrationError(f"marker size {self.marker_mm!r} mm must be positive and smaller than the "
+                                       f"{self.square_mm:g} mm square")
 
     @classmethod
     def parse(cls, pattern: str, square_mm: float, kind: str = "chessboard", **kw) -> "BoardSpec":
@@ -78,7 +87,22 @@ class BoardSpec:
     def charuco_board(self):
         d = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary))
         marker = self.marker_mm or 0.75 * self.square_mm
-        return cv2.aruco.CharucoBoard((self.cols, self.rows), self.square_mm, marker, d)
+        board = cv2.aruco.CharucoBoard((self.cols, self.rows), self.square_mm, marker, d)
+        # boards printed from OpenCV < 4.6 (or generators that copied it) with an even number of rows start with
+        # the other square colour: without this their corners are not found
+        board.setLegacyPattern(bool(self.legacy))
+        return board
+
+
+def charuco_dictionaries() -> list[str]:
+    """The ArUco dictionaries OpenCV knows (``DICT_4X4_50`` ... ``DICT_ARUCO_ORIGINAL``, AprilTag families)."""
+    if not hasattr(cv2, "aruco"):
+        return []
+    names = [d for d in dir(cv2.aruco) if d.startswith("DICT_") and d.upper() == d]
+    def key(n: str):
+        family, _, size = n.rpartition("_")
+        return (not n[5].isdigit(), family if size.isdigit() else n, int(size) if size.isdigit() else 0)
+    return sorted(names, key=key)
 
 
 @dataclass
@@ -311,7 +335,11 @@ def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
     if len(views) < MIN_VIEWS:
         raise BoardNotFoundError(
             f"the {spec.kind} ({spec.cols}x{spec.rows}) was found in {len(views)} of {len(items)} images; at least "
-            f"{MIN_VIEWS} are needed. Check the pattern size (inner corners for a chessboard) and lighting.")
+            f"{MIN_VIEWS} are needed. " + (
+                f"Check the pattern size (squares for ChArUco), the dictionary ({spec.dictionary}), the marker size "
+                f"and whether the board is in the legacy layout of OpenCV < 4.6"
+                + (" (it is set)" if spec.legacy else "") + ", and the lighting." if spec.kind == "charuco" else
+                "Check the pattern size (inner corners for a chessboard) and lighting."))
 
     flags = cv2.CALIB_FIX_ASPECT_RATIO if fix_aspect else 0
 

@@ -70,7 +70,11 @@ def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--square-mm", type=float, required=True, help="side of one square in mm")
     c.add_argument("--charuco", action="store_true", help="the board is a ChArUco board")
     c.add_argument("--marker-mm", type=float, help="ChArUco marker side in mm (default 0.75 x square)")
-    c.add_argument("--dictionary", default="DICT_5X5_100", help="ChArUco ArUco dictionary (OpenCV name)")
+    c.add_argument("--dictionary", default="DICT_5X5_100", help="ChArUco ArUco dictionary (OpenCV name, e.g. "
+                                                                "DICT_4X4_50)")
+    c.add_argument("--legacy-charuco", action="store_true",
+                   help="a ChArUco board in OpenCV's layout before 4.6 (boards with an even number of rows printed "
+                        "from older generators): try it when the board is not found")
     common(c)
 
     a = sub.add_parser("auto", help="estimate the focal length from a video (or processed clip) of a person")
@@ -132,7 +136,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             if missing or not files:
                 return _fail(f"image not found: {missing[0] if missing else args.images[0]}", EXIT_INPUT)
             spec = BoardSpec.parse(args.pattern, args.square_mm, "charuco" if args.charuco else "chessboard",
-                                   marker_mm=args.marker_mm, dictionary=args.dictionary)
+                                   marker_mm=args.marker_mm, dictionary=args.dictionary, legacy=args.legacy_charuco)
             res = calibrate(files, spec)
             for name, why in res.rejected.items():
                 print(f"  skipped {name}: {why}")

@@ -288,16 +288,43 @@ class CalibrationDialog(QDialog):
         self.rows_spin = QSpinBox(minimum=2, maximum=40, value=6)
         self.square_spin = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=1000.0, value=25.0, suffix=" mm")
         self.charuco_check = QCheckBox("ChArUco board (counts are squares)")
-        for field_ in (self.cols_spin, self.rows_spin, self.square_spin):
+        # a ChArUco board is found only with its own dictionary, marker size and layout (as printed on it or in
+        # the generator's settings)
+        from mocap_app.calibration.checkerboard import charuco_dictionaries
+        self.dict_combo = QComboBox()
+        self.dict_combo.addItems(charuco_dictionaries())
+        self.dict_combo.setCurrentText("DICT_5X5_100")
+        self.marker_spin = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=999.0, value=0.0, suffix=" mm")
+        self.marker_spin.setSpecialValueText("0.75 x square")
+        self.marker_spin.setToolTip("Side of one ArUco marker; 0 = three quarters of the square")
+        self.legacy_check = QCheckBox("legacy layout")
+        self.legacy_check.setToolTip("OpenCV's ChArUco layout before 4.6: boards with an even number of rows printed "
+                                     "by older generators start with the other square colour. Tick this if such a "
+                                     "board is not found.")
+        for field_ in (self.cols_spin, self.rows_spin, self.square_spin, self.marker_spin):
             field_.valueChanged.connect(self._on_board_fields)
-        self.charuco_check.toggled.connect(self._on_board_fields)
+        self.dict_combo.currentTextChanged.connect(self._on_board_fields)
+        for box in (self.charuco_check, self.legacy_check):
+            box.toggled.connect(self._on_board_fields)
+        self.charuco_check.toggled.connect(self._show_charuco_fields)
         pat = QHBoxLayout()
         pat.addWidget(self.cols_spin)
         pat.addWidget(QLabel("x"))
         pat.addWidget(self.rows_spin)
-        f.addRow("Inner corners", pat)
+        self.pattern_label = QLabel("Inner corners")
+        f.addRow(self.pattern_label, pat)
         f.addRow("Square", self.square_spin)
         f.addRow(self.charuco_check)
+        aruco = QHBoxLayout()
+        aruco.addWidget(self.dict_combo)
+        aruco.addWidget(QLabel("marker"))
+        aruco.addWidget(self.marker_spin)
+        aruco.addWidget(self.legacy_check)
+        self.charuco_row = QWidget()
+        self.charuco_row.setLayout(aruco)
+        aruco.setContentsMargins(0, 0, 0, 0)
+        f.addRow(self.charuco_row)
+        self.charuco_row.setVisible(False)
         self.camera_button = QPushButton("Start camera")
         self.camera_button.setEnabled(False)
         self.camera_button.setToolTip("Show the board to the camera: near and far, in every part of the image, "
@@ -486,16 +513,24 @@ class CalibrationDialog(QDialog):
                                           "far, across the whole image and tilted, then Calibrate."
                                           if open_source is not None else self.camera_info.text()))
 
-    def _spec_args(self) -> tuple:
-        """The board as the fields describe it: ``BoardSpec(*args)`` (which may reject it)."""
-        return (self.cols_spin.value(), self.rows_spin.value(), self.square_spin.value(),
-                "charuco" if self.charuco_check.isChecked() else "chessboard")
+    def _spec_args(self) -> dict:
+        """The board as the fields describe it: ``BoardSpec(**args)`` (which may reject it)."""
+        args = dict(cols=self.cols_spin.value(), rows=self.rows_spin.value(), square_mm=self.square_spin.value(),
+                    kind="charuco" if self.charuco_check.isChecked() else "chessboard")
+        if args["kind"] == "charuco":
+            args.update(dictionary=self.dict_combo.currentText(), marker_mm=self.marker_spin.value() or None,
+                        legacy=self.legacy_check.isChecked())
+        return args
+
+    def _show_charuco_fields(self, on: bool) -> None:
+        self.charuco_row.setVisible(on)
+        self.pattern_label.setText("Squares" if on else "Inner corners")   # what OpenCV counts for each board
 
     def _live_spec(self):
         """The board for the live preview, or None while the fields do not make one."""
         from mocap_app.calibration.checkerboard import BoardSpec
         try:
-            return BoardSpec(*self._spec_args())
+            return BoardSpec(**self._spec_args())
         except (CalibrationError, ValueError):
             return None
 
@@ -630,7 +665,7 @@ class CalibrationDialog(QDialog):
         def work(progress):
             if not files:
                 raise CalibrationError("add some images of the board first")
-            spec = BoardSpec(*spec_args)
+            spec = BoardSpec(**spec_args)
             return calibrate(files, spec, progress=lambda i, n, name: progress(0.9 * i / max(n, 1)))
 
         def done(res):
