@@ -92,6 +92,9 @@ def test_checkerboard_mode_on_a_video_of_the_board(tmp_path, capsys, cam04_board
     junk.write_bytes(b"not a video")
     assert run(["checkerboard", str(junk), "--pattern", "4x7", "--square-mm", "60"]) == 3     # bad input
     assert "junk.mp4" in capsys.readouterr().err
+    # a video in which the board (as described) is never found: a sentence about the board, not "no images given"
+    assert run(["checkerboard", str(cam04_board_video.path), "--pattern", "5x9", "--square-mm", "60"]) == 3
+    assert f"(5x9) was not found in any frame of {cam04_board_video.path.name}" in capsys.readouterr().err
 
 
 def test_auto_mode_on_a_clip_without_person(tmp_path, capsys):

@@ -310,8 +310,14 @@ def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
     Views whose reprojection error is an outlier (blur, a mis-ordered detection)
     are dropped once and the calibration is redone.
     """
+    images = list(images)
     items = _expand_videos(images, spec)
     if not items:
+        if images:   # only videos, and the board in none of their frames
+            names = ", ".join(Path(str(v)).name for v in images)
+            raise BoardNotFoundError(f"the {spec.kind} ({spec.cols}x{spec.rows}) was not found in any frame of "
+                                     f"{names}. Check the pattern size and the lighting, and that the video shows the "
+                                     "board.")
         raise CalibrationError("no calibration images given")
     views: list[ViewDetection] = []
     rejected: dict[str, str] = {}
