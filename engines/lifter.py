@@ -49,6 +49,18 @@ class UnknownEngineError(ValueError):
     pass
 
 
+class InvalidWeightsError(ValueError):
+    """A weights file that is not this engine's (another model, a damaged download, any other file)."""
+
+
+def load_checked(loader, path: Path, what: str):
+    """``loader(path)``, with any failure to read it as ``what`` turned into one sentence (``InvalidWeightsError``)."""
+    try:
+        return loader(path)
+    except Exception as e:  # noqa: BLE001 - pickle, zip, key and shape errors all mean the same to a user
+        raise InvalidWeightsError(f"{Path(path).name} is not {what} ({type(e).__name__})") from e
+
+
 def load_torch_lifter(weights: Path) -> AbsPoseLifter:
     ckpt = torch.load(weights, map_location="cpu", weights_only=False)
     model = AbsPoseLifter(LifterConfig(**ckpt["config"]))
@@ -79,7 +91,8 @@ class Lifter:
     def __init__(self, name: str, backend: str, weights: Path, flip_test: bool = True):
         self.name = name
         self.weights = Path(weights)
-        model = load_torch_lifter(self.weights)
+        model = load_checked(load_torch_lifter, self.weights, "AbsPoseLifter weights (from training or `mocap-app "
+                                                              "adapt`)")
         # whether the focal length is an input (LifterConfig.use_focal) or only scales the root depth (the paper's)
         self.uses_focal = bool(model.cfg.use_focal)
         self.module = AbsolutePose(model, flip_test=flip_test).eval()
@@ -217,11 +230,8 @@ def check_lifter_weights(path: str | Path) -> Path:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"lifter weights {p} do not exist")
-    try:
-        load_torch_lifter(p)   # config and every tensor must fit the architecture
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same sentence
-        raise ValueError(f"{p.name} is not AbsPoseLifter weights (from training or `mocap-app adapt`): "
-                         f"{type(e).__name__}") from e
+    # the config and every tensor must fit the architecture
+    load_checked(load_torch_lifter, p, "AbsPoseLifter weights (from training or `mocap-app adapt`)")
     return p
 
 

@@ -70,7 +70,7 @@ def run_adapt(a) -> int:
 
     from engines.camera import InvalidIntrinsicsError
     from engines.data import load_split
-    from engines.lifter import WEIGHTS, _check_K
+    from engines.lifter import WEIGHTS, _check_K, check_lifter_weights
     from engines.plausibility.adapt import AdaptConfig, AdaptInputError, adapt, load_generator, save_adapted
     from engines.plausibility.evaluate import evaluate_plausibility
     from mocap_app.capture import CaptureError
@@ -80,8 +80,10 @@ def run_adapt(a) -> int:
         if not v.exists():
             return _fail(f"video not found: {v}", EXIT_INPUT)
     base = a.weights or WEIGHTS["absposelifter"]
-    if not Path(base).exists():
-        return _fail(f"lifter weights not found: {base}", EXIT_INPUT)
+    try:   # before minutes of 2D detection: a wrong file is one sentence now, not a traceback later
+        check_lifter_weights(base)
+    except (FileNotFoundError, ValueError) as e:
+        return _fail(str(e), EXIT_INPUT)
     if not (a.out.parent if str(a.out.parent) else Path(".")).is_dir():
         return _fail(f"cannot write {a.out}: folder {a.out.parent} does not exist", EXIT_OUTPUT)
     if a.steps < 1 or a.warmup < 0:

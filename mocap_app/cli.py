@@ -40,12 +40,25 @@ def _positive_float(name: str):
     return conv
 
 
+def _int_at_least(name: str, low: int):
+    def conv(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {s!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{name} must be at least {low}, got {v}")
+        return v
+    return conv
+
+
 def add_process_parser(sub) -> None:
     p = sub.add_parser("process", help="video -> 2D keypoints -> absolute 3D clip (JSON, optional BVH/FBX)")
     p.add_argument("video", type=Path)
     p.add_argument("--out", type=Path, help="clip JSON to write (default: VIDEO name + .clip.json)")
     _add_lift_arguments(p, engine_default="absposelifter")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=_int_at_least("--max-frames", 1), default=None,
+                   help="process only the first N frames")
     p.add_argument("--no-left-right-fix", action="store_true",
                    help="keep MediaPipe's left/right labels as they are (by default a skeleton it suddenly "
                         "mirrors is mirrored back)")
@@ -80,7 +93,8 @@ def _add_lift_arguments(p, engine_default: str | None) -> None:
     p.add_argument("--refine", choices=["none", "zedo"], default="none",
                    help="refine the 3D with the ZeDO diffusion pose prior (off by default: neutral with real "
                         "2D noise in our measurements, see BENCHMARKS.md)")
-    p.add_argument("--refine-iterations", type=int, default=20, help="ZeDO iterations per frame (default: 20)")
+    p.add_argument("--refine-iterations", type=_int_at_least("--refine-iterations", 0), default=20,
+                   help="ZeDO iterations per frame (default: 20)")
 
 
 def _add_output_arguments(p) -> None:
@@ -92,7 +106,7 @@ def _add_output_arguments(p) -> None:
 
 def run_process(a) -> int:
     from engines.camera import InvalidIntrinsicsError
-    from engines.lifter import InvalidKeypointsError
+    from engines.lifter import InvalidKeypointsError, InvalidWeightsError
     from mocap_app.capture import CaptureError
     from mocap_app.pipeline import NoPersonError, process_video
     from mocap_app.world import WorldAlignmentError, world_overrides_from_args
@@ -113,7 +127,7 @@ def run_process(a) -> int:
         return _fail(str(e), EXIT_INPUT)
     except NoPersonError as e:
         return _fail(str(e), EXIT_NO_PERSON)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, InvalidWeightsError) as e:
         return _fail(str(e), EXIT_INPUT)
     except (InvalidIntrinsicsError, InvalidKeypointsError, WorldAlignmentError, ValueError) as e:
         return _fail(str(e), EXIT_USAGE)
@@ -122,7 +136,7 @@ def run_process(a) -> int:
 
 def run_relift(a) -> int:
     from engines.camera import CameraIntrinsics, InvalidIntrinsicsError
-    from engines.lifter import InvalidKeypointsError
+    from engines.lifter import InvalidKeypointsError, InvalidWeightsError
     from mocap_app.clip import Clip, ClipFormatError
     from mocap_app.pipeline import ReliftError, relift_clip
     from mocap_app.world import WorldAlignmentError, world_overrides_from_args
@@ -150,9 +164,7 @@ def run_relift(a) -> int:
         else:   # the take's own camera: other weights or another engine
             intr, src = clip.intrinsics, clip.intrinsics_source
         clip = relift_clip(clip, intr, src, engine=a.engine, backend=a.backend, weights=a.weights, video=a.video)
-    except FileNotFoundError as e:
-        return _fail(str(e), EXIT_INPUT)
-    except ReliftError as e:
+    except (FileNotFoundError, InvalidWeightsError, ReliftError) as e:
         return _fail(str(e), EXIT_INPUT)
     except (InvalidIntrinsicsError, InvalidKeypointsError, WorldAlignmentError, ValueError) as e:
         return _fail(str(e), EXIT_USAGE)

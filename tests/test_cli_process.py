@@ -138,3 +138,24 @@ def test_a_lone_video_or_clip_argument_opens_the_desktop_app():
     assert gui_file_argument(["take.clip.json"]) == "take.clip.json"
     for argv in ([], ["process", "a.mp4"], ["--help"], ["notes.txt"], ["a.mp4", "b.mp4"]):
         assert gui_file_argument(argv) is None, argv
+
+
+@pytest.mark.skipif(not VIDEO_DIR.exists(), reason="../shared/data/video not present")
+def test_wrong_weights_and_counts_are_one_sentence(tmp_path, capsys):
+    """A file that is not lifter weights (process, relift, adapt) and impossible frame or iteration counts: one
+    sentence and the input / usage exit code, never a traceback (in-process: an exception would fail the test)."""
+    from mocap_app.cli import main
+    video = VIDEO_DIR / "videos" / "cam03.mp4"
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    for argv in (["process", video, "--weights", junk, "--max-frames", 3, "--out", tmp_path / "x.json"],
+                 ["process", video, "--engine", "perspose", "--weights", junk, "--max-frames", 3,
+                  "--out", tmp_path / "x.json"],
+                 ["adapt", video, "--weights", junk, "--out", tmp_path / "a.pt"]):
+        assert main([str(v) for v in argv]) == 3, argv
+        assert "junk.pt is not" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+    for argv in (["process", str(video), "--max-frames", "0"], ["process", str(video), "--refine-iterations", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and "must be at least" in capsys.readouterr().err

@@ -44,13 +44,13 @@ class PersPoseEngine:
     output_names = ["joints_cam_mm"]
 
     def __init__(self, backend: str = "auto", weights: str | Path | None = None):
-        from engines.lifter import open_runtime   # lazy: engines.lifter imports this module lazily too
+        from engines.lifter import load_checked, open_runtime   # lazy: engines.lifter imports this module lazily
 
         self.name = "perspose"
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         if not self.weights.exists():
             raise FileNotFoundError(f"weights for perspose not found at {self.weights}")
-        net, ckpt = load_model(self.weights)
+        net, ckpt = load_checked(load_model, self.weights, "PersPose weights")
         self.size = net.cfg.size
         self.rotate = ckpt.get("crop", "pr") == "pr"     # PR on for the shipped model
         self.module = AbsoluteFromImage(net).eval()
