@@ -114,6 +114,8 @@ def run_process(a) -> int:
     if not a.video.exists():
         return _fail(f"video not found: {a.video}", EXIT_INPUT)
     out = a.out or a.video.with_suffix(".clip.json")
+    if (why := _unwritable(out, a.bvh, a.fbx, a.glb)):
+        return _fail(why, EXIT_OUTPUT)
     try:
         world = world_overrides_from_args(a)
         profile = None
@@ -145,6 +147,8 @@ def run_relift(a) -> int:
         return _fail(f"clip not found: {a.clip}", EXIT_INPUT)
     name = a.clip.name.removesuffix(".json").removesuffix(".clip")
     out = a.out or a.clip.with_name(name + ".relift.clip.json")
+    if (why := _unwritable(out, a.bvh, a.fbx, a.glb)):
+        return _fail(why, EXIT_OUTPUT)
     try:
         clip = Clip.load(a.clip)
     except (ClipFormatError, KeyError, TypeError, ValueError) as e:
@@ -211,6 +215,21 @@ def _finish_clip(clip, a, out: Path, world: dict | None) -> int:
         for kind, path in res.written.items():
             print(f"wrote {kind.upper()}: {path} ({res.frames} frames at {res.fps:.3f} fps)")
     return 0
+
+
+def _unwritable(*paths) -> str | None:
+    """A sentence for the first output that cannot be written (its folder missing or read-only), checked before
+    minutes of processing rather than after; None when all can be."""
+    import os
+    for p in paths:
+        if not p:
+            continue
+        folder = Path(p).parent if str(Path(p).parent) else Path(".")
+        if not folder.is_dir():
+            return f"cannot write {p}: folder {folder} does not exist"
+        if not os.access(folder, os.W_OK):
+            return f"cannot write {p}: folder {folder} is not writable (choose another place with --out)"
+    return None
 
 
 def _profile_intrinsics(profile, video: Path):

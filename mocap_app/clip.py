@@ -138,11 +138,19 @@ class Clip:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Clip":
+        """Read a clip file. A relative source video path that does not lead to the video from here but does from
+        the clip's folder (clips written by older versions, or moved with their video) is made absolute."""
         try:
             d = json.loads(Path(path).read_text())
         except json.JSONDecodeError as e:
             raise ClipFormatError(f"{path}: not valid JSON ({e})") from None
-        return cls.from_dict(d)
+        clip = cls.from_dict(d)
+        video = clip.source.get("path") if isinstance(clip.source, dict) else None
+        if video and not str(video).isdigit() and not Path(video).is_absolute() and not Path(video).exists():
+            beside = Path(path).resolve().parent / video
+            if beside.is_file():
+                clip.source = {**clip.source, "path": str(beside.resolve())}
+        return clip
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

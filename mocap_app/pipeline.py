@@ -197,7 +197,7 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
     return Clip(timestamps_s=np.asarray(ts, np.float64), person=person, keypoints_px=kp, confidence=conf,
                 joints_cam_mm=joints, intrinsics=intr, intrinsics_source=intr_source,
                 left_right_fixed=np.asarray(fixed, bool),
-                source={"path": str(path), "fps": fps, "frame_count": n_src,
+                source={"path": str(Path(path).resolve()), "fps": fps, "frame_count": n_src,
                         "width_px": intr.width_px, "height_px": intr.height_px},
                 engine=engine_info(engine, lifter))
 

@@ -159,3 +159,16 @@ def test_wrong_weights_and_counts_are_one_sentence(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2 and "must be at least" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not VIDEO_DIR.exists(), reason="../shared/data/video not present")
+def test_unwritable_outputs_are_refused_before_processing(tmp_path, capsys):
+    """An output whose folder is missing is refused at once, before the video is processed (the clip JSON, which
+    could have been written, is not: the check comes first), with the output exit code."""
+    from mocap_app.cli import main
+    video = VIDEO_DIR / "videos" / "cam03.mp4"
+    out = tmp_path / "x.json"
+    assert main(["process", str(video), "--out", str(out), "--bvh", str(tmp_path / "no" / "x.bvh")]) == 5
+    err = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'no' / 'x.bvh'}: folder" in err and "does not exist" in err
+    assert not out.exists()

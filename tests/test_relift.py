@@ -124,3 +124,21 @@ def test_relift_cli(guessed_take, calibrated_take, tmp_path, capsys):
     # the pelvis moved to where the calibrated camera puts it
     z = np.nanmedian(again.joints_cam_mm[:, J["pelvis"], 2])
     assert z == pytest.approx(np.nanmedian(calibrated_take.joints_cam_mm[:, J["pelvis"], 2]), rel=1e-3)
+
+
+def test_a_clip_finds_its_video_beside_it(guessed_take, tmp_path, monkeypatch):
+    """Clips store the video's absolute path; an older clip with a path relative to its own folder (or one moved
+    together with its video) still finds it from any working directory: the review shows the frames, and PersPose can
+    be re-lifted."""
+    import dataclasses
+    from mocap_app.clip import Clip
+    assert Path(guessed_take.source["path"]).is_absolute() and Path(guessed_take.source["path"]).is_file()
+    (tmp_path / "shoot").mkdir()
+    (tmp_path / "shoot" / "take.mp4").symlink_to(VIDEO)
+    old = dataclasses.replace(guessed_take, source={**guessed_take.source, "path": "take.mp4"})
+    old.save(tmp_path / "shoot" / "take.clip.json")
+    monkeypatch.chdir(tmp_path)                      # "take.mp4" does not lead anywhere from here
+    back = Clip.load(tmp_path / "shoot" / "take.clip.json")
+    assert back.source["path"] == str((tmp_path / "shoot" / "take.mp4").resolve())
+    monkeypatch.chdir(tmp_path / "shoot")            # from the clip's own folder the relative path is kept as it is
+    assert Clip.load("take.clip.json").source["path"] == "take.mp4"

@@ -239,7 +239,8 @@ class PipelineRunner:
                 total = min(total, cfg.max_frames) if total else cfg.max_frames
             self.recorder = Recorder(
                 intr, intr_src,
-                source={"path": str(cfg.source), "fps": float(getattr(src, "fps", 0.0) or 0.0),
+                source={"path": str(Path(cfg.source).resolve()) if isinstance(cfg.source, str) else str(cfg.source),
+                        "fps": float(getattr(src, "fps", 0.0) or 0.0),
                         "frame_count": total, "width_px": size[0], "height_px": size[1]},
                 engine=engine_info(cfg.engine, lifter, cfg.refine),
                 autosave_path=Path(cfg.autosave_path) if cfg.autosave_path else None,
