@@ -1045,16 +1045,20 @@ class MainWindow(QMainWindow):
         weights = self.weights if engine == "absposelifter" else None
 
         def work():
+            new, err = None, ""
             try:
                 from mocap_app.pipeline import relift_clip
                 new = relift_clip(old, intr, src, engine=engine, weights=weights)
                 if refine.startswith("zedo"):
                     from engines.zedo.refine import refine_clip
                     new = refine_clip(new)
-                self.relift_done.emit(old, new, "")
             except Exception as e:  # noqa: BLE001 - one sentence in the banner; the take under review stays
                 log.warning("re-lift failed", exc_info=True)
-                self.relift_done.emit(old, None, str(e) or type(e).__name__)
+                new, err = None, str(e) or type(e).__name__
+            try:
+                self.relift_done.emit(old, new, err)
+            except RuntimeError:     # the window was closed meanwhile: nothing left to show it in
+                pass
 
         self._relift_thread = threading.Thread(target=work, name="relift", daemon=True)
         self._relift_thread.start()
