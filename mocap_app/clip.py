@@ -103,26 +103,39 @@ class Clip:
             raise ClipFormatError(f"not a mocap clip (schema={d.get('schema')!r})")
         if d.get("version") != VERSION:
             raise ClipFormatError(f"clip version {d.get('version')!r} is not supported (expected {VERSION})")
-        if list(d["joint_names"]) != list(JOINT_NAMES):
+        if list(d.get("joint_names") or []) != list(JOINT_NAMES):
             raise ClipFormatError("clip joint set differs from this version's 17 joints")
-        fr = d["frames"]
+        fr = d.get("frames")
+        if not isinstance(fr, list) or not fr:
+            raise ClipFormatError("the clip has no frames")
         n = len(fr)
+        for i, f in enumerate(fr):
+            missing = [k for k in ("timestamp_s", "person") if not isinstance(f, dict) or k not in f]
+            if missing:
+                raise ClipFormatError(f"frame {i} has no {' or '.join(missing)}")
 
         def stack(key, shape):
             out = np.full((n,) + shape, np.nan, np.float64)
             for i, f in enumerate(fr):
                 if f.get(key) is not None:
-                    out[i] = np.asarray(f[key], dtype=np.float64).reshape(shape)
+                    a = np.asarray(f[key], dtype=np.float64)
+                    if a.size != int(np.prod(shape)):
+                        raise ClipFormatError(f"frame {i}: {key} has {a.size} numbers, not {' x '.join(map(str, shape))}")
+                    out[i] = a.reshape(shape)
             return out
 
         has_world = d.get("world") is not None
         has_plaus = any("plausibility" in f for f in fr)
         has_fixed = any("left_right_fixed" in f for f in fr)
+        if not isinstance(d.get("intrinsics"), dict):
+            raise ClipFormatError("the clip has no camera intrinsics")
         intr = dict(d["intrinsics"])
+        kp = stack("keypoints_px", (NUM_JOINTS, 2))
         return cls(
             timestamps_s=np.array([f["timestamp_s"] for f in fr], np.float64),
-            person=np.array([bool(f["person"]) for f in fr]),
-            keypoints_px=stack("keypoints_px", (NUM_JOINTS, 2)),
+            # a frame marked as having a person but without all of its 2D joints cannot be lifted or trusted
+            person=np.array([bool(f["person"]) for f in fr]) & np.isfinite(kp).all((1, 2)),
+            keypoints_px=kp,
             confidence=np.nan_to_num(stack("confidence", (NUM_JOINTS,))),
             joints_cam_mm=stack("joints_cam_mm", (NUM_JOINTS, 3)),
             intrinsics=CameraIntrinsics.from_dict(intr),

@@ -97,6 +97,58 @@ def test_left_right_fixed_frames_survive_recording_trimming_and_saving(tmp_path)
     assert Clip.from_dict(d).left_right_fixed is None
 
 
+def _damage(d: dict, how: str) -> dict:
+    if how == "no frames":
+        d["frames"] = []
+    elif how == "no timestamp":
+        del d["frames"][3]["timestamp_s"]
+    elif how == "short joints":
+        d["frames"][3]["joints_cam_mm"] = [[1.0, 2.0]] * 17
+    elif how == "no intrinsics":
+        del d["intrinsics"]
+    elif how == "no joint names":
+        del d["joint_names"]
+    return d
+
+
+@pytest.mark.parametrize("how,msg", [("no frames", "the clip has no frames"),
+                                     ("no timestamp", "frame 3 has no timestamp_s"),
+                                     ("short joints", "frame 3: joints_cam_mm has 34 numbers, not 17 x 3"),
+                                     ("no intrinsics", "no camera intrinsics"),
+                                     ("no joint names", "joint set differs")])
+def test_damaged_clip_files_are_one_sentence(window, tmp_path, how, msg):
+    """A damaged clip file (edited by hand, cut short) is refused with a sentence naming what is wrong, in the
+    library and in the app (an empty one used to raise IndexError in the window)."""
+    import json
+    from mocap_app.clip import Clip, ClipFormatError
+    from mocap_app.recorder import RecordedFrame, Recorder
+    from engines.camera import CameraIntrinsics
+    rec = Recorder(CameraIntrinsics.from_focal(1000, 640, 480))
+    for i in range(6):
+        rec.append(RecordedFrame(i / 30, np.full((17, 2), 200.0, np.float32), np.ones(17, np.float32),
+                                 np.full((17, 3), 3000.0, np.float32)))
+    path = tmp_path / "bad.clip.json"
+    path.write_text(json.dumps(_damage(rec.to_clip().to_dict(), how)))
+    with pytest.raises(ClipFormatError, match=msg):
+        Clip.load(path)
+    assert not window.open_path(path) and msg in window.banner.text() and window.clip is None
+
+
+def test_clip_frames_without_all_2d_joints_have_no_person(tmp_path):
+    """A frame marked as having a person but with a missing 2D joint (a hand-edited file) is read as no person, so
+    nothing downstream lifts or exports half a skeleton."""
+    from mocap_app.clip import Clip
+    from mocap_app.recorder import RecordedFrame, Recorder
+    from engines.camera import CameraIntrinsics
+    rec = Recorder(CameraIntrinsics.from_focal(1000, 640, 480))
+    for i in range(4):
+        rec.append(RecordedFrame(i / 30, np.full((17, 2), 200.0, np.float32), np.ones(17, np.float32),
+                                 np.full((17, 3), 3000.0, np.float32)))
+    d = rec.to_clip().to_dict()
+    d["frames"][2]["keypoints_px"][5] = [None, 3.0]
+    assert Clip.from_dict(d).person.tolist() == [True, True, False, True]
+
+
 def test_recorder_empty_and_out_of_order():
     from engines.camera import CameraIntrinsics
     from mocap_app.recorder import Recorder, RecorderError, empty_frame

@@ -413,7 +413,9 @@ class MainWindow(QMainWindow):
             if clip.world is None:     # shown as the export will write it (export aligns such clips too)
                 clip = self._align(clip)
             self.set_review_clip(clip, saved=True)
-            self.banner.show_message(f"Opened clip {p.name}: {len(clip)} frames.", "info")
+            n = int(clip.person.sum())
+            self.banner.show_message(f"Opened clip {p.name}: {len(clip)} frames, {n} with a person"
+                                     + ("." if n else ": there is nothing to export."), "info" if n else "warning")
             return True
         from mocap_app.capture import CaptureError
         try:
