@@ -113,6 +113,9 @@ def run_process(a) -> int:
 
     if not a.video.exists():
         return _fail(f"video not found: {a.video}", EXIT_INPUT)
+    if a.video.suffix.lower() == ".json":
+        return _fail(f"{a.video} is a clip, not a video: `mocap-app relift {a.video} --calibration CAMERA` lifts its "
+                     "2D again with another camera, `mocap-app convert` exports it", EXIT_INPUT)
     out = a.out or a.video.with_suffix(".clip.json")
     if (why := _unwritable(out, a.bvh, a.fbx, a.glb)):
         return _fail(why, EXIT_OUTPUT)

@@ -131,10 +131,12 @@ class Clip:
             raise ClipFormatError("the clip has no camera intrinsics")
         intr = dict(d["intrinsics"])
         kp = stack("keypoints_px", (NUM_JOINTS, 2))
+        finite = np.isfinite(kp).all(-1)
         return cls(
             timestamps_s=np.array([f["timestamp_s"] for f in fr], np.float64),
-            # a frame marked as having a person but without all of its 2D joints cannot be lifted or trusted
-            person=np.array([bool(f["person"]) for f in fr]) & np.isfinite(kp).all((1, 2)),
+            # a frame with some but not all of its 2D joints (a hand-edited file) cannot be lifted or trusted; one
+            # with no 2D at all is a 3D-only clip (converted mocap) and keeps its flag
+            person=np.array([bool(f["person"]) for f in fr]) & (finite.all(1) | ~finite.any(1)),
             keypoints_px=kp,
             confidence=np.nan_to_num(stack("confidence", (NUM_JOINTS,))),
             joints_cam_mm=stack("joints_cam_mm", (NUM_JOINTS, 3)),

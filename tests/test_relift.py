@@ -115,6 +115,8 @@ def test_relift_cli(guessed_take, calibrated_take, tmp_path, capsys):
     assert bvh.startswith("HIERARCHY") and f"Frames: {FRAMES}" in bvh
     assert json.loads(take.read_text())["intrinsics"]["source"] == "default fov"     # the input is untouched
     # bad input: one sentence, the input's own exit code
+    assert main(["process", str(take), "--focal-px", "1681"]) == 3          # a clip given to `process` points here
+    assert "is a clip, not a video: `mocap-app relift" in capsys.readouterr().err
     (tmp_path / "junk.json").write_text("{not json")
     assert main(["relift", str(tmp_path / "junk.json"), "--focal-px", "1681"]) == 3
     assert "not a readable clip" in capsys.readouterr().err

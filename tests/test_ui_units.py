@@ -135,8 +135,8 @@ def test_damaged_clip_files_are_one_sentence(window, tmp_path, how, msg):
 
 
 def test_clip_frames_without_all_2d_joints_have_no_person(tmp_path):
-    """A frame marked as having a person but with a missing 2D joint (a hand-edited file) is read as no person, so
-    nothing downstream lifts or exports half a skeleton."""
+    """A frame marked as having a person but with some 2D joints missing (a hand-edited file) is read as no person,
+    so nothing downstream lifts half a skeleton; a clip without 2D (3D only) keeps its frames."""
     from mocap_app.clip import Clip
     from mocap_app.recorder import RecordedFrame, Recorder
     from engines.camera import CameraIntrinsics
@@ -146,6 +146,7 @@ def test_clip_frames_without_all_2d_joints_have_no_person(tmp_path):
                                  np.full((17, 3), 3000.0, np.float32)))
     d = rec.to_clip().to_dict()
     d["frames"][2]["keypoints_px"][5] = [None, 3.0]
+    d["frames"][3]["keypoints_px"] = None                      # no 2D at all: a 3D-only clip (converted mocap)
     assert Clip.from_dict(d).person.tolist() == [True, True, False, True]
 
 

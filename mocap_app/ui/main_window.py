@@ -1032,9 +1032,11 @@ class MainWindow(QMainWindow):
         The old take is kept for *Undo* until another take replaces it.
         """
         if not self._can_relift():
-            self.banner.show_message("Nothing to re-lift: open or record a take first, and stop the capture."
-                                     if self._relift_thread is None else "The take is already being re-lifted.",
-                                     "warning")
+            why = ("The take is already being re-lifted." if self._relift_thread is not None else
+                   "Stop the capture first." if self.worker is not None else
+                   "Nothing to re-lift: open or record a take first." if self.clip is None else
+                   "The take has no frame with a person to re-lift.")
+            self.banner.show_message(why, "warning")
             return False
         old = self.clip
         try:
