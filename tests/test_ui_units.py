@@ -657,6 +657,22 @@ def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take
     assert "could not confirm" in w.banner.text() and "checkerboard" in w.banner.text()
 
 
+def test_a_profile_that_cannot_be_kept_is_still_used_and_says_so(window, tmp_path, monkeypatch):
+    """The profile folder unusable (here a file stands where it should be): the accepted profile is used for this
+    app, and the banner says it was not saved for other cameras' list and the CLI."""
+    from mocap_app.calibration.profile import CameraProfile
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("MOCAP_CAMERA_DIR", str(blocker / "cameras"))
+    prof = CameraProfile("webcam", 1280, 720, 900.0, 900.0, 640.0, 360.0, source="manual")
+    note = window._keep_profile(prof)
+    assert "could not be saved to the profile folder" in note
+    window.set_camera_profile(prof, note=note)
+    assert window.camera_profile is prof and window.banner.level == "warning"
+    assert "'webcam' will be used" in window.banner.text() and "kept for this app only" in window.banner.text()
+    assert window.profile_combo.currentText().startswith("webcam · ")     # listed as the profile in use
+
+
 @needs_pipeline
 def test_calibrating_offers_to_relift_the_take_under_review(window, qtbot, cam03_take):
     """A take lifted with a guessed camera, then the camera calibrated: the banner offers *Re-lift this take*; it runs

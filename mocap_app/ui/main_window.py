@@ -862,20 +862,20 @@ class MainWindow(QMainWindow):
         if dlg.exec():
             prof = dlg.profile()
             if prof is not None:
-                self.set_camera_profile(prof, offer_relift=True)
-                self._keep_profile(prof)
+                self.set_camera_profile(prof, offer_relift=True, note=self._keep_profile(prof))
         return dlg
 
-    def _keep_profile(self, prof) -> None:
+    def _keep_profile(self, prof) -> str:
         """Save an accepted profile into the profile folder under its camera's name (what the CLI's
-        ``--calibration NAME`` and the toolbar's camera list read), so each camera keeps its own."""
+        ``--calibration NAME`` and the toolbar's camera list read), so each camera keeps its own. Returns a sentence
+        when it could not be saved ("" when it was)."""
         from mocap_app.calibration.profile import ProfileError, save_profile
         try:
             save_profile(prof)
         except (OSError, ProfileError) as e:
-            self.banner.show_message(f"Camera profile '{prof.name}' is used but could not be saved to the profile "
-                                     f"folder ({getattr(e, 'strerror', None) or e}).", "warning")
-        self.refresh_profiles()
+            return (f"It could not be saved to the profile folder ({getattr(e, 'strerror', None) or e}), so it is "
+                    "kept for this app only.")
+        return ""
 
     def open_placement(self):
         """Camera ▸ Camera placement: known pitch / roll / height for the take under review and the next ones."""
@@ -908,10 +908,10 @@ class MainWindow(QMainWindow):
                 return None
         return None
 
-    def set_camera_profile(self, prof, offer_relift: bool = False) -> None:
+    def set_camera_profile(self, prof, offer_relift: bool = False, note: str = "") -> None:
         """Use ``prof`` (a CameraProfile) for the following runs and remember it (QSettings). ``offer_relift``: the
         banner offers to lift the take under review again with it (a take is not re-lifted unasked: that would
-        replace what the user is looking at)."""
+        replace what the user is looking at). ``note``: a sentence added to the banner."""
         import json
         self.camera_profile = prof
         self.settings.setValue("camera/profile", json.dumps(prof.to_dict()) if prof is not None else "")
@@ -927,8 +927,9 @@ class MainWindow(QMainWindow):
                                      + (f"; an auto estimate the footage could not confirm, typically "
                                         f"~{TYPICAL_ERROR:.0%} off: a checkerboard gives ~1 %" if doubt else "")
                                      + "). A focal length typed in the toolbar overrides it."
-                                     + (" The take under review was lifted with the old camera." if offer else ""),
-                                     "warning" if doubt else "info",
+                                     + (" The take under review was lifted with the old camera." if offer else "")
+                                     + (f" {note}" if note else ""),
+                                     "warning" if doubt or note else "info",
                                      action=("Re-lift this take", self.relift_take) if offer else None)
         self._update_state()
 
