@@ -141,7 +141,7 @@ def _tint_covered(img: np.ndarray, covered: np.ndarray | None) -> np.ndarray:
     """A copy of ``img`` with the image regions (3 x 3) that captured views already cover tinted green, and those
     still empty outlined in amber (where to hold the board next)."""
     import cv2
-    out = img.copy()
+    out = img.copy()     # always a copy: at 640 px or less ``img`` is the frame *Capture view* saves
     if covered is None or not np.any(covered):
         return out
     h, w = out.shape[:2]
