@@ -104,6 +104,12 @@ def test_rotated_profile_is_portrait():
     p = make().rotated_90()
     assert p.size == (1080, 1920)
     assert p.fov_deg["vertical"] == pytest.approx(make().fov_deg["horizontal"], rel=1e-6)
+    # a portrait video from a camera calibrated in landscape (a phone turned upright) gets the turned profile at once
+    v = make().intrinsics(720, 1280)
+    assert (v.width_px, v.height_px) == (720, 1280)
+    assert v.fx_px == pytest.approx(1402 * 720 / 1080) and v.fy_px == pytest.approx(1400 * 720 / 1080)
+    assert v.fov_deg[1] == pytest.approx(make().fov_deg["horizontal"], rel=1e-6)
+    assert make().intrinsics(1080, 1920).fx_px == pytest.approx(1402)
 
 
 def test_manual_modes():

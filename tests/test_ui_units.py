@@ -600,7 +600,11 @@ def test_calibration_dialog_from_the_menu(window, qtbot, settings):
     w.set_camera_profile(CameraProfile("webcam", 640, 360, 500.0, 500.0, 320.0, 180.0, source="manual"))
     w._on_started({"intrinsics": CameraIntrinsics.from_focal(1500.0, 1920, 1080), "intrinsics_source": "profile",
                    "size": (1920, 1080), "backend": "onnxruntime", "live": True})
-    assert "measured at 640x360" in w.banner.text() and "scaled to 1500 px" in w.banner.text()
+    assert "measured at 640x360" in w.banner.text() and "scaled (focal 1500 px)" in w.banner.text()
+    assert "turned" not in w.banner.text()
+    w._on_started({"intrinsics": CameraIntrinsics.from_focal(1500.0, 1080, 1920), "intrinsics_source": "profile",
+                   "size": (1080, 1920), "backend": "onnxruntime", "live": False})
+    assert "turned to the other orientation and scaled" in w.banner.text()      # a phone held upright
     assert w.camera_label.text() == "Camera: 1500 px (profile)"
     w.profile_combo.activated.emit(0)
     assert w.camera_profile is None and not settings.value("camera/profile")

@@ -123,8 +123,10 @@ class CameraProfile:
         """Intrinsics for a video of ``width_px`` x ``height_px`` (default: the profile's own size).
 
         Scales focal length and principal point with the image (uniformly, by the width ratio); an
-        aspect ratio within 1 % is taken as a centred crop / letterbox of the rows, a larger difference
-        raises ``AspectRatioMismatchError`` (a different crop of the sensor that cannot be recovered).
+        aspect ratio within 1 % is taken as a centred crop / letterbox of the rows. A video in the other orientation
+        (a phone held upright after calibrating it on its side) is the same camera turned: the profile is rotated
+        (``rotated_90``). Any other difference raises ``AspectRatioMismatchError`` (a different crop of the sensor
+        that cannot be recovered).
         """
         w0, h0 = self.size
         w = w0 if width_px is None else int(width_px)
@@ -132,11 +134,12 @@ class CameraProfile:
         if w <= 0 or h <= 0:
             raise ProfileError(f"video size {w}x{h} must be positive")
         if abs((w / h) / (w0 / h0) - 1.0) > ASPECT_TOLERANCE:
+            if w0 != h0 and abs((w / h) / (h0 / w0) - 1.0) <= ASPECT_TOLERANCE:
+                return self.rotated_90().intrinsics(w, h)
             raise AspectRatioMismatchError(
                 f"camera profile '{self.name}' was measured at {w0}x{h0} (aspect {w0 / h0:.3f}) but the video is "
                 f"{w}x{h} (aspect {w / h:.3f}); a different aspect ratio is a different crop of the sensor, so "
-                f"the profile cannot be scaled to it. Calibrate the camera at this video size "
-                f"(or rotate the profile if the video is portrait).")
+                f"the profile cannot be scaled to it. Calibrate the camera at this video size.")
         # one uniform scale (the sensor is resized, never stretched); a small aspect difference is a
         # centred crop or letterbox along the other axis: e.g. 1920x1088 encoded as 1920x1080 drops 4
         # rows top and bottom, and the pose2sim cam01 video is 1088x1920 scaled by 1080/1088 with ~7

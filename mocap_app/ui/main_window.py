@@ -525,11 +525,13 @@ class MainWindow(QMainWindow):
         self._show_camera(info["intrinsics"], info.get("intrinsics_source", ""))
         prof = self.camera_profile
         if info.get("intrinsics_source") == "profile" and prof is not None and tuple(info["size"]) != tuple(prof.size):
+            turned = (info["size"][0] > info["size"][1]) != (prof.size[0] > prof.size[1])
             self.banner.show_message(
                 f"Camera profile '{prof.name}' was measured at {prof.size[0]}x{prof.size[1]}; this source is "
-                f"{info['size'][0]}x{info['size'][1]}, so its focal length was scaled to "
-                f"{info['intrinsics'].fx_px:.0f} px. If this is another camera, or another zoom or crop mode, "
-                "calibrate it (Camera ▸ Calibrate camera).", "warning")
+                f"{info['size'][0]}x{info['size'][1]}, so it was " + ("turned to the other orientation and " if turned
+                                                                       else "")
+                + f"scaled (focal {info['intrinsics'].fx_px:.0f} px). If this is another camera, or another zoom or "
+                "crop mode, calibrate it (Camera ▸ Calibrate camera).", "warning")
         self._update_weights_label(info["backend"], focal_free=bool(info.get("focal_free")))
         total = info.get("frames_total") or 0
         if not info["live"] and total:
