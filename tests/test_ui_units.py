@@ -661,6 +661,18 @@ def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take
     assert "could not confirm" in w.banner.text() and "checkerboard" in w.banner.text()
 
 
+def test_a_calibrated_camera_is_opened_at_its_calibrated_resolution():
+    """A webcam's default mode may be another crop (4:3 where it was calibrated at 16:9): with a profile, the camera is
+    asked for the profile's resolution. Files, typed focal lengths and runs without a profile ask for nothing."""
+    from mocap_app.calibration.profile import CameraProfile
+    from mocap_app.ui.worker import PipelineConfig
+    prof = CameraProfile("webcam", 1280, 720, 900.0, 900.0, 640.0, 360.0, source="checkerboard")
+    assert PipelineConfig(source=0, live=True, camera_profile=prof).camera_size_wh() == (1280, 720)
+    assert PipelineConfig(source=0, live=True).camera_size_wh() is None
+    assert PipelineConfig(source=0, live=True, camera_profile=prof, focal_px=1000.0).camera_size_wh() is None
+    assert PipelineConfig(source="take.mp4", camera_profile=prof).camera_size_wh() is None
+
+
 def test_a_profile_that_cannot_be_kept_is_still_used_and_says_so(window, tmp_path, monkeypatch):
     """The profile folder unusable (here a file stands where it should be): the accepted profile is used for this
     app, and the banner says it was not saved for other cameras' list and the CLI."""

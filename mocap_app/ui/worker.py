@@ -64,6 +64,13 @@ class PipelineConfig:
     autosave: bool = True
     placement: object | None = None       # mocap_app.world.CameraPlacement: what the user knows of pitch/roll/height
 
+    def camera_size_wh(self) -> tuple[int, int] | None:
+        """The resolution to ask a camera for: the one its profile was calibrated at (a webcam's default mode may be
+        another crop of the sensor, which the profile cannot be scaled to); None for files, or without a profile."""
+        if isinstance(self.source, int) and self.camera_profile is not None and self.focal_px is None:
+            return tuple(self.camera_profile.size)
+        return None
+
 
 @dataclass
 class FrameResult:
@@ -208,7 +215,7 @@ class PipelineRunner:
         if self.config.source_factory is not None:
             return self.config.source_factory()
         from mocap_app.capture import VideoSource
-        return VideoSource(self.config.source)
+        return VideoSource(self.config.source, camera_size_wh=self.config.camera_size_wh())
 
     def _run(self) -> bool:
         from engines.lifter import load_lifter
