@@ -723,6 +723,9 @@ def test_calibrating_offers_to_relift_the_take_under_review(window, qtbot, cam03
     assert "Re-lifted 100 frames with focal 1681 px" in w.banner.text() and w.banner.action_text() == "Undo"
     w.banner.action_btn.click()
     assert w.clip is old and w.clip_saved and "undone" in w.banner.text() and w.timeline.trim == (5, 80)
+    landscape = CameraProfile("phone", 1920, 1088, 1681.0, 1681.0, 960.0, 544.0, source="checkerboard")
+    w.set_camera_profile(landscape, offer_relift=True)     # the same camera calibrated on its side fits, turned
+    assert w.banner.action_text() == "Re-lift this take" and "turned to the other orientation" in w.banner.text()
     w.focal_edit.setText("1500")                            # a focal length typed in the toolbar is offered too
     w.focal_edit.editingFinished.emit()
     assert w.banner.action_text() == "Re-lift this take" and "lifted with 1576 px" in w.banner.text()

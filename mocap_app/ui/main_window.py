@@ -924,12 +924,18 @@ class MainWindow(QMainWindow):
             doubt = prof.confidence is not None and prof.confidence < RELIABLE_CONFIDENCE
             typed = bool(self.focal_edit.text().strip())
             offer = offer_relift and self._can_relift() and not typed and self._changes_take(prof)
+            turned = ""
+            if offer:
+                take = self.clip.intrinsics
+                if (prof.size[0] > prof.size[1]) != (take.width_px > take.height_px):
+                    turned = " (the profile fits it turned to the other orientation)"
             self.banner.show_message(f"Camera profile '{prof.name}' will be used (focal {prof.fx_px:.0f} px at "
                                      f"{prof.size[0]}x{prof.size[1]}"
                                      + (f"; an auto estimate the footage could not confirm, typically "
                                         f"~{TYPICAL_ERROR:.0%} off: a checkerboard gives ~1 %" if doubt else "")
                                      + "). A focal length typed in the toolbar overrides it."
-                                     + (" The take under review was lifted with the old camera." if offer else "")
+                                     + (f" The take under review was lifted with the old camera{turned}." if offer
+                                        else "")
                                      + (f" {note}" if note else ""),
                                      "warning" if doubt or note else "info",
                                      action=("Re-lift this take", self.relift_take) if offer else None)
