@@ -221,9 +221,13 @@ def _finish_clip(clip, a, out: Path, world: dict | None) -> int:
 
 
 def _unwritable(*paths) -> str | None:
-    """A sentence for the first output that cannot be written (its folder missing or read-only), checked before
-    minutes of processing rather than after; None when all can be."""
+    """A sentence for the first output that cannot be written (its folder missing or read-only, or another output on
+    the same path), checked before minutes of processing rather than after; None when all can be."""
     import os
+    given = [Path(p).resolve() for p in paths if p]
+    for p in given:
+        if given.count(p) > 1:
+            return f"two outputs would both be written to {p}"
     for p in paths:
         if not p:
             continue

@@ -172,3 +172,5 @@ def test_unwritable_outputs_are_refused_before_processing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"cannot write {tmp_path / 'no' / 'x.bvh'}: folder" in err and "does not exist" in err
     assert not out.exists()
+    assert main(["process", str(video), "--out", str(out), "--bvh", str(out)]) == 5     # the BVH would replace it
+    assert "two outputs would both be written to" in capsys.readouterr().err and not out.exists()

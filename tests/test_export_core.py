@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 
@@ -481,15 +482,25 @@ def test_cli_convert_and_errors(tmp_path, capsys):
     assert bvh.names[0] == "mixamorig:Hips"
     assert "wrote BVH" in capsys.readouterr().out
 
-    assert run_convert(_parse(["convert", str(tmp_path / "missing.json"), "--bvh", "x.bvh"])) == 2
+    # every problem is one line with the exit code `mocap-app` documents: 2 usage, 3 input, 4 no person, 5 output
+    assert run_convert(_parse(["convert", str(tmp_path / "missing.json"), "--bvh", "x.bvh"])) == 3
     assert "clip file not found" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text("{not json")
-    assert run_convert(_parse(["convert", str(tmp_path / "bad.json"), "--bvh", "x.bvh"])) == 2
+    assert run_convert(_parse(["convert", str(tmp_path / "bad.json"), "--bvh", "x.bvh"])) == 3
     assert "not a readable clip" in capsys.readouterr().err
-    assert run_convert(_parse(["convert", str(path), "--fbx", str(tmp_path / "nodir" / "o.fbx")])) == 1
+    assert run_convert(_parse(["convert", str(path), "--fbx", str(tmp_path / "nodir" / "o.fbx")])) == 5
     err = capsys.readouterr().err
-    assert err.startswith("error: cannot write the FBX file") and "Traceback" not in err
+    assert err.startswith("mocap-app: error: cannot write the FBX file") and "Traceback" not in err
     assert run_convert(_parse(["convert", str(path)])) == 2
+    assert run_convert(_parse(["convert", str(path), "--bvh", str(tmp_path / "o.bvh"), "--fps", "-5"])) == 2
+    assert "fps must be in" in capsys.readouterr().err
+    # two outputs on one path: refused before either is written (the second used to replace the first)
+    same = tmp_path / "same.glb"
+    assert run_convert(_parse(["convert", str(path), "--fbx", str(same), "--glb", str(same)])) == 5
+    assert "FBX and GLB files would both be written to" in capsys.readouterr().err and not same.exists()
+    nobody = dataclasses.replace(clip, person=np.zeros(len(clip), bool))
+    assert run_convert(_parse(["convert", str(nobody.save(tmp_path / "n.json")), "--bvh", "x.bvh"])) == 4
+    assert "no frame of the clip has a person" in capsys.readouterr().err
 
 
 def test_mocap_app_convert_command(tmp_path, capsys):

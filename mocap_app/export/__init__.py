@@ -34,12 +34,21 @@ from mocap_app.export.rotations import Motion, forward_kinematics, positions_to_
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExportError", "ExportOptions", "ExportResult", "PreparedMotion", "export_clip", "prepare_motion",
+__all__ = ["ExportError", "ExportPathError", "NothingToExportError", "ExportOptions", "ExportResult", "PreparedMotion", "export_clip", "prepare_motion",
            "world_joints_of", "camera_to_world_fallback", "add_convert_parser", "run_convert"]
 
 
 class ExportError(RuntimeError):
     """Export failed for a reason the user can act on (bad option, nothing to export, unwritable path)."""
+
+
+class ExportPathError(ExportError):
+    """An output file that cannot be written (missing or read-only folder, a folder in its place, two outputs on one
+    path)."""
+
+
+class NothingToExportError(ExportError):
+    """The clip has no frame with a person."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +165,7 @@ def prepare_motion(joints_mm: np.ndarray, times_s: np.ndarray, valid: np.ndarray
                           f"{joints_mm.shape}, {times_s.shape} and {np.shape(valid)}")
     valid = np.asarray(valid, bool) & np.isfinite(joints_mm).all(axis=(1, 2))
     if len(joints_mm) == 0 or not valid.any():
-        raise ExportError("nothing to export: no frame of the clip has a person")
+        raise NothingToExportError("nothing to export: no frame of the clip has a person")
     if not np.isfinite(times_s).all():
         raise ExportError("timestamps must be finite numbers")
     if len(times_s) > 1 and np.any(np.diff(times_s) <= 0):
@@ -218,11 +227,11 @@ def _check_target(path: str | os.PathLike, kind: str) -> Path:
     p = Path(path)
     folder = p.parent if str(p.parent) else Path(".")
     if p.is_dir():
-        raise ExportError(f"cannot write the {kind} file {p}: it is a folder")
+        raise ExportPathError(f"cannot write the {kind} file {p}: it is a folder")
     if not folder.is_dir():
-        raise ExportError(f"cannot write the {kind} file {p}: folder {folder} does not exist")
+        raise ExportPathError(f"cannot write the {kind} file {p}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
-        raise ExportError(f"cannot write the {kind} file {p}: folder {folder} is not writable")
+        raise ExportPathError(f"cannot write the {kind} file {p}: folder {folder} is not writable")
     return p
 
 
@@ -238,6 +247,11 @@ def export_clip(clip, bvh=None, fbx=None, glb=None, options: ExportOptions = Exp
     targets = {k: _check_target(v, k.upper()) for k, v in (("bvh", bvh), ("fbx", fbx), ("glb", glb)) if v}
     if not targets:
         raise ExportError("nothing to do: give at least one of bvh=, fbx=, glb=")
+    seen: dict[Path, str] = {}
+    for kind, p in targets.items():
+        other = seen.setdefault(p.resolve(), kind)
+        if other != kind:   # the second would silently replace the first
+            raise ExportPathError(f"the {other.upper()} and {kind.upper()} files would both be written to {p}")
     notes: list[str] = []
     world = world_joints_of(clip, notes)
     src_fps = clip.source.get("fps") if isinstance(clip.source, dict) else None
@@ -261,7 +275,7 @@ def export_clip(clip, bvh=None, fbx=None, glb=None, options: ExportOptions = Exp
             res.written[kind] = atomic_write_bytes(targets[kind], data)
         except OSError as e:
             reason = e.strerror or str(e)
-            raise ExportError(f"cannot write the {kind.upper()} file {targets[kind]}: {reason}") from None
+            raise ExportPathError(f"cannot write the {kind.upper()} file {targets[kind]}: {reason}") from None
     if prep.gaps.held:
         res.warnings.append(f"{prep.gaps.held_frames} frame(s) without a person in gaps longer than "
                             f"{options.max_gap_s:.2f} s (or at the clip's ends) hold the nearest pose")

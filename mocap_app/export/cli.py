@@ -64,37 +64,41 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    """Run ``convert``; returns an exit code and prints one clear line per problem (no tracebacks)."""
+    """Run ``convert``; returns the exit code ``mocap-app`` documents (2 usage, 3 input, 4 no person, 5 output) and
+    prints one clear line per problem (no tracebacks)."""
     from mocap_app.clip import Clip, ClipFormatError
-    from mocap_app.export import ExportError, export_clip
+    from mocap_app.export import ExportError, ExportPathError, NothingToExportError, export_clip
 
     if not (args.bvh or args.fbx or args.glb):
-        print("error: nothing to write: give --bvh, --fbx and/or --glb", file=sys.stderr)
-        return 2
+        return _fail("nothing to write: give --bvh, --fbx and/or --glb", 2)
     try:
         clip = Clip.load(args.clip)
     except FileNotFoundError:
-        print(f"error: clip file not found: {args.clip}", file=sys.stderr)
-        return 2
+        return _fail(f"clip file not found: {args.clip}", 3)
     except IsADirectoryError:
-        print(f"error: {args.clip} is a folder, not a clip file", file=sys.stderr)
-        return 2
+        return _fail(f"{args.clip} is a folder, not a clip file", 3)
     except (ClipFormatError, KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
-        print(f"error: {args.clip} is not a readable clip: {e}", file=sys.stderr)
-        return 2
+        return _fail(f"{args.clip} is not a readable clip: {e}", 3)
     except OSError as e:
-        print(f"error: cannot read {args.clip}: {e.strerror or e}", file=sys.stderr)
-        return 2
+        return _fail(f"cannot read {args.clip}: {e.strerror or e}", 3)
     try:
         res = export_clip(clip, bvh=args.bvh, fbx=args.fbx, glb=args.glb, options=options_from_args(args))
-    except ExportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except ExportPathError as e:
+        return _fail(str(e), 5)
+    except NothingToExportError as e:
+        return _fail(str(e), 4)
+    except ExportError as e:      # an option out of range
+        return _fail(str(e), 2)
     for w in res.warnings:
         print(f"warning: {w}", file=sys.stderr)
     for kind, path in res.written.items():
         print(f"wrote {kind.upper()}: {path} ({res.frames} frames at {res.fps:.3f} fps)")
     return 0
+
+
+def _fail(msg: str, code: int) -> int:
+    print(f"mocap-app: error: {msg}", file=sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
