@@ -232,6 +232,8 @@ def _unwritable(*paths) -> str | None:
         if not p:
             continue
         folder = Path(p).parent if str(Path(p).parent) else Path(".")
+        if Path(p).is_dir():
+            return f"cannot write {p}: it is a folder (give a file name)"
         if not folder.is_dir():
             return f"cannot write {p}: folder {folder} does not exist"
         if not os.access(folder, os.W_OK):

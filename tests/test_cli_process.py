@@ -174,3 +174,5 @@ def test_unwritable_outputs_are_refused_before_processing(tmp_path, capsys):
     assert not out.exists()
     assert main(["process", str(video), "--out", str(out), "--bvh", str(out)]) == 5     # the BVH would replace it
     assert "two outputs would both be written to" in capsys.readouterr().err and not out.exists()
+    assert main(["process", str(video), "--out", str(tmp_path)]) == 5
+    assert "it is a folder" in capsys.readouterr().err
