@@ -84,8 +84,9 @@ def run_adapt(a) -> int:
         check_lifter_weights(base)
     except (FileNotFoundError, ValueError) as e:
         return _fail(str(e), EXIT_INPUT)
-    if not (a.out.parent if str(a.out.parent) else Path(".")).is_dir():
-        return _fail(f"cannot write {a.out}: folder {a.out.parent} does not exist", EXIT_OUTPUT)
+    from mocap_app.cli import output_problem
+    if (why := output_problem(a.out)):     # before minutes of detection and training
+        return _fail(why, EXIT_OUTPUT)
     if a.steps < 1 or a.warmup < 0:
         return _fail("--steps must be at least 1 and --warmup not negative", EXIT_USAGE)
     torch.set_num_threads(max(1, a.threads))

@@ -117,7 +117,7 @@ def run_process(a) -> int:
         return _fail(f"{a.video} is a clip, not a video: `mocap-app relift {a.video} --calibration CAMERA` lifts its "
                      "2D again with another camera, `mocap-app convert` exports it", EXIT_INPUT)
     out = a.out or a.video.with_suffix(".clip.json")
-    if (why := _unwritable(out, a.bvh, a.fbx, a.glb)):
+    if (why := output_problem(out, a.bvh, a.fbx, a.glb)):
         return _fail(why, EXIT_OUTPUT)
     try:
         world = world_overrides_from_args(a)
@@ -150,7 +150,7 @@ def run_relift(a) -> int:
         return _fail(f"clip not found: {a.clip}", EXIT_INPUT)
     name = a.clip.name.removesuffix(".json").removesuffix(".clip")
     out = a.out or a.clip.with_name(name + ".relift.clip.json")
-    if (why := _unwritable(out, a.bvh, a.fbx, a.glb)):
+    if (why := output_problem(out, a.bvh, a.fbx, a.glb)):
         return _fail(why, EXIT_OUTPUT)
     try:
         clip = Clip.load(a.clip)
@@ -220,7 +220,7 @@ def _finish_clip(clip, a, out: Path, world: dict | None) -> int:
     return 0
 
 
-def _unwritable(*paths) -> str | None:
+def output_problem(*paths) -> str | None:
     """A sentence for the first output that cannot be written (its folder missing or read-only, or another output on
     the same path), checked before minutes of processing rather than after; None when all can be."""
     import os
