@@ -120,7 +120,8 @@ class Clip:
                 if f.get(key) is not None:
                     a = np.asarray(f[key], dtype=np.float64)
                     if a.size != int(np.prod(shape)):
-                        raise ClipFormatError(f"frame {i}: {key} has {a.size} numbers, not {' x '.join(map(str, shape))}")
+                        want = " x ".join(map(str, shape))
+                        raise ClipFormatError(f"frame {i}: {key} has {a.size} numbers, not {want}")
                     out[i] = a.reshape(shape)
             return out
 

@@ -34,7 +34,8 @@ from mocap_app.export.rotations import Motion, forward_kinematics, positions_to_
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExportError", "ExportPathError", "NothingToExportError", "ExportOptions", "ExportResult", "PreparedMotion", "export_clip", "prepare_motion",
+__all__ = ["ExportError", "ExportPathError", "NothingToExportError", "ExportOptions", "ExportResult", "PreparedMotion",
+           "export_clip", "prepare_motion",
            "world_joints_of", "camera_to_world_fallback", "add_convert_parser", "run_convert"]
 
 
