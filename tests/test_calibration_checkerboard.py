@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mocap_app.calibration.checkerboard import BoardNotFoundError, BoardSpec, calibrate
+from mocap_app.calibration.checkerboard import BoardNotFoundError, BoardSpec, ViewDetection, calibrate
 from mocap_app.calibration.profile import CalibrationError
 
 DATA = Path("/work/shared/data/video/pose2sim_demo_singleperson/calibration")
@@ -116,6 +116,14 @@ def test_chessboard_rendered_views_and_coverage():
     np.testing.assert_allclose(live.tilt_x_deg, res.coverage.tilt_x_deg, atol=4)
     np.testing.assert_allclose(live.tilt_y_deg, res.coverage.tilt_y_deg, atol=4)
     assert live.advice == res.coverage.advice
+    # all views at 550-700 mm: the board's apparent size hardly varies, and the advice asks for near and far views
+    assert any(a.startswith("add views with the board nearer and farther") for a in res.coverage.advice)
+    lo, hi = res.coverage.size_frac
+    assert 0.1 < lo < hi < 1.5 * lo
+    near_far = [preview_detection(img, spec) for _, img in S_views]
+    near_far[0] = ViewDetection("near", near_far[0].image_points * 2.0 - np.float32([640, 360]),
+                                near_far[0].object_points)          # the same view, twice as large about the centre
+    assert not any("nearer and farther" in a for a in live_coverage(near_far, (1280, 720)).advice)
     one = live_coverage([preview_detection(S_views[0][1], spec)], (1280, 720))   # one flat view: everything to add
     assert any("tilted forward/back" in a for a in one.advice) and any("turned left/right" in a for a in one.advice)
     assert any("1 usable views" in a for a in one.advice)

@@ -4,8 +4,8 @@ Zhang's method (``cv2.calibrateCamera``) needs the board seen at several tilts a
 spread over the image: a fronto-parallel board at the centre only constrains the
 focal length weakly (it trades off against the board's distance), and corners
 never seen near the image borders leave distortion unconstrained. So besides the
-RMS reprojection error we report a 3x3 coverage grid and the range of board
-tilts, and say in words what to add.
+RMS reprojection error we report a 3x3 coverage grid, the range of board
+tilts and of its apparent size (near and far views), and say in words what to add.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MIN_VIEWS = 3
 GOOD_TILT_DEG = 20.0      # want views tilted at least this much about each image axis
+GOOD_SIZE_RATIO = 1.5     # want the board's apparent size (near vs far views) to vary at least this much
 OUTLIER_FACTOR = 3.0      # a view whose error is > 3x the median (and > 1 px) is dropped and calibration redone
 
 
@@ -119,6 +120,7 @@ class Coverage:
     tilt_x_deg: tuple[float, float]    # min/max board tilt about the image x axis (looking up/down)
     tilt_y_deg: tuple[float, float]    # min/max tilt about the image y axis (turned left/right)
     advice: list[str] = field(default_factory=list)
+    size_frac: tuple[float, float] = (0.0, 0.0)   # min/max board size: sqrt(area of its corners' hull / image area)
 
     @property
     def complete(self) -> bool:
@@ -246,10 +248,16 @@ def _coverage(views: Sequence[ViewDetection], rvecs, size_wh: tuple[int, int]) -
         advice.append(f"add views with the board tilted forward/back by {GOOD_TILT_DEG:.0f}-45 deg")
     if ty and max(abs(min(ty)), abs(max(ty))) < GOOD_TILT_DEG or ty and (max(ty) - min(ty)) < GOOD_TILT_DEG:
         advice.append(f"add views with the board turned left/right by {GOOD_TILT_DEG:.0f}-45 deg")
+    # near and far views: at one distance the focal length trades off against the board's distance more easily
+    hulls = [cv2.convexHull(v.image_points.reshape(-1, 1, 2).astype(np.float32)) for v in views]
+    sizes = [math.sqrt(cv2.contourArea(hull) / (w * h)) for hull in hulls]
+    if len(sizes) >= MIN_VIEWS and max(sizes) < GOOD_SIZE_RATIO * min(sizes):
+        advice.append(f"add views with the board nearer and farther: it spans {100 * min(sizes):.0f}-"
+                      f"{100 * max(sizes):.0f} % of the image in every view")
     if len(views) < 10:
         advice.append(f"{len(views)} usable views; 10-20 give a more reliable calibration")
     return Coverage(grid, (min(tx, default=0.0), max(tx, default=0.0)), (min(ty, default=0.0), max(ty, default=0.0)),
-                    advice)
+                    advice, (min(sizes, default=0.0), max(sizes, default=0.0)))
 
 
 def _load(item) -> tuple[str, np.ndarray]:
