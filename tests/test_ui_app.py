@@ -19,6 +19,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("pyqtgraph")
 
 from mocap_app.ui.xvfb import ensure_display  # noqa: E402
+from qt_modal import click_when_modal  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = Path("/work/shared/data/video/pose2sim_demo_singleperson/videos/cam03.mp4")
@@ -56,29 +57,6 @@ def _region(shot: np.ndarray, widget, window) -> np.ndarray:
     dpr = shot.shape[1] / window.width()
     x, y = int(tl.x() * dpr), int(tl.y() * dpr)
     return shot[y:y + int(widget.height() * dpr), x:x + int(widget.width() * dpr)]
-
-
-def _click_modal(qtbot, button_text: str, fill=None):
-    """When the next modal dialog opens: optionally ``fill(dialog)``, then click the button labelled so."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QAbstractButton, QApplication
-    seen = {}
-
-    def poll():
-        dlg = QApplication.activeModalWidget()
-        if dlg is None:
-            QTimer.singleShot(50, poll)
-            return
-        seen["dialog"] = dlg
-        if fill is not None:
-            fill(dlg)
-        for b in dlg.findChildren(QAbstractButton):
-            if b.text().replace("&", "") == button_text:
-                b.click()
-                return
-        raise AssertionError(f"no button {button_text!r} in {dlg}")
-    QTimer.singleShot(50, poll)
-    return seen
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +156,9 @@ def test_process_screenshot_scrub_trim_export(qtbot, app_state, monkeypatch):
     assert len(trimmed) == 16 and trimmed.timestamps_s[0] == w.clip.timestamps_s[4]
 
     # closing with an unsaved take asks first: Cancel keeps the window
-    _click_modal(qtbot, "Cancel")
+    seen = click_when_modal("Cancel")
     w.close()
-    assert w.isVisible()
+    assert w.isVisible() and "error" not in seen, seen.get("error")
 
     # export BVH through the real dialog: first an invalid input (no format), then a valid one
     out = tmp / "exports"
@@ -196,8 +174,9 @@ def test_process_screenshot_scrub_trim_export(qtbot, app_state, monkeypatch):
         errors.append(dlg.error_label.text())
         dlg.bvh_check.setChecked(True)
         dlg.fps_edit.setText("25")
-    _click_modal(qtbot, "Export", fill)
+    seen = click_when_modal("Export", fill)
     dlg = w.export_dialog()
+    assert "error" not in seen, seen["error"]
     assert dlg is not None and dlg.request is not None
     assert errors and "format" in errors[0]
     qtbot.waitUntil(lambda: w.last_export is not None, timeout=60_000)

@@ -16,6 +16,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("pyqtgraph")
 
 from mocap_app.ui.xvfb import ensure_display  # noqa: E402
+from qt_modal import when_modal  # noqa: E402
 
 VIDEO = Path("/work/shared/data/video/pose2sim_demo_singleperson/videos/cam03.mp4")
 WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "absposelifter" / "absposelifter.pt"
@@ -531,28 +532,6 @@ def test_worker_process_killed_recording_recovered(qtbot, tmp_path):
     assert errors and "stopped unexpectedly" in errors[0] and "recovered" in errors[0]
     assert w.recorder is not None and len(w.recorder) >= 3
     assert w.recorder.to_clip().person.sum() >= 3
-
-
-def when_modal(action) -> dict:
-    """Call ``action(dialog, seen)`` once the app's modal dialog is up (the test then calls the blocking opener, e.g.
-    ``open_calibration``); returns ``seen``. An exception in ``action`` lands in ``seen["error"]`` and rejects the
-    dialog, so a failing check never leaves it open (which would hang the test)."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-    seen: dict = {}
-
-    def poll():
-        dlg = QApplication.activeModalWidget()
-        if dlg is None:
-            QTimer.singleShot(50, poll)
-            return
-        try:
-            action(dlg, seen)
-        except Exception as e:  # noqa: BLE001
-            seen["error"] = repr(e)
-            dlg.reject()
-    QTimer.singleShot(50, poll)
-    return seen
 
 
 def test_calibration_dialog_from_the_menu(window, qtbot, settings):
