@@ -103,6 +103,10 @@ def test_checkerboard_runs_off_the_ui_thread(dlg, qtbot):
     assert "RMS" in dlg.checker_info.text() and "checkerboard" in dlg.profile().source
     assert dlg.profile().dist_coeffs and dlg.profile().cy_px != pytest.approx(959.5)   # full result kept
     assert dlg.profile().reprojection_error_px is not None and ok_enabled(dlg)
+    # each image says how it fared: its error, or why it was not used (one of cam04's 7 photos has no full board)
+    texts = [dlg.image_list.item(i).text() for i in range(dlg.image_list.count())]
+    assert sum(t.endswith(" px") for t in texts) == 6, texts
+    assert [t for t in texts if "not used: chessboard 4x7 not found" in t], texts
     NOTES.mkdir(exist_ok=True)
     dlg.resize(1100, 700)
     first = sorted((DATA / "intrinsics" / "int_cam04_img").glob("*.jpg"))[0]
@@ -227,6 +231,22 @@ def test_auto_focal_tab_runs_the_shipped_focal_free_lifter(qtbot, tmp_path):
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="pose2sim data not present")
+def test_checkerboard_from_a_video_of_the_board_in_the_dialog(dlg, qtbot, cam04_board_video):
+    """*Add images / videos* takes a video of the board: views every 0.5 s, calibrated like photos, and the list says
+    how many of the video's views were used."""
+    dlg.add_images([cam04_board_video.path])
+    dlg.cols_spin.setValue(4)
+    dlg.rows_spin.setValue(7)
+    dlg.square_spin.setValue(60.0)
+    with qtbot.waitSignal(dlg.runFinished, timeout=120_000) as done:
+        dlg.start_checkerboard()
+    res = done.args[0]
+    assert dlg.profile().fx_px == pytest.approx(1675.2, rel=0.02)
+    assert dlg.image_list.item(0).text() == f"{cam04_board_video.path.name}  ·  {len(res.used)} views used" + (
+        f", {len(res.rejected)} not" if res.rejected else "")
+    assert len(res.used) >= 5
+
+
 def test_checkerboard_from_the_live_camera(qtbot, tmp_path, monkeypatch, cam04_board_video):
     """Show the board to the camera: the preview marks it when found, *Capture view* keeps full-size frames on disk
     (nothing lost if the dialog closes) and the captured views calibrate like the photos (cam04: 1675 px)."""

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
@@ -489,6 +489,23 @@ class CalibrationDialog(QDialog):
             item.setData(Qt.UserRole, str(f))
             self.image_list.addItem(item)
 
+    def _mark_views(self, res) -> None:
+        """Beside each image, its reprojection error or why it was not used (a video: how many of its views were);
+        what a user needs to retake or drop a bad view."""
+        for i in range(self.image_list.count()):
+            item = self.image_list.item(i)
+            name = Path(item.data(Qt.UserRole)).name
+            if name in res.per_view_rms_px:
+                text, bad = f"{res.per_view_rms_px[name]:.2f} px", False
+            elif name in res.rejected:
+                text, bad = f"not used: {res.rejected[name]}", True
+            else:   # a video: its views are named "<file>@<time>s"
+                used = sum(k.startswith(name + "@") for k in res.per_view_rms_px)
+                dropped = sum(k.startswith(name + "@") for k in res.rejected)
+                text, bad = f"{used} views used" + (f", {dropped} not" if dropped else ""), used == 0
+            item.setText(f"{name}  ·  {text}")
+            item.setForeground(QColor("#c62828") if bad else self.image_list.palette().text().color())
+
     def set_auto_input(self, source) -> None:
         """Preset the "From a person" input: a video / clip path, or a ``Clip`` in memory (a take the app just
         recorded or opened, used as it is, without running the 2D detector again)."""
@@ -673,6 +690,7 @@ class CalibrationDialog(QDialog):
             tips = "\n".join(f"- {t}" for t in res.coverage.advice)
             self.checker_info.setText(f"{len(res.used)} images used, RMS reprojection error {res.rms_px:.2f} px"
                                       + (f"\n{tips}" if tips else ""))
+            self._mark_views(res)
             self.set_profile(res.profile(self.name_edit.text()))
 
         return self._start(Job(work), self.calib_button, self.checker_progress, self.checker_info, done)
