@@ -50,6 +50,28 @@ def test_written_video_timestamps_and_end(tmp_path):
     assert abs(float(frames[7].image_bgr.mean()) - 140) < 5
 
 
+def test_grab_and_retrieve_give_the_frames_read_gives(pose2sim_videos):
+    """Stepping over frames (``grab``) and making images only of some (``retrieve``) gives the same timestamps and
+    pixels as reading every frame, the first frame (decoded at open) included."""
+    path = pose2sim_videos.videos["cam03"]
+    with VideoSource(path) as src:
+        every = list(src)
+    with VideoSource(path) as src:
+        with pytest.raises(CaptureError, match="grab"):
+            src.retrieve()
+        times, kept = [], []
+        while (t := src.grab()) is not None:
+            times.append(t)
+            if len(times) % 7 == 1:                   # frames 0, 7, 14, ...
+                kept.append(src.retrieve())
+        assert src.grab() is None                      # stays at the end
+    np.testing.assert_array_equal(times, [f.timestamp_s for f in every])
+    assert [f.index for f in kept] == list(range(0, 100, 7))
+    for f in kept:
+        assert f.timestamp_s == every[f.index].timestamp_s
+        np.testing.assert_array_equal(f.image_bgr, every[f.index].image_bgr)
+
+
 def test_closed_source_refuses_to_read(pose2sim_videos):
     src = VideoSource(pose2sim_videos.videos["cam04"])
     with src:

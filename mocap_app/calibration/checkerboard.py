@@ -284,9 +284,12 @@ def views_from_video(path: str | os.PathLike, spec: BoardSpec, *, gap_s: float =
     t_last = -math.inf
     try:
         with VideoSource(path) as src:
-            for frame in src:
-                if frame.timestamp_s - t_last < gap_s:
-                    continue
+            while (t := src.grab()) is not None:
+                if t - t_last < gap_s:
+                    continue            # stepped over without making an image of it
+                frame = src.retrieve()
+                if frame is None:
+                    break
                 gray = _as_gray(frame.image_bgr)
                 if find_board_preview(gray, spec) is not None:
                     found.append((f"{Path(path).name}@{frame.timestamp_s:.2f}s", gray))
