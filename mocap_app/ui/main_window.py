@@ -279,6 +279,7 @@ class MainWindow(QMainWindow):
         self.progress.setMinimumWidth(170)
         self.progress.setMaximumWidth(220)
         self.progress.setTextVisible(True)
+        self.progress.setToolTip("Frames processed / frames in the file, and the time left")
         self.progress.hide()
         self.state_label = QLabel("Ready")
         self.fps_label = QLabel("")
@@ -581,8 +582,8 @@ class MainWindow(QMainWindow):
         if r.frames_total:
             self.progress.setValue(r.frames_done)
             left = (r.frames_total - r.frames_done) / r.fps if r.fps > 0 else float("nan")
-            self.progress.setFormat(f"{r.frames_done}/{r.frames_total} frames · {left:.0f} s left"
-                                    if np.isfinite(left) else f"{r.frames_done}/{r.frames_total} frames")
+            self.progress.setFormat(f"{r.frames_done}/{r.frames_total} · {left:.0f} s left"   # frames: in the tooltip
+                                    if np.isfinite(left) else f"{r.frames_done}/{r.frames_total}")
         who = "person" if r.person else "no person"
         self.state_label.setText(f"{'Live' if w.config.live else 'Processing'} · frame {r.index} · {who} · "
                                  f"world: {r.world_method}")
