@@ -223,6 +223,19 @@ class VideoSource:
         return f"VideoSource({kind}={self.source!s}, {self.size_wh[0]}x{self.size_wh[1]} @ {self.fps:g} fps)"
 
 
+SYSFS_VIDEO = Path("/sys/class/video4linux")
+
+
+def camera_name(index: int, sysfs: Path = SYSFS_VIDEO) -> str | None:
+    """The camera's own name where the system says it (Linux: ``/sys/class/video4linux/videoN/name``, e.g.
+    "HD Pro Webcam C920"), else None. OpenCV has no portable way to ask."""
+    try:
+        name = (Path(sysfs) / f"video{int(index)}" / "name").read_text(errors="replace").strip()
+    except OSError:
+        return None
+    return name or None
+
+
 def list_cameras(max_index: int = 8) -> list[int]:
     """Indices ``0..max_index-1`` of cameras that open and deliver a frame (probed without log noise)."""
     found = []

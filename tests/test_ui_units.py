@@ -640,6 +640,38 @@ def test_auto_focal_from_the_menu_runs_the_focal_free_lifter_on_the_current_take
     assert "could not confirm" in w.banner.text() and "checkerboard" in w.banner.text()
 
 
+def test_each_live_camera_keeps_its_own_profile(window, tmp_path):
+    """A profile used with a camera is remembered for that camera (by its name where the system gives one): picking
+    the camera again brings its profile back, while a file keeps whatever is chosen."""
+    from mocap_app.calibration.profile import CameraProfile, save_profile
+    from mocap_app.capture import camera_name
+    sysfs = tmp_path / "video4linux"
+    (sysfs / "video2").mkdir(parents=True)
+    (sysfs / "video2" / "name").write_text("HD Pro Webcam C920\n")
+    assert camera_name(2, sysfs) == "HD Pro Webcam C920" and camera_name(3, sysfs) is None
+    w = window
+    c920 = CameraProfile("c920", 1280, 720, 910.0, 910.0, 640.0, 360.0, source="checkerboard")
+    laptop = CameraProfile("laptop", 1280, 720, 980.0, 980.0, 640.0, 360.0, source="preset")
+    for p in (c920, laptop):
+        save_profile(p)
+    w._camera_names = {0: "HD Pro Webcam C920", 1: None}
+    w.source = 0
+    w.set_camera_profile(c920)
+    w.source = 1
+    w.set_camera_profile(laptop)
+    w.source = "take.mp4"
+    w.set_camera_profile(None)                         # a file: remembered for no camera
+    w.source = 0
+    assert w.apply_remembered_profile() and w.camera_profile.name == "c920"
+    assert "the one last used with camera 0 (HD Pro Webcam C920)" in w.banner.text()
+    assert not w.apply_remembered_profile()            # already in use: nothing to do
+    w.source = 1                                       # no name: remembered by its index
+    assert w.apply_remembered_profile() and w.camera_profile.name == "laptop"
+    w._camera_names = {5: "HD Pro Webcam C920"}        # the C920 plugged into another port
+    w.source = 5
+    assert w.apply_remembered_profile() and w.camera_profile.name == "c920"
+
+
 def test_a_calibrated_camera_is_opened_at_its_calibrated_resolution():
     """A webcam's default mode may be another crop (4:3 where it was calibrated at 16:9): with a profile, the camera is
     asked for the profile's resolution. Files, typed focal lengths and runs without a profile ask for nothing."""

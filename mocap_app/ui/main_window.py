@@ -128,6 +128,8 @@ class MainWindow(QMainWindow):
         self._plot_timer.start(200)
         self.setAcceptDrops(True)
         self.refresh_sources()
+        if isinstance(self.source, int):
+            self.apply_remembered_profile()
         if self._startup_warning:
             self.banner.show_message(self._startup_warning, "warning")
         self._update_state()
@@ -347,16 +349,18 @@ class MainWindow(QMainWindow):
 
     # -------------------------------------------------------------------------- sources
     def refresh_sources(self) -> None:
-        from mocap_app.capture import list_cameras
+        from mocap_app.capture import camera_name, list_cameras
         try:
             self._cameras = list_cameras()
         except Exception as e:  # noqa: BLE001 - a broken camera stack must not stop the app
             log.warning("listing cameras failed: %s", e)
             self._cameras = []
+        self._camera_names = {i: camera_name(i) for i in self._cameras}
         cur = self.source
         self.source_combo.clear()
         for i in self._cameras:
-            self.source_combo.addItem(f"Camera {i} (live)", i)
+            name = self._camera_names.get(i)
+            self.source_combo.addItem(f"Camera {i}: {name} (live)" if name else f"Camera {i} (live)", i)
         if not self._cameras:
             self.source_combo.addItem("No camera found", None)
             self.source_combo.model().item(0).setEnabled(False)
@@ -382,7 +386,41 @@ class MainWindow(QMainWindow):
             self.open_video_dialog()
         elif data is not None:
             self.source = data
+            if isinstance(data, int):
+                self.apply_remembered_profile()
             self._update_state()
+
+    # ------------------------------------------------------------------ profile per camera
+    def _camera_key(self) -> str | None:
+        """What a live camera's profile is remembered under: its name where the system gives one (survives
+        re-plugging in another port), else its index."""
+        if not isinstance(self.source, int):
+            return None
+        from mocap_app.calibration.profile import slug
+        name = getattr(self, "_camera_names", {}).get(self.source)
+        return slug(name) if name else f"index_{self.source}"
+
+    def _remember_profile(self, prof) -> None:
+        key = self._camera_key()
+        if key is not None:
+            self.settings.setValue(f"camera/profile_for/{key}", prof.name if prof is not None else "")
+
+    def apply_remembered_profile(self) -> bool:
+        """A camera picked as the source gets the profile last used with it (from the profile folder); True if
+        that changed the profile in use."""
+        key = self._camera_key()
+        name = str(self.settings.value(f"camera/profile_for/{key}", "") or "") if key else ""
+        if not name or (self.camera_profile is not None and self.camera_profile.name == name):
+            return False
+        from mocap_app.calibration.profile import list_profiles
+        prof = next((p for p in list_profiles() if p.name == name), None)
+        if prof is None:
+            return False
+        self.set_camera_profile(prof)
+        cam = getattr(self, "_camera_names", {}).get(self.source)
+        self.banner.show_message(f"Camera profile '{prof.name}' (focal {prof.fx_px:.0f} px), the one last used with "
+                                 f"camera {self.source}" + (f" ({cam})." if cam else "."), "info")
+        return True
 
     def open_video_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -918,6 +956,7 @@ class MainWindow(QMainWindow):
         import json
         self.camera_profile = prof
         self.settings.setValue("camera/profile", json.dumps(prof.to_dict()) if prof is not None else "")
+        self._remember_profile(prof)      # a live camera keeps its own profile
         self.focal_edit.setPlaceholderText("profile" if prof is not None else "auto")
         self.refresh_profiles()
         if prof is not None:
