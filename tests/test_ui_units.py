@@ -672,6 +672,31 @@ def test_each_live_camera_keeps_its_own_profile(window, tmp_path):
     assert w.apply_remembered_profile() and w.camera_profile.name == "c920"
 
 
+def test_forget_a_camera_profile(window):
+    """Camera ▸ Forget this camera profile asks first; Cancel keeps it, Yes deletes its file from the profile folder
+    and the list, and the next runs guess again."""
+    from PySide6.QtWidgets import QMessageBox
+    from qt_modal import click_when_modal
+    from mocap_app.calibration.profile import CameraProfile, list_profiles, profile_path, save_profile
+    w = window
+    assert not w.act_forget.isEnabled()
+    prof = CameraProfile("old webcam", 1280, 720, 900.0, 900.0, 640.0, 360.0, source="manual")
+    save_profile(prof)
+    w.refresh_profiles()
+    w.profile_combo.activated.emit(1)
+    assert w.camera_profile.name == "old webcam" and w.act_forget.isEnabled()
+    asked = []
+    seen = click_when_modal("Cancel", fill=lambda dlg: asked.append((type(dlg), dlg.text())))
+    assert not w.forget_profile() and "error" not in seen, seen
+    assert asked[0][0] is QMessageBox and "'old webcam'" in asked[0][1] and "is deleted" in asked[0][1]
+    assert profile_path("old webcam").exists() and w.camera_profile is not None
+    seen = click_when_modal("Yes")
+    assert w.forget_profile() and "error" not in seen, seen
+    assert not profile_path("old webcam").exists() and list_profiles() == []
+    assert w.camera_profile is None and w.profile_combo.currentIndex() == 0 and w.profile_combo.count() == 1
+    assert "Forgot camera profile 'old webcam' (deleted" in w.banner.text() and not w.act_forget.isEnabled()
+
+
 def test_a_calibrated_camera_is_opened_at_its_calibrated_resolution():
     """A webcam's default mode may be another crop (4:3 where it was calibrated at 16:9): with a profile, the camera is
     asked for the profile's resolution. Files, typed focal lengths and runs without a profile ask for nothing."""

@@ -230,6 +230,17 @@ def save_profile(profile: CameraProfile, folder: str | os.PathLike | None = None
     return profile.save(profile_path(profile.name, folder))
 
 
+def remove_profile(name: str, folder: str | os.PathLike | None = None) -> Path | None:
+    """Delete the camera's profile file from the profile folder; its path, or None if there was none."""
+    p = profile_path(name, folder)
+    try:
+        p.unlink()
+    except FileNotFoundError:
+        return None
+    log.info("removed camera profile '%s' (%s)", name, p)
+    return p
+
+
 def list_profiles(folder: str | os.PathLike | None = None) -> list[CameraProfile]:
     """Every readable profile in the folder (unreadable files are logged and skipped)."""
     folder = Path(folder or default_profile_dir())

@@ -154,6 +154,9 @@ class MainWindow(QMainWindow):
         self.act_reset = QAction("Reset 3D view", self, shortcut="Home", triggered=lambda: self.view3d.reset_view())
         self.act_calib = QAction("&Calibrate camera...", self, triggered=self.open_calibration)
         self.act_placement = QAction("Camera &placement...", self, triggered=self.open_placement)
+        self.act_forget = QAction("&Forget this camera profile...", self, triggered=lambda: self.forget_profile())
+        self.act_forget.setToolTip("Delete the camera profile in use from the profile folder (takes already made keep "
+                                   "their camera)")
         self.act_relift = QAction("&Re-lift take with this camera", self, triggered=lambda: self.relift_take())
         self.act_relift.setToolTip("Lift the take under review again from its 2D keypoints with the focal length in "
                                    "the toolbar or the calibrated camera (no second 2D pass)")
@@ -192,6 +195,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_placement)
         m.addSeparator()
         m.addAction(self.act_relift)
+        m.addAction(self.act_forget)
         m = mb.addMenu("&View")
         m.addAction(self.act_reset)
         m.addAction(self.act_next_flag)
@@ -1014,6 +1018,30 @@ class MainWindow(QMainWindow):
         if cur is None:
             c.setCurrentIndex(0)
 
+    def forget_profile(self, confirm: bool = True) -> bool:
+        """Camera ▸ Forget this camera profile: delete the profile in use from the profile folder, after asking."""
+        prof = self.camera_profile
+        if prof is None:
+            self.banner.show_message("No camera profile is in use.", "warning")
+            return False
+        from mocap_app.calibration.profile import profile_path, remove_profile
+        if confirm and QMessageBox.question(
+                self, "Forget camera profile",
+                f"Forget the camera profile '{prof.name}' (focal {prof.fx_px:.0f} px)?\n\nIts file "
+                f"{profile_path(prof.name)} is deleted. Takes already made keep the camera they were lifted with.",
+                QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel) != QMessageBox.Yes:
+            return False
+        try:
+            gone = remove_profile(prof.name)
+        except OSError as e:
+            self.banner.show_message(f"Cannot delete the profile '{prof.name}': {e.strerror or e}.")
+            return False
+        self.set_camera_profile(None)
+        self.banner.show_message(f"Forgot camera profile '{prof.name}'" + (f" (deleted {gone})." if gone else ".")
+                                 + " The next runs assume a 70° field of view until a camera is chosen or calibrated.",
+                                 "info")
+        return True
+
     def _on_profile_picked(self, index: int) -> None:
         prof = self.profile_combo.itemData(index)
         if prof is None:
@@ -1173,6 +1201,7 @@ class MainWindow(QMainWindow):
         self.act_bundled.setEnabled(not running and self.weights is not None)
         self.act_next_flag.setEnabled(has_clip and bool(self.timeline.flags.any()))
         self.act_relift.setEnabled(self._can_relift())
+        self.act_forget.setEnabled(self.camera_profile is not None and not running)
         self.focal_edit.setEnabled(not running)
         self.profile_combo.setEnabled(not running)
         title = "mocap"
