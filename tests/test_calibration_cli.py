@@ -133,3 +133,39 @@ def test_auto_mode_on_real_video(tmp_path, capsys):
     assert (p.width_px, p.height_px) == (1088, 1920)
     assert p.fx_px == pytest.approx(true_px, rel=0.10)
     assert p.source.startswith("auto focal") and p.confidence < 0.5
+
+
+@pytest.mark.skipif(not VIDEO.exists(), reason="pose2sim video not present")
+def test_auto_mode_combines_several_takes(tmp_path, capsys):
+    """Several takes of one camera: each is estimated, and the answer is their geometric mean (here two halves of the
+    real cam03 take, processed once); takes at other image sizes are refused with a sentence."""
+    import math
+
+    import numpy as np
+
+    from mocap_app.calibration.autofocal import AutoFocalError, combine_takes
+    from mocap_app.pipeline import process_video
+    from mocap_app.ui.main_window import slice_clip
+    take = process_video(VIDEO)
+    halves = [slice_clip(take, 0, 49).save(tmp_path / "a.clip.json"),
+              slice_clip(take, 50, 99).save(tmp_path / "b.json")]
+    single = []
+    for h in halves:
+        prof = tmp_path / f"{h.stem}.p.json"
+        assert run(["auto", str(h), "--step", "1", "--save-unreliable", "--out", str(prof)]) == 0
+        single.append(CameraProfile.load(prof).fx_px)
+    capsys.readouterr()
+    out = tmp_path / "both.json"
+    assert run(["auto", *map(str, halves), "--step", "1", "--save-unreliable", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "a.clip.json:" in said and "b.json:" in said and "geometric mean of 2 takes" in said
+    both = CameraProfile.load(out)
+    assert both.fx_px == pytest.approx(math.sqrt(single[0] * single[1]), rel=1e-3)
+    assert both.fx_px == pytest.approx(1682, rel=0.10) and both.confidence < 0.5
+    assert "100 frames" in both.source
+    # takes of another image size are another camera (or another crop): refused
+    from mocap_app.calibration.autofocal import AutoFocalResult
+    mk = [AutoFocalResult(1500.0, 0.0, False, (1400.0, 1600.0), w, h, 50, "") for w, h in ((1088, 1920), (1920, 1080))]
+    with pytest.raises(AutoFocalError, match="1088x1920, 1920x1080: combine takes of one camera at one image size"):
+        combine_takes(mk)
+    assert combine_takes(mk[:1]) is mk[0] and np.isfinite(mk[0].focal_px)

@@ -35,6 +35,7 @@ estimate on the synthetic validation clips is flagged unreliable; see notes/cali
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -422,3 +423,38 @@ def estimate_focal(keypoints_px: np.ndarray, confidence: np.ndarray, size: tuple
              rise)
     return AutoFocalResult(f_best, float(confidence), reliable, (lo, hi), w_img, h_img, int(len(kp)), reason,
                            spread, boot_spread, depth_sens, float(rise), float(s_best), grid, score)
+
+
+def combine_takes(results: list[AutoFocalResult]) -> AutoFocalResult:
+    """One estimate from several takes of one camera: the geometric mean of their focal lengths.
+
+    The takes' errors are partly independent (other motion, distance and direction), so averaging gains a little:
+    on validation clips the median error went from 13.9-17.4 % for one take to 10.5-14.8 % for five
+    (``scripts/autofocal_takes.py``, notes/calibration.md). The lifter's shrinkage towards ~1000 px is shared by every
+    take, so the confidence is the lowest of the takes', and the interval is the range of their answers.
+    """
+    if not results:
+        raise AutoFocalError("no takes to combine")
+    sizes = {(r.width_px, r.height_px) for r in results}
+    if len(sizes) > 1:
+        raise AutoFocalError("the takes are " + ", ".join(f"{w}x{h}" for w, h in sorted(sizes)) + ": combine takes "
+                             "of one camera at one image size")
+    if len(results) == 1:
+        return results[0]
+    f = np.array([r.focal_px for r in results])
+    f_mean = float(np.exp(np.mean(np.log(f))))
+    conf = min(r.confidence for r in results)
+    reliable = all(r.reliable for r in results)
+    spread = float(np.std(np.log(f)))
+    reason = (f"geometric mean of {len(results)} takes ({', '.join(f'{v:.0f}' for v in f)} px, spread "
+              f"{100 * spread:.0f} %). " + ("Each take could tell the focal length." if reliable else
+                                            f"{sum(not r.reliable for r in results)} of them could not tell it well: "
+                                            "more takes average out part of the error, not the lifter's shared bias "
+                                            f"(~{100 * TYPICAL_ERROR:.0f} % for one take, ~12 % for five on validation "
+                                            "clips); "
+                                            "for a calibration use a checkerboard."))
+    first = results[0]
+    return dataclasses.replace(first, focal_px=f_mean, confidence=float(conf), reliable=reliable,
+                               interval_px=(float(f.min()), float(f.max())), reason=reason,
+                               frames_used=int(sum(r.frames_used for r in results)), spread=spread,
+                               grid_px=np.zeros(0), score=np.zeros(0))

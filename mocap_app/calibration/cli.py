@@ -78,7 +78,9 @@ def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
     common(c)
 
     a = sub.add_parser("auto", help="estimate the focal length from a video (or processed clip) of a person")
-    a.add_argument("input", type=Path, help="video file, or a clip.json made by `mocap-app process`")
+    a.add_argument("input", type=Path, nargs="+",
+                   help="video file, or a clip.json made by `mocap-app process`; several takes of one camera are "
+                        "combined (geometric mean: a little better than one)")
     a.add_argument("--max-frames", type=int, default=600, help="frames to analyse (default 600)")
     a.add_argument("--step", type=int, default=2, help="use every N-th frame (default 2)")
     a.add_argument("--backend", default="auto", help="lifter backend: auto, torch, onnxruntime")
@@ -200,33 +202,44 @@ def _keypoints_from_input(path: Path, max_frames: int, step: int) -> tuple[np.nd
 
 
 def _run_auto(args) -> int:
-    from mocap_app.calibration.autofocal import AutoFocalError, estimate_focal
-    if not args.input.exists():
-        return _fail(f"input not found: {args.input}", EXIT_INPUT)
+    from mocap_app.calibration.autofocal import AutoFocalError, combine_takes, estimate_focal
+    missing = [p for p in args.input if not p.exists()]
+    if missing:
+        return _fail(f"input not found: {missing[0]}", EXIT_INPUT)
     if args.max_frames < 10 or args.step < 1:
         return _fail("--max-frames must be >= 10 and --step >= 1", EXIT_USAGE)
-    try:
-        kp, conf, size = _keypoints_from_input(args.input, args.max_frames, args.step)
-    except CalibrationError as e:
-        return _fail(str(e), EXIT_INPUT)
-    except Exception as e:  # video / detector failures carry their own sentence
-        if type(e).__name__ in ("CaptureError", "KeypointsError"):
+    takes = []
+    for path in args.input:
+        try:
+            takes.append(_keypoints_from_input(path, args.max_frames, args.step))
+        except CalibrationError as e:
             return _fail(str(e), EXIT_INPUT)
-        raise
+        except Exception as e:  # video / detector failures carry their own sentence
+            if type(e).__name__ in ("CaptureError", "KeypointsError"):
+                return _fail(str(e), EXIT_INPUT)
+            raise
     from mocap_app.calibration.autofocal import load_autofocal_lifter
     try:
         lifter = load_autofocal_lifter(args.backend)
     except (FileNotFoundError, ValueError) as e:
         return _fail(f"cannot load the 3D lifter: {e}", EXIT_INPUT)
+    results = []
+    for path, (kp, conf, size) in zip(args.input, takes):
+        try:
+            results.append(estimate_focal(kp, conf, size, lifter))
+        except AutoFocalError as e:
+            return _fail(f"{path.name}: {e}" if len(args.input) > 1 else str(e), EXIT_NO_PERSON)
+        if len(args.input) > 1:
+            print(f"  {path.name}: {results[-1].focal_px:.0f} px (confidence {results[-1].confidence:.2f})")
     try:
-        res = estimate_focal(kp, conf, size, lifter)
+        res = combine_takes(results)
     except AutoFocalError as e:
-        return _fail(str(e), EXIT_NO_PERSON)
+        return _fail(str(e), EXIT_INPUT)
     print(f"auto focal: {res.focal_px:.0f} px (confidence {res.confidence:.2f}; {res.reason})")
     if not res.reliable and not args.save_unreliable:
         return _fail("not saving an unreliable estimate (use --save-unreliable to keep it anyway, or "
                      "calibrate with a checkerboard)", EXIT_NO_PERSON)
-    return _write(res.profile(args.name or args.input.stem), args)
+    return _write(res.profile(args.name or args.input[0].stem), args)
 
 
 def main(argv: list[str] | None = None) -> int:
