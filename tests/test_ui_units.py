@@ -672,6 +672,21 @@ def test_each_live_camera_keeps_its_own_profile(window, tmp_path):
     assert w.apply_remembered_profile() and w.camera_profile.name == "c920"
 
 
+def test_camera_list_shows_profiles_made_while_the_app_runs(window):
+    """A profile written by `mocap-app calibrate` while the app is open appears when the camera list is opened."""
+    from mocap_app.calibration.profile import CameraProfile, save_profile
+    w = window
+    assert w.profile_combo.count() == 1
+    save_profile(CameraProfile("phone", 1920, 1080, 1500.0, 1500.0, 960.0, 540.0, source="checkerboard"))
+    w.profile_combo.showPopup()
+    try:
+        assert [w.profile_combo.itemText(i) for i in range(w.profile_combo.count())] == ["none (70° guess)",
+                                                                                      "phone · 1500 px"]
+        assert w.profile_combo.currentIndex() == 0        # still no profile in use until one is picked
+    finally:
+        w.profile_combo.hidePopup()
+
+
 def test_forget_a_camera_profile(window):
     """Camera ▸ Forget this camera profile asks first; Cancel keeps it, Yes deletes its file from the profile folder
     and the list, and the next runs guess again."""

@@ -27,7 +27,7 @@ from engines.skeleton import J
 from mocap_app.capture import VIDEO_EXTS, VideoSource
 from mocap_app.clip import Clip, ClipFormatError
 from mocap_app.ui.view3d import TRAIL_LEN, Scene, SceneRenderer, View3DWidget
-from mocap_app.ui.widgets import Banner, PlotsPanel, Timeline, VideoWidget
+from mocap_app.ui.widgets import Banner, PlotsPanel, RefreshingComboBox, Timeline, VideoWidget
 from mocap_app.ui.worker import FrameResult, PipelineConfig, PipelineWorker, camera_axes_to_world
 from mocap_app.world import CameraPlacement
 
@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
         self.focal_edit.editingFinished.connect(self._on_focal_typed)
         tb.addWidget(self.focal_edit)
         tb.addWidget(QLabel(" Camera: "))
-        self.profile_combo = QComboBox()
+        self.profile_combo = RefreshingComboBox(before_popup=self.refresh_profiles)   # sees profiles made meanwhile
         self.profile_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.profile_combo.setMinimumContentsLength(12)   # the toolbar must still fit a 1280 px window
         self.profile_combo.setToolTip("The camera profile the next runs use (one per camera, kept in the profile "

@@ -161,6 +161,20 @@ class Banner(QWidget):
         return self.label.text() if self.isVisible() else ""
 
 
+class RefreshingComboBox(QComboBox):
+    """A combo box that asks ``before_popup()`` to refill it each time it opens (e.g. camera profiles another
+    program, such as ``mocap-app calibrate``, may have added meanwhile)."""
+
+    def __init__(self, before_popup=None, parent=None):
+        super().__init__(parent)
+        self.before_popup = before_popup
+
+    def showPopup(self) -> None:   # noqa: N802 - Qt's name
+        if self.before_popup is not None:
+            self.before_popup()
+        super().showPopup()
+
+
 class PlotsPanel(QTabWidget):
     """pyqtgraph plots: fps and per-stage latency over time, per-joint confidence, a joint's trajectory.
 
