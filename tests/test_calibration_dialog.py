@@ -196,6 +196,48 @@ def test_auto_focal_tab_with_a_clip(qtbot, tmp_path):
     assert "not found" in sig.args[0]
 
 
+def test_auto_focal_tab_combines_more_takes(qtbot, tmp_path):
+    """*Add takes...*: each take of the camera is estimated (the shipped focal-free lifter) and the answer is their
+    geometric mean; a take at another image size is refused with a sentence."""
+    import math
+
+    from engines.camera import CameraIntrinsics
+    from mocap_app.calibration.autofocal import estimate_focal, load_autofocal_lifter
+    from mocap_app.calibration.cli import keypoints_from_clip
+    from mocap_app.calibration.synthetic import load_segment, make_view, subject_files
+    from mocap_app.clip import Clip
+    files = subject_files()
+    if not files:
+        pytest.skip("CMU mocap not present")
+    paths, clips = [], []
+    for k, (f, size) in enumerate(((files[0], (1280, 720)), (files[3], (1280, 720)), (files[5], (640, 480)))):
+        jw = load_segment(f, seconds=4, fps=15, start_s=0.5, detector_proportions=True)
+        v = make_view(jw, focal_px=900 * size[0] / 1280, size=size, distance_mm=3500, height_mm=1500, aim=True,
+                      yaw_deg=40 + 50 * k)
+        n = len(jw)
+        clips.append(Clip(np.arange(n) / 15, np.ones(n, bool), v.keypoints_px, np.ones((n, 17)), v.joints_cam_mm,
+                          CameraIntrinsics.from_focal(1000, *size)))
+        paths.append(clips[-1].save(tmp_path / f"take{k}.clip.json"))
+    d = CalibrationDialog(size_wh=(1280, 720))
+    qtbot.addWidget(d)
+    d.set_auto_input(clips[0])                         # the take in the app, and one more file of the camera
+    d.set_more_takes([paths[1]])
+    assert "1 more take: take1.clip.json" in d.more_takes_label.text()
+    with qtbot.waitSignal(d.runFinished, timeout=120_000) as sig:
+        d.start_auto()
+    res = sig.args[0]
+    lifter = load_autofocal_lifter()
+    alone = [estimate_focal(*keypoints_from_clip(c), lifter).focal_px for c in clips[:2]]
+    assert res.focal_px == pytest.approx(math.sqrt(alone[0] * alone[1]), rel=1e-3)
+    assert "geometric mean of 2 takes" in res.reason and d.profile().fx_px == pytest.approx(res.focal_px, rel=1e-3)
+    d.set_more_takes([paths[1], paths[2]])
+    with qtbot.waitSignal(d.runFailed, timeout=120_000) as sig:
+        d.start_auto()
+    assert "the takes are 640x480, 1280x720: combine takes of one camera at one image size" in sig.args[0]
+    d.set_more_takes([])
+    assert not d.clear_takes_button.isEnabled() and d.more_takes_label.text().startswith("One take")
+
+
 @pytest.mark.parametrize("text, msg", [("/nonexistent/video.mp4", "not found"), ("  ", "choose a video")])
 def test_auto_focal_missing_file(dlg, qtbot, text, msg):
     dlg.auto_path.setText(text)

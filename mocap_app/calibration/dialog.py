@@ -370,12 +370,27 @@ class CalibrationDialog(QDialog):
         hb = QHBoxLayout()
         hb.addWidget(self.auto_path)
         hb.addWidget(browse)
+        # more takes of the same camera: each is estimated, the answer is their geometric mean (combine_takes)
+        self._more_takes: list[Path] = []
+        self.more_takes_label = QLabel("One take. More takes of this camera help a little.")
+        self.more_takes_label.setWordWrap(True)
+        more = QPushButton("Add takes...")
+        more.setToolTip("Other videos or clips from the same camera at the same image size")
+        more.clicked.connect(self._browse_more_takes)
+        self.clear_takes_button = QPushButton("Remove them")
+        self.clear_takes_button.clicked.connect(lambda: self.set_more_takes([]))
+        self.clear_takes_button.setEnabled(False)
+        hb2 = QHBoxLayout()
+        hb2.addWidget(self.more_takes_label, 1)
+        hb2.addWidget(more)
+        hb2.addWidget(self.clear_takes_button)
         self.auto_button = QPushButton("Estimate focal length")
         self.auto_button.clicked.connect(self.start_auto)
         self.auto_progress = QProgressBar()
         self.auto_info = QLabel()
         self.auto_info.setWordWrap(True)
         v.addLayout(hb)
+        v.addLayout(hb2)
         v.addWidget(self.auto_button)
         v.addWidget(self.auto_progress)
         v.addWidget(self.auto_info)
@@ -695,24 +710,36 @@ class CalibrationDialog(QDialog):
 
         return self._start(Job(work), self.calib_button, self.checker_progress, self.checker_info, done)
 
+    def set_more_takes(self, paths) -> None:
+        """Other takes of the same camera, estimated with the main input and combined (``combine_takes``)."""
+        self._more_takes = [Path(p) for p in paths]
+        n = len(self._more_takes)
+        self.more_takes_label.setText("One take. More takes of this camera help a little." if not n else
+                                      f"and {n} more take{'s' if n > 1 else ''}: "
+                                      + ", ".join(p.name for p in self._more_takes))
+        self.clear_takes_button.setEnabled(bool(n))
+
+    def _browse_more_takes(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "More takes of this camera", "",
+                                                "Video or clip (*.mp4 *.mov *.avi *.mkv *.json)")
+        if paths:
+            self.set_more_takes([*self._more_takes, *paths])
+
     def start_auto(self) -> Job:
-        from mocap_app.calibration.autofocal import estimate_focal
+        from mocap_app.calibration.autofocal import combine_takes, estimate_focal
         from mocap_app.calibration.cli import _keypoints_from_input, keypoints_from_clip
         text = self.auto_path.text().strip()
         take = self._take[1] if self._take is not None and text == self._take[0] else None
         path = Path(text)
+        more = list(self._more_takes)
         factory = self._lifter_factory
 
         def work(progress):
-            if take is not None:
-                kp, conf, size = keypoints_from_clip(take)
-            elif not text:
+            if take is None and not text:
                 raise CalibrationError("choose a video or a processed clip of a person first")
-            elif not path.exists():
-                raise CalibrationError(f"file not found: {path}")
-            else:
-                kp, conf, size = _keypoints_from_input(path, 600, 2)
-            progress(0.3)
+            for p in ([] if take is not None else [path]) + more:
+                if not p.exists():
+                    raise CalibrationError(f"file not found: {p}")
             if factory is not None:
                 lifter = factory()
             else:
@@ -721,7 +748,15 @@ class CalibrationDialog(QDialog):
                     lifter = load_autofocal_lifter("auto")
                 except FileNotFoundError as e:
                     raise CalibrationError(f"cannot load the 3D lifter: {e}") from None
-            return estimate_focal(kp, conf, size, lifter, progress=lambda x: progress(0.3 + 0.7 * x))
+            inputs = [take if take is not None else path, *more]
+            results, n = [], len(inputs)
+            for k, item in enumerate(inputs):
+                kp, conf, size = (keypoints_from_clip(item) if not isinstance(item, Path)
+                                  else _keypoints_from_input(item, 600, 2))
+                progress((k + 0.3) / n)
+                results.append(estimate_focal(kp, conf, size, lifter,
+                                              progress=lambda x, k=k: progress((k + 0.3 + 0.7 * x) / n)))
+            return combine_takes(results)
 
         def done(res):
             ok = res.reliable
