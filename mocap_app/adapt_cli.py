@@ -85,7 +85,7 @@ def run_adapt(a) -> int:
     except (FileNotFoundError, ValueError) as e:
         return _fail(str(e), EXIT_INPUT)
     from mocap_app.cli import output_problem
-    if (why := output_problem(a.out)):     # before minutes of detection and training
+    if (why := output_problem(weights=a.out)):     # before minutes of detection and training
         return _fail(why, EXIT_OUTPUT)
     if a.steps < 1 or a.warmup < 0:
         return _fail("--steps must be at least 1 and --warmup not negative", EXIT_USAGE)

@@ -144,22 +144,9 @@ class VideoSource:
 
     def read(self) -> Frame | None:
         """The next frame, or ``None`` at the end of a file (or when a camera stops delivering)."""
-        if self._cap is None:
-            raise CaptureError("this video source is closed")
-        if self._pending is not None:
-            img, ms = self._pending
-            self._pending = None
-            if self.is_camera:
-                ms = None
-        else:
-            ok, img = self._cap.read()
-            if not ok or img is None:
-                self._ended()
-                return None
-            ms = None if self.is_camera else self._cap.get(cv2.CAP_PROP_POS_MSEC)
-        i = self._next_index
-        self._next_index += 1
-        return Frame(index=i, timestamp_s=self._timestamp(i, ms), image_bgr=img)
+        if self.grab() is None:      # OpenCV's own read() is grab() then retrieve() too
+            return None
+        return self.retrieve()
 
     def grab(self) -> float | None:
         """Step to the next frame without making an image of it: its timestamp, or ``None`` at the end. ``retrieve``
@@ -194,6 +181,7 @@ class VideoSource:
         return Frame(index=i, timestamp_s=ts, image_bgr=img)
 
     def _ended(self) -> None:
+        self._grabbed = None
         if self.frame_count is not None and self._next_index < self.frame_count:
             log.warning("%s ended after %d of %d frames (truncated or damaged file?)",
                         self.source, self._next_index, self.frame_count)

@@ -117,7 +117,7 @@ def run_process(a) -> int:
         return _fail(f"{a.video} is a clip, not a video: `mocap-app relift {a.video} --calibration CAMERA` lifts its "
                      "2D again with another camera, `mocap-app convert` exports it", EXIT_INPUT)
     out = a.out or a.video.with_suffix(".clip.json")
-    if (why := output_problem(out, a.bvh, a.fbx, a.glb)):
+    if (why := output_problem(clip=out, BVH=a.bvh, FBX=a.fbx, GLB=a.glb)):
         return _fail(why, EXIT_OUTPUT)
     try:
         world = world_overrides_from_args(a)
@@ -150,7 +150,7 @@ def run_relift(a) -> int:
         return _fail(f"clip not found: {a.clip}", EXIT_INPUT)
     name = a.clip.name.removesuffix(".json").removesuffix(".clip")
     out = a.out or a.clip.with_name(name + ".relift.clip.json")
-    if (why := output_problem(out, a.bvh, a.fbx, a.glb)):
+    if (why := output_problem(clip=out, BVH=a.bvh, FBX=a.fbx, GLB=a.glb)):
         return _fail(why, EXIT_OUTPUT)
     try:
         clip = Clip.load(a.clip)
@@ -220,24 +220,14 @@ def _finish_clip(clip, a, out: Path, world: dict | None) -> int:
     return 0
 
 
-def output_problem(*paths) -> str | None:
-    """A sentence for the first output that cannot be written (its folder missing or read-only, or another output on
-    the same path), checked before minutes of processing rather than after; None when all can be."""
-    import os
-    given = [Path(p).resolve() for p in paths if p]
-    for p in given:
-        if given.count(p) > 1:
-            return f"two outputs would both be written to {p}"
-    for p in paths:
-        if not p:
-            continue
-        folder = Path(p).parent if str(Path(p).parent) else Path(".")
-        if Path(p).is_dir():
-            return f"cannot write {p}: it is a folder (give a file name)"
-        if not folder.is_dir():
-            return f"cannot write {p}: folder {folder} does not exist"
-        if not os.access(folder, os.W_OK):
-            return f"cannot write {p}: folder {folder} is not writable (choose another place with --out)"
+def output_problem(**targets) -> str | None:
+    """A sentence for the first output that cannot be written (``mocap_app.clip.check_outputs``), checked before
+    minutes of processing rather than after; None when all can be."""
+    from mocap_app.clip import OutputPathError, check_outputs
+    try:
+        check_outputs(targets)
+    except OutputPathError as e:
+        return str(e)
     return None
 
 

@@ -169,6 +169,34 @@ class Clip:
         return clip
 
 
+class OutputPathError(ValueError):
+    """An output that cannot be written: its folder missing or read-only, a folder in its place, or two outputs on
+    one path."""
+
+
+def check_outputs(targets: dict[str, str | os.PathLike | None]) -> dict[str, Path]:
+    """``{kind: path}`` for the outputs given (None ones skipped), each writable and no two on one path; else
+    ``OutputPathError`` with a sentence. Callers check before the work that produces them, not after."""
+    out: dict[str, Path] = {}
+    seen: dict[Path, str] = {}
+    for kind, path in targets.items():
+        if not path:
+            continue
+        p = Path(path)
+        other = seen.setdefault(p.resolve(), kind)
+        if other != kind:   # the second would silently replace the first
+            raise OutputPathError(f"the {other} and {kind} files would both be written to {p}")
+        folder = p.parent if str(p.parent) else Path(".")
+        if p.is_dir():
+            raise OutputPathError(f"cannot write the {kind} file {p}: it is a folder")
+        if not folder.is_dir():
+            raise OutputPathError(f"cannot write the {kind} file {p}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise OutputPathError(f"cannot write the {kind} file {p}: folder {folder} is not writable")
+        out[kind] = p
+    return out
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write to a temporary file in the target folder, then rename: never a half-written file."""
     return atomic_write_bytes(path, text.encode("utf-8"))

@@ -170,9 +170,9 @@ def test_unwritable_outputs_are_refused_before_processing(tmp_path, capsys):
     out = tmp_path / "x.json"
     assert main(["process", str(video), "--out", str(out), "--bvh", str(tmp_path / "no" / "x.bvh")]) == 5
     err = capsys.readouterr().err
-    assert f"cannot write {tmp_path / 'no' / 'x.bvh'}: folder" in err and "does not exist" in err
+    assert f"cannot write the BVH file {tmp_path / 'no' / 'x.bvh'}: folder" in err and "does not exist" in err
     assert not out.exists()
     assert main(["process", str(video), "--out", str(out), "--bvh", str(out)]) == 5     # the BVH would replace it
-    assert "two outputs would both be written to" in capsys.readouterr().err and not out.exists()
+    assert "the clip and BVH files would both be written to" in capsys.readouterr().err and not out.exists()
     assert main(["process", str(video), "--out", str(tmp_path)]) == 5
     assert "it is a folder" in capsys.readouterr().err

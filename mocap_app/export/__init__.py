@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,35 +223,22 @@ def _relock_on_rig(rig: Rig, motion: Motion, targets: np.ndarray, fl: FootLockRe
     return out
 
 
-def _check_target(path: str | os.PathLike, kind: str) -> Path:
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        raise ExportPathError(f"cannot write the {kind} file {p}: it is a folder")
-    if not folder.is_dir():
-        raise ExportPathError(f"cannot write the {kind} file {p}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ExportPathError(f"cannot write the {kind} file {p}: folder {folder} is not writable")
-    return p
-
-
 def export_clip(clip, bvh=None, fbx=None, glb=None, options: ExportOptions = ExportOptions()) -> ExportResult:
     """Write the clip's world skeleton to the given files; returns what was written and done.
 
     All targets are checked before anything is written, and each file is written
     atomically (temporary file + rename), so a failure never leaves a half-written file.
     """
-    from mocap_app.clip import atomic_write_bytes
+    from mocap_app.clip import OutputPathError, atomic_write_bytes, check_outputs
 
     options.validate()
-    targets = {k: _check_target(v, k.upper()) for k, v in (("bvh", bvh), ("fbx", fbx), ("glb", glb)) if v}
+    try:
+        checked = check_outputs({"BVH": bvh, "FBX": fbx, "GLB": glb})
+    except OutputPathError as e:
+        raise ExportPathError(str(e)) from None
+    targets = {k.lower(): p for k, p in checked.items()}
     if not targets:
         raise ExportError("nothing to do: give at least one of bvh=, fbx=, glb=")
-    seen: dict[Path, str] = {}
-    for kind, p in targets.items():
-        other = seen.setdefault(p.resolve(), kind)
-        if other != kind:   # the second would silently replace the first
-            raise ExportPathError(f"the {other.upper()} and {kind.upper()} files would both be written to {p}")
     notes: list[str] = []
     world = world_joints_of(clip, notes)
     src_fps = clip.source.get("fps") if isinstance(clip.source, dict) else None

@@ -181,7 +181,8 @@ class ExportDialog(QDialog):
         try:
             self.request = self.build_request()
         except ExportError as e:
-            self.error_label.setText(str(e)[:1].upper() + str(e)[1:] + ".")
+            from mocap_app.ui.widgets import sentence
+            self.error_label.setText(sentence(e))
             return
         self.error_label.clear()
         self._save_settings()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import json
 import logging
 import os
 import sys
@@ -27,7 +28,7 @@ from engines.skeleton import J
 from mocap_app.capture import VIDEO_EXTS, VideoSource
 from mocap_app.clip import Clip, ClipFormatError
 from mocap_app.ui.view3d import TRAIL_LEN, Scene, SceneRenderer, View3DWidget
-from mocap_app.ui.widgets import Banner, PlotsPanel, RefreshingComboBox, Timeline, VideoWidget
+from mocap_app.ui.widgets import Banner, PlotsPanel, RefreshingComboBox, Timeline, VideoWidget, sentence
 from mocap_app.ui.worker import FrameResult, PipelineConfig, PipelineWorker, camera_axes_to_world
 from mocap_app.world import CameraPlacement
 
@@ -310,7 +311,6 @@ class MainWindow(QMainWindow):
         self.focal_edit.setText(str(s.value("pipeline/focal_px", "")))
         prof = str(s.value("camera/profile", "") or "")
         if prof:
-            import json
             try:
                 from mocap_app.calibration.profile import CameraProfile
                 self.camera_profile = CameraProfile.from_dict(json.loads(prof))
@@ -320,7 +320,6 @@ class MainWindow(QMainWindow):
         self.refresh_profiles()
         placement = str(s.value("camera/placement", "") or "")
         if placement:
-            import json
             try:
                 self.placement = CameraPlacement.from_dict(json.loads(placement))
             except Exception as e:  # noqa: BLE001 - a stale setting must not stop the app
@@ -507,7 +506,7 @@ class MainWindow(QMainWindow):
         try:
             focal = self._focal()
         except ValueError as e:
-            self.banner.show_message(str(e)[:1].upper() + str(e)[1:] + ".")
+            self.banner.show_message(sentence(e))
             return False
         if not self._confirm_discard():
             return False
@@ -742,7 +741,7 @@ class MainWindow(QMainWindow):
         try:
             self.set_lifter_weights(path)
         except (OSError, ValueError) as e:
-            self.banner.show_message(str(e)[:1].upper() + str(e)[1:] + ".", "error")
+            self.banner.show_message(sentence(e), "error")
             return
         self.banner.show_message(f"The AbsPoseLifter now uses {Path(path).name} (from the next Start).", "info")
 
@@ -932,7 +931,6 @@ class MainWindow(QMainWindow):
 
     def set_camera_placement(self, placement) -> None:
         """Use ``placement`` (a ``CameraPlacement``) from now on, remember it, and re-align the take under review."""
-        import json
         self.placement = placement
         self.settings.setValue("camera/placement", json.dumps(placement.to_dict()))
         again = self.clip is not None and self.worker is None and np.isfinite(self.clip.joints_cam_mm).any()
@@ -957,7 +955,6 @@ class MainWindow(QMainWindow):
         """Use ``prof`` (a CameraProfile) for the following runs and remember it (QSettings). ``offer_relift``: the
         banner offers to lift the take under review again with it (a take is not re-lifted unasked: that would
         replace what the user is looking at). ``note``: a sentence added to the banner."""
-        import json
         self.camera_profile = prof
         self.settings.setValue("camera/profile", json.dumps(prof.to_dict()) if prof is not None else "")
         self._remember_profile(prof)      # a live camera keeps its own profile
@@ -1070,7 +1067,7 @@ class MainWindow(QMainWindow):
         try:
             f = self._focal()
         except ValueError as e:
-            self.banner.show_message(str(e)[:1].upper() + str(e)[1:] + ".")
+            self.banner.show_message(sentence(e))
             return
         if f is None or not self._can_relift() or abs(f / self.clip.intrinsics.fx_px - 1) < 1e-3:
             return
@@ -1119,7 +1116,7 @@ class MainWindow(QMainWindow):
         try:
             intr, src = self._relift_camera(old)
         except ValueError as e:
-            self.banner.show_message(str(e)[:1].upper() + str(e)[1:] + ".", "warning")
+            self.banner.show_message(sentence(e), "warning")
             return False
         engine = (old.engine or {}).get("name") or "absposelifter"
         refine = str((old.engine or {}).get("refine") or "")

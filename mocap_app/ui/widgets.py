@@ -100,6 +100,12 @@ class VideoWidget(QWidget):
         p.end()
 
 
+def sentence(text) -> str:
+    """An error's text as a sentence for the banner: capital first letter, full stop."""
+    t = str(text)
+    return t[:1].upper() + t[1:] + ("" if t.endswith(".") else ".")
+
+
 class Banner(QWidget):
     """A dismissable message strip at the top of the window (errors never open a traceback box).
 
