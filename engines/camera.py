@@ -1,4 +1,4 @@
-"""Pinhole camera model (OpenCV convention: X right, Y down, Z forward; millimetres).
+"""Pinhole camera model (OpenCV convention: X right, Y down, Z forward; millimetres), and lens distortion removed.
 
 Intrinsics ``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``. A camera-frame point
 ``P = (X, Y, Z)`` projects to ``p = (fx X / Z + cx, fy Y / Z + cy)``, and a pixel
@@ -7,11 +7,17 @@ back-projects to the ray ``r = K^-1 (u, v, 1)^T``; ``P = Z r``.
 Focal length from a field of view: ``f = (w / 2) / tan(fov_h / 2)``; from a 35 mm
 equivalent focal length ``f_35`` (full-frame sensor, 36 x 24 mm, diagonal 43.27 mm):
 ``f_px = f_35 * diag_px / 43.27``.
+
+Lens distortion (OpenCV's model, ``dist_coeffs = (k1, k2, p1, p2[, k3[, k4, k5, k6[, s1..s4]]])``) maps the ray's
+normalised point ``x = (X/Z, Y/Z)`` to ``x_d = x (1 + k1 r^2 + k2 r^4 + k3 r^6) / (1 + k4 r^2 + ...) + tangential``
+and the pixel is ``K x_d``. Every engine assumes a pinhole camera, so keypoints (and PersPose's frames) go through
+``undistort_px`` / ``undistort_image`` first: the pixel where the same ray meets the pinhole image of the same ``K``.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -46,6 +52,9 @@ class CameraIntrinsics:
                     f"[{MIN_FOCAL_PX:.0f}, {MAX_FOCAL_PX:.0f}] px")
         if self.width_px <= 0 or self.height_px <= 0:
             raise InvalidIntrinsicsError(f"image size {self.width_px}x{self.height_px} must be positive")
+        if len(self.dist_coeffs) > OPENCV_DIST_SIZES[-1]:
+            raise InvalidIntrinsicsError(f"{len(self.dist_coeffs)} distortion coefficients: OpenCV's model "
+                                         f"(k1 k2 p1 p2 k3 k4 k5 k6 s1 s2 s3 s4 tx ty) has at most 14")
 
     # -- constructors -----------------------------------------------------------------
     @classmethod
@@ -78,6 +87,15 @@ class CameraIntrinsics:
                    float(K[0, 2]), float(K[1, 2]), tuple(float(d) for d in dist_coeffs))
 
     # -- derived --------------------------------------------------------------------
+    @property
+    def has_distortion(self) -> bool:
+        return any(d != 0.0 for d in self.dist_coeffs)
+
+    @property
+    def pinhole(self) -> "CameraIntrinsics":
+        """The same ``K`` without lens distortion: the camera of ``undistort_px``'s pixels."""
+        return CameraIntrinsics(self.width_px, self.height_px, self.fx_px, self.fy_px, self.cx_px, self.cy_px)
+
     @property
     def K(self) -> np.ndarray:
         return np.array([[self.fx_px, 0.0, self.cx_px], [0.0, self.fy_px, self.cy_px], [0.0, 0.0, 1.0]])
@@ -129,3 +147,68 @@ def crop_intrinsics(K: np.ndarray, box_xywh, out_size: tuple[int, int]) -> np.nd
     sx, sy = out_size[0] / w, out_size[1] / h
     A = np.array([[sx, 0.0, -sx * x0], [0.0, sy, -sy * y0], [0.0, 0.0, 1.0]])
     return A @ np.asarray(K, dtype=float)
+
+
+OPENCV_DIST_SIZES = (4, 5, 8, 12, 14)
+
+
+def opencv_dist_coeffs(dist) -> np.ndarray:
+    """``dist`` padded with zeros to a length OpenCV takes (4, 5, 8, 12 or 14): a profile may give just k1, k2."""
+    d = np.asarray(dist, float).ravel()
+    n = next((k for k in OPENCV_DIST_SIZES if k >= len(d)), None)
+    if n is None:
+        raise InvalidIntrinsicsError(f"{len(d)} distortion coefficients: OpenCV's model has at most 14")
+    return np.concatenate([d, np.zeros(n - len(d))])
+
+
+def undistort_px(pixels: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
+    """Pinhole pixels ``[..., 2]`` of the distorted image pixels ``pixels`` of camera ``intr``: ``K x`` where
+    ``distort(x) = K^-1 p`` (solved iteratively by OpenCV to 1e-9). NaN stays NaN; without distortion the input
+    is returned as it is."""
+    import cv2
+
+    p = np.asarray(pixels)
+    if not intr.has_distortion:
+        return p
+    flat = p.reshape(-1, 2).astype(np.float64)
+    out = np.full_like(flat, np.nan)
+    ok = np.isfinite(flat).all(-1)
+    if ok.any():
+        args = (flat[ok].reshape(-1, 1, 2), intr.K, opencv_dist_coeffs(intr.dist_coeffs))
+        crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-9)   # the default 5 steps are ~1 px off
+        if hasattr(cv2, "undistortPointsIter"):                                # OpenCV 4
+            und = cv2.undistortPointsIter(*args, None, intr.K, crit)
+        else:                                                                  # OpenCV 5 merged it
+            und = cv2.undistortPoints(*args, R=None, P=intr.K, criteria=crit)
+        out[ok] = und.reshape(-1, 2)
+    return out.reshape(p.shape).astype(p.dtype if np.issubdtype(p.dtype, np.floating) else np.float64)
+
+
+def distortion_shift_px(intr: CameraIntrinsics) -> float:
+    """How far the lens moves a point on the image border at most (px; 0 without distortion): what ignoring the
+    distortion would cost there."""
+    if not intr.has_distortion:
+        return 0.0
+    w, h = intr.width_px - 1, intr.height_px - 1
+    t = np.linspace(0.0, 1.0, 65)
+    border = np.concatenate([np.c_[t * w, 0 * t], np.c_[t * w, 0 * t + h], np.c_[0 * t, t * h], np.c_[0 * t + w, t * h]])
+    shift = np.linalg.norm(undistort_px(border, intr) - border, axis=-1)
+    return float(np.nanmax(shift))
+
+
+@lru_cache(maxsize=4)
+def _undistort_maps(intr: CameraIntrinsics):
+    import cv2
+    return cv2.initUndistortRectifyMap(intr.K, opencv_dist_coeffs(intr.dist_coeffs), None, intr.K,
+                                       (intr.width_px, intr.height_px), cv2.CV_16SC2)
+
+
+def undistort_image(image: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
+    """The pinhole image of ``K`` (same size) seen through the lens of ``intr`` (``cv2.remap``, the maps built once
+    per camera). Without distortion the input itself."""
+    import cv2
+
+    if not intr.has_distortion:
+        return image
+    m1, m2 = _undistort_maps(intr)
+    return cv2.remap(image, m1, m2, cv2.INTER_LINEAR)

@@ -61,7 +61,8 @@ def _detect(video: Path, a) -> tuple[np.ndarray, np.ndarray]:
                 k = det.detect(frame)
                 if k.person_found:
                     kps.append(k.xy_px)
-    kp = np.asarray(kps, np.float32).reshape(-1, 17, 2)
+    from engines.camera import undistort_px
+    kp = undistort_px(np.asarray(kps, np.float32).reshape(-1, 17, 2), intr)   # the lifter's pinhole camera
     return kp, np.asarray(intr.K, np.float32)
 
 

@@ -136,6 +136,7 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
     back skeletons MediaPipe suddenly mirrors (``mocap_app.keypoints.LeftRightTracker``; for an own detector, its
     own setting applies). Without ``lifter``, ``engine`` is loaded with ``weights`` or those ``lifter_weights``
     picks for the camera model."""
+    from engines.camera import undistort_image, undistort_px
     from engines.lifter import load_lifter
     from mocap_app.capture import VideoSource
     from mocap_app.keypoints import MediaPipePoseDetector
@@ -170,8 +171,8 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
                 ts.append(frame.timestamp_s); kps.append(k.xy_px); confs.append(k.confidence)
                 fixed.append(k.left_right_fixed)
                 if needs_images:
-                    per_frame.append(lifter.lift(k.xy_px[None], k.confidence[None], intr.K,
-                                                 images=[frame.image_bgr])[0])
+                    per_frame.append(lifter.lift(undistort_px(k.xy_px[None], intr), k.confidence[None], intr.K,
+                                                 images=[undistort_image(frame.image_bgr, intr)])[0])
                 if progress:
                     progress(len(ts), total)
                 t_prev = time.perf_counter()
@@ -189,7 +190,8 @@ def process_video(path: str | Path, focal_px: float | None = None, fov_deg: floa
     if not person.any():
         raise NoPersonError(f"{path}: no person was found in any of its {len(ts)} frames")
     t0 = time.perf_counter()
-    joints = np.asarray(per_frame, np.float32) if needs_images else lifter.lift(kp, conf, intr.K)
+    # the clip keeps the detected pixels (they match the video); the lifter gets the pinhole camera's
+    joints = np.asarray(per_frame, np.float32) if needs_images else lifter.lift(undistort_px(kp, intr), conf, intr.K)
     if times is not None and not needs_images:
         times.lift_ms.extend([(time.perf_counter() - t0) * 1e3 / len(kp)] * len(kp))
     log.info("%s: %d frames, person in %d, left/right mirrored back in %d", path, len(ts), int(person.sum()),
@@ -220,6 +222,7 @@ def relift_clip(clip: Clip, intrinsics: CameraIntrinsics, intrinsics_source: str
     """
     from dataclasses import replace
 
+    from engines.camera import undistort_px
     from engines.lifter import load_lifter
 
     if (intrinsics.width_px, intrinsics.height_px) != (clip.intrinsics.width_px, clip.intrinsics.height_px):
@@ -229,7 +232,7 @@ def relift_clip(clip: Clip, intrinsics: CameraIntrinsics, intrinsics_source: str
     if lifter is None:
         lifter = load_lifter(engine, backend=backend, weights=lifter_weights(intrinsics_source, engine, weights))
     person = np.asarray(clip.person, bool)
-    kp = np.where(person[:, None, None], clip.keypoints_px, np.nan).astype(np.float32)
+    kp = undistort_px(np.where(person[:, None, None], clip.keypoints_px, np.nan).astype(np.float32), intrinsics)
     conf = np.nan_to_num(np.asarray(clip.confidence, np.float32))
     if getattr(lifter, "needs_images", False):
         joints = _relift_with_frames(clip, kp, conf, intrinsics, lifter, video, progress)
@@ -244,7 +247,9 @@ def relift_clip(clip: Clip, intrinsics: CameraIntrinsics, intrinsics_source: str
 
 def _relift_with_frames(clip: Clip, kp: np.ndarray, conf: np.ndarray, intr: CameraIntrinsics, lifter,
                         video, progress) -> np.ndarray:
-    """Lift frame by frame with the video's images, each matched to the take's frame by its timestamp."""
+    """Lift frame by frame with the video's images, each matched to the take's frame by its timestamp (``kp``:
+    the take's keypoints already undistorted)."""
+    from engines.camera import undistort_image
     from mocap_app.capture import CaptureError, VideoSource
 
     path = video or (clip.source or {}).get("path")
@@ -271,7 +276,7 @@ def _relift_with_frames(clip: Clip, kp: np.ndarray, conf: np.ndarray, intr: Came
                 i = min((k for k in (j - 1, j) if 0 <= k < len(ts)), key=lambda k: abs(ts[k] - frame.timestamp_s))
                 if abs(ts[i] - frame.timestamp_s) > tol or not clip.person[i] or done[i]:
                     continue
-                out[i] = lifter.lift(kp[i:i + 1], conf[i:i + 1], intr.K, images=[frame.image_bgr])[0]
+                out[i] = lifter.lift(kp[i:i + 1], conf[i:i + 1], intr.K, images=[undistort_image(frame.image_bgr, intr)])[0]
                 done[i] = True
                 if progress:
                     progress(int(done.sum()), len(todo))

@@ -103,10 +103,12 @@ def test_checkerboard_runs_off_the_ui_thread(dlg, qtbot):
     assert "RMS" in dlg.checker_info.text() and "checkerboard" in dlg.profile().source
     assert dlg.profile().dist_coeffs and dlg.profile().cy_px != pytest.approx(959.5)   # full result kept
     assert dlg.profile().reprojection_error_px is not None and ok_enabled(dlg)
-    # each image says how it fared: its error, or why it was not used (one of cam04's 7 photos has no full board)
+    # each image says how it fared: its error, or why it was not used (one of cam04's 7 photos has no full board,
+    # and one fits 5 times worse than the others: 2.08 px against a median 0.42)
     texts = [dlg.image_list.item(i).text() for i in range(dlg.image_list.count())]
-    assert sum(t.endswith(" px") for t in texts) == 6, texts
+    assert sum(t.endswith(" px") for t in texts) == 5, texts
     assert [t for t in texts if "not used: chessboard 4x7 not found" in t], texts
+    assert [t for t in texts if "cam04_07" in t and "not used: an outlier, 2.08 px" in t], texts
     NOTES.mkdir(exist_ok=True)
     dlg.resize(1100, 700)
     first = sorted((DATA / "intrinsics" / "int_cam04_img").glob("*.jpg"))[0]

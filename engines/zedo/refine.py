@@ -526,10 +526,12 @@ def refine_clip(clip, iterations: int = 20, refiner: ZedoRefiner | None = None, 
     """
     from dataclasses import replace as dc_replace
 
+    from engines.camera import undistort_px
+
     refiner = refiner or load_refiner("zedo", backend=backend)
     t0 = time.perf_counter()
     person = np.asarray(clip.person, bool)
-    kp = np.where(person[:, None, None], clip.keypoints_px, np.nan)
+    kp = undistort_px(np.where(person[:, None, None], clip.keypoints_px, np.nan), clip.intrinsics)  # rays of K
     joints = refine_sequence(refiner, clip.joints_cam_mm, kp, clip.confidence, clip.intrinsics.K,
                              iterations=iterations, warm_start=warm_start)
     ms = (time.perf_counter() - t0) * 1e3 / max(1, int(person.sum()))

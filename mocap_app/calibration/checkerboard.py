@@ -176,7 +176,8 @@ def detect_board(image: np.ndarray, spec: BoardSpec) -> tuple[np.ndarray, np.nda
         ok, corners = cv2.findChessboardCornersSB(gray, size, cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_ACCURACY)
         if not ok:
             return None
-    return corners.astype(np.float32), spec.object_points()
+    # OpenCV 4 gives [K,1,2], OpenCV 5 [K,2]
+    return corners.astype(np.float32).reshape(-1, 1, 2), spec.object_points()
 
 
 def find_board_preview(image: np.ndarray, spec: BoardSpec, max_side_px: int = 640) -> np.ndarray | None:
@@ -358,7 +359,11 @@ def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
                 + (" (it is set)" if spec.legacy else "") + ", and the lighting." if spec.kind == "charuco" else
                 "Check the pattern size (inner corners for a chessboard) and lighting."))
 
-    flags = cv2.CALIB_FIX_ASPECT_RATIO if fix_aspect else 0
+    # k3 fixed at 0, as OpenCV advises for lenses that are not fisheye: with the few views a user takes it fits the
+    # corners the board never reached and extrapolates wildly there (pose2sim: up to 96 px off the Qualisys lens model
+    # at the image border with k3 free, 21 px fixed; sub-pixel in the middle either way). The engines now undistort
+    # keypoints with this model, so the border matters.
+    flags = cv2.CALIB_FIX_K3 | (cv2.CALIB_FIX_ASPECT_RATIO if fix_aspect else 0)
 
     def run(vs):
         K0 = np.eye(3)
@@ -369,7 +374,8 @@ def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
         per = {}
         for v, r, t in zip(vs, rv, tv):
             proj, _ = cv2.projectPoints(v.object_points, r, t, K, d)
-            per[v.name] = float(np.sqrt(np.mean(np.sum((proj - v.image_points) ** 2, axis=-1))))
+            res = proj.reshape(-1, 2) - v.image_points.reshape(-1, 2)
+            per[v.name] = float(np.sqrt(np.mean(np.sum(res ** 2, axis=-1))))
         return rms, K, d, rv, per
 
     rms, K, d, rvecs, per = run(views)
@@ -377,7 +383,7 @@ def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
     bad = [v for v in views if per[v.name] > max(OUTLIER_FACTOR * med, 1.0)]
     if bad and len(views) - len(bad) >= MIN_VIEWS:
         for v in bad:
-            rejected[v.name] = f"reprojection error {per[v.name]:.2f} px is an outlier (median {med:.2f} px)"
+            rejected[v.name] = f"an outlier, {per[v.name]:.2f} px (median {med:.2f} px)"
         views = [v for v in views if v not in bad]
         rms, K, d, rvecs, per = run(views)
     try:

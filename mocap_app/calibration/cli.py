@@ -104,6 +104,8 @@ def _write(profile: CameraProfile, args) -> int:
     print(f"wrote {written}: '{profile.name}' {profile.width_px}x{profile.height_px}, fx={profile.fx_px:.1f} "
           f"fy={profile.fy_px:.1f} px, FOV {fov['horizontal']:.1f} x {fov['vertical']:.1f} deg "
           f"(diagonal {fov['diagonal']:.1f}); source: {profile.source}")
+    if profile.lens_summary():
+        print(f"  {profile.lens_summary()}")
     return 0
 
 

@@ -440,7 +440,8 @@ class CalibrationDialog(QDialog):
             fov = prof.fov_deg
             self.result_label.setText(f"focal length {prof.fx_px:.1f} px\nFOV {fov['horizontal']:.1f} (h) x "
                                       f"{fov['vertical']:.1f} (v) deg, {fov['diagonal']:.1f} diagonal\n"
-                                      f"source: {prof.source}")
+                                      f"source: {prof.source}"
+                                      + (f"\n{prof.lens_summary()}" if prof.lens_summary() else ""))
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(self._profile is not None)
         self.save_button.setEnabled(self._profile is not None)
         self.profileChanged.emit(self._profile)
@@ -519,6 +520,7 @@ class CalibrationDialog(QDialog):
                 dropped = sum(k.startswith(name + "@") for k in res.rejected)
                 text, bad = f"{used} views used" + (f", {dropped} not" if dropped else ""), used == 0
             item.setText(f"{name}  ·  {text}")
+            item.setToolTip(f"{name}: {text}")
             item.setForeground(QColor("#c62828") if bad else self.image_list.palette().text().color())
 
     def set_auto_input(self, source) -> None:

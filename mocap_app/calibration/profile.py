@@ -59,6 +59,24 @@ def _now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def rotated_distortion(d: tuple[float, ...]) -> tuple[tuple[float, ...], str]:
+    """OpenCV distortion coefficients of the image turned 90 deg clockwise, and a note for the profile's source.
+
+    The normalised point turns as ``(x', y') = (-y, x)``. Radial terms depend on ``r`` only; tangential
+    ``dx = 2 p1 x y + p2 (r^2 + 2 x^2)``, ``dy = p1 (r^2 + 2 y^2) + 2 p2 x y`` become ``p1' = p2, p2' = -p1``; thin
+    prism ``(s1, s2)`` on x and ``(s3, s4)`` on y become ``(-s3, -s4)`` and ``(s1, s2)``. A tilted sensor
+    (coefficients 13-14) has no such rule here: the distortion is dropped and the note says so.
+    """
+    d = list(d)
+    if len(d) > 12 and any(d[12:]):
+        return (), " (tilted-sensor distortion dropped)"
+    if len(d) >= 4:
+        d[2], d[3] = d[3], -d[2]
+    if len(d) >= 12:
+        d[8:12] = [-d[10], -d[11], d[8], d[9]]
+    return tuple(d), ""
+
+
 @dataclass
 class CameraProfile:
     """Intrinsics of one camera measured at one image size, plus where they came from."""
@@ -111,6 +129,13 @@ class CameraProfile:
     def size(self) -> tuple[int, int]:
         return int(self.width_px), int(self.height_px)
 
+    def lens_summary(self) -> str:
+        """One line on the lens distortion, for the dialog and the CLI ("" without)."""
+        from engines.camera import distortion_shift_px
+        shift = distortion_shift_px(self.intrinsics())
+        return (f"lens distortion: up to {shift:.0f} px at the image border, removed before lifting"
+                if self.dist_coeffs and any(self.dist_coeffs) else "")
+
     @property
     def fov_deg(self) -> dict[str, float]:
         """Horizontal, vertical and diagonal field of view (pinhole, distortion ignored)."""
@@ -153,8 +178,9 @@ class CameraProfile:
     def rotated_90(self) -> "CameraProfile":
         """The same camera held in the other orientation (landscape <-> portrait), clockwise rotation."""
         w, h = self.size
+        dist, note = rotated_distortion(self.dist_coeffs)
         return CameraProfile(self.name + " (rotated)", h, w, self.fy_px, self.fx_px, h - 1 - self.cy_px,
-                             self.cx_px, (), self.source + ", rotated 90 deg (distortion dropped)",
+                             self.cx_px, dist, self.source + ", rotated 90 deg" + note,
                              self.created, self.reprojection_error_px, self.confidence, self.notes)
 
     @classmethod

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from engines.camera import CameraIntrinsics
+from engines.camera import CameraIntrinsics, undistort_image, undistort_px
 from engines.skeleton import NUM_JOINTS
 from mocap_app.recorder import RecordedFrame, Recorder, new_autosave_path
 
@@ -335,10 +335,12 @@ class PipelineRunner:
                 xy = np.asarray(kp.xy_px, np.float32)
                 conf = np.asarray(kp.confidence, np.float32)
                 if np.isfinite(xy).all():
-                    extra = {"images": [frame.image_bgr]} if needs_images else {}
-                    cam = lifter.lift(xy[None], conf[None], K, **extra)[0].astype(float)
+                    # engines see the pinhole camera K; the recorded keypoints stay the detected ones
+                    xy_k = undistort_px(xy, intr)
+                    extra = {"images": [undistort_image(frame.image_bgr, intr)]} if needs_images else {}
+                    cam = lifter.lift(xy_k[None], conf[None], K, **extra)[0].astype(float)
                     if self.refiner is not None:
-                        cam = self.refiner.refine(cam[None], xy[None], conf[None], K,
+                        cam = self.refiner.refine(cam[None], xy_k[None], conf[None], K,
                                                   iterations=self.config.refine_iterations)[0].astype(float)
                 else:
                     xy = np.full((NUM_JOINTS, 2), np.nan, np.float32)

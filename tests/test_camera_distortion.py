@@ -1,0 +1,198 @@
+"""Lens distortion from a camera profile reaches the engines (``engines.camera.undistort_px`` / ``undistort_image``).
+
+A checkerboard calibration measures the lens's distortion, and a wide webcam's barrel distortion moves joints near
+the image edge by tens of pixels; every engine assumes a pinhole camera. The clip keeps the detected pixels (they
+match the video) and the engines get the pinhole camera's. Real check: the real pose2sim cam03 video seen through a
+strong wide-angle lens (the frames warped with OpenCV's model), processed with that lens's profile, must give the 3D
+that the original video gives.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from engines.camera import (CameraIntrinsics, InvalidIntrinsicsError, opencv_dist_coeffs, project, undistort_image,
+                            undistort_px)
+from mocap_app.calibration.profile import CameraProfile
+
+VIDEO = Path(__file__).resolve().parents[2] / "shared/data/video/pose2sim_demo_singleperson/videos/cam03.mp4"
+FRAMES = 20
+LENS = (-0.35, 0.12, 0.0015, -0.001, 0.0)       # a wide webcam's barrel distortion (k1 k2 p1 p2 k3)
+
+
+def _points_in_view(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.c_[rng.uniform(-1.3, 1.3, n), rng.uniform(-0.75, 0.75, n), np.full(n, 2.0)]
+
+
+def _distort(points_cam, intr):
+    px, _ = cv2.projectPoints(points_cam.reshape(-1, 3), np.zeros(3), np.zeros(3), intr.K,
+                              opencv_dist_coeffs(intr.dist_coeffs))
+    return px.reshape(points_cam.shape[:-1] + (2,))
+
+
+@pytest.mark.parametrize("dist", [LENS, (-0.3, 0.1), (-0.3, 0.1, 0.003, -0.002, 0.01, 0.01, 0.002, 0.001)])
+def test_undistort_px_gives_the_pinhole_pixel_of_the_same_ray(dist):
+    intr = CameraIntrinsics(1280, 720, 700.0, 703.0, 645.0, 352.0, dist)
+    X = _points_in_view()
+    seen = _distort(X, intr)
+    moved = np.linalg.norm(seen - project(X, intr.K), axis=-1)
+    assert moved.max() > 50           # the lens really moves the edge of the image
+    np.testing.assert_allclose(undistort_px(seen, intr), project(X, intr.K), atol=1e-4)
+    kp = np.stack([seen[:17], np.full((17, 2), np.nan)]).astype(np.float32)      # a frame without a person
+    out = undistort_px(kp, intr)
+    assert out.dtype == np.float32 and out.shape == kp.shape and np.isnan(out[1]).all()
+    assert undistort_px(kp, intr.pinhole) is kp and not intr.pinhole.has_distortion
+    with pytest.raises(InvalidIntrinsicsError, match="at most 14"):
+        CameraIntrinsics(1280, 720, 700.0, 703.0, 645.0, 352.0, (0.01,) * 15)
+
+
+def test_undistort_image_maps_the_lens_image_onto_the_pinhole_one():
+    """A checker pattern seen through the lens, undistorted, lands where the pinhole camera sees it."""
+    intr = CameraIntrinsics(640, 360, 350.0, 350.0, 320.0, 180.0, LENS)
+    yy, xx = np.indices((360, 640))
+    pinhole = (((xx // 40) + (yy // 40)) % 2 * 255).astype(np.uint8)
+    grid = np.stack(np.meshgrid(np.arange(640, dtype=np.float32), np.arange(360, dtype=np.float32)), -1)
+    src = undistort_px(grid, intr).astype(np.float32)          # lens pixel -> pinhole pixel
+    through_lens = cv2.remap(pinhole, src[..., 0], src[..., 1], cv2.INTER_NEAREST)
+    back = undistort_image(through_lens, intr)
+    inner = (slice(60, 300), slice(100, 540))
+    def off(img):                                                 # mean grey-level error, 0..1
+        return np.abs(img[inner].astype(float) - pinhole[inner]).mean() / 255
+    assert off(back) < 0.03 and off(through_lens) > 0.15, (off(back), off(through_lens))
+    assert undistort_image(through_lens, intr.pinhole) is through_lens
+
+
+@pytest.mark.parametrize("dist", [LENS, (-0.3, 0.1, 0.003, -0.002, 0.01, 0.01, 0.002, 0.001, 0.002, -0.001, 0.003,
+                                         0.0005)])
+def test_a_profile_turned_to_the_other_orientation_keeps_its_lens(dist):
+    """A phone calibrated on its side and held upright: the same lens, turned (was: distortion dropped)."""
+    prof = CameraProfile("phone", 1280, 720, 700.0, 705.0, 645.0, 352.0, dist, "checkerboard")
+    upright = prof.intrinsics(720, 1280)
+    assert upright.has_distortion and "dropped" not in prof.rotated_90().source
+    X = _points_in_view()
+    u = _distort(X, prof.intrinsics())
+    turned_px = np.c_[720 - 1 - u[:, 1], u[:, 0]]                 # the landscape image turned clockwise
+    turned_X = np.c_[-X[:, 1], X[:, 0], X[:, 2]]                 # the camera turned with it
+    np.testing.assert_allclose(_distort(turned_X, upright), turned_px, atol=1e-6)
+    tilt = dist + (0.0,) * (12 - len(dist)) + (0.01, 0.0)          # coefficients 13-14: a tilted sensor
+    tilted = CameraProfile("tilted", 1280, 720, 700.0, 705.0, 645.0, 352.0, tilt, "checkerboard")
+    assert tilted.rotated_90().dist_coeffs == () and "dropped" in tilted.rotated_90().source
+
+
+# -- real video -------------------------------------------------------------------------------------------------
+needs_video = pytest.mark.skipif(not VIDEO.exists(), reason="needs the pose2sim demo video in ../shared")
+
+
+def _pinhole():
+    return CameraIntrinsics.from_focal(1681.0, 1088, 1920)          # cam03's focal length (checkerboard / Qualisys)
+
+
+@pytest.fixture(scope="module")
+def pinhole_take():
+    from mocap_app.pipeline import process_video
+    return process_video(VIDEO, profile=_pinhole(), max_frames=FRAMES)
+
+
+@pytest.fixture(scope="module")
+def wide_video(tmp_path_factory):
+    """cam03 seen through ``LENS``: each lens pixel shows the original frame at the pinhole pixel of its ray."""
+    lens = replace(_pinhole(), dist_coeffs=LENS)
+    grid = np.stack(np.meshgrid(np.arange(1088, dtype=np.float32), np.arange(1920, dtype=np.float32)), -1)
+    src = undistort_px(grid, lens).astype(np.float32)
+    path = tmp_path_factory.mktemp("lens") / "cam03_wide.avi"
+    cap = cv2.VideoCapture(str(VIDEO))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 60.0, (1088, 1920))
+    out.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
+    for _ in range(FRAMES):
+        ok, frame = cap.read()
+        assert ok
+        out.write(cv2.remap(frame, src[..., 0], src[..., 1], cv2.INTER_LINEAR))
+    out.release()
+    cap.release()
+    return path, lens
+
+
+def _median_mm(a, b, joint=None):
+    d = a.joints_cam_mm - b.joints_cam_mm
+    return float(np.median(np.linalg.norm(d if joint is None else d[:, joint], axis=-1)))
+
+
+@pytest.fixture(scope="module")
+def wide_take(wide_video):
+    from mocap_app.pipeline import process_video
+    path, lens = wide_video
+    return process_video(path, profile=lens, max_frames=FRAMES)
+
+
+@needs_video
+def test_a_wide_lens_video_with_its_profile_gives_the_original_3d(pinhole_take, wide_video, wide_take):
+    from mocap_app.pipeline import relift_clip
+    path, lens = wide_video
+    wide = wide_take
+    assert wide.person.all() and wide.intrinsics.dist_coeffs == LENS       # the clip records the lens
+    # the clip keeps what MediaPipe saw; undistorted, that is what it sees in the original video
+    raw = np.linalg.norm(wide.keypoints_px - pinhole_take.keypoints_px, axis=-1)
+    und = np.linalg.norm(undistort_px(wide.keypoints_px, lens) - pinhole_take.keypoints_px, axis=-1)
+    assert np.median(und) < 3.0 and np.median(raw) > np.median(und)
+    ignored = relift_clip(wide, _pinhole(), "profile")                      # the same keypoints, lens ignored
+    with_lens, without = _median_mm(wide, pinhole_take), _median_mm(ignored, pinhole_take)
+    # measured: 9 mm with the lens (MediaPipe on resampled frames), 69 mm without (the body looks smaller)
+    assert with_lens < 20 and without > 3 * with_lens, (with_lens, without)
+
+
+@needs_video
+def test_perspose_sees_the_undistorted_frames(pinhole_take, wide_video, wide_take):
+    """PersPose crops the image around the person with K: the lens's frames are undistorted first."""
+    from mocap_app.pipeline import relift_clip
+    path, lens = wide_video
+    through_lens = relift_clip(wide_take, lens, "profile", engine="perspose", video=path)
+    original = relift_clip(pinhole_take, _pinhole(), "profile", engine="perspose", video=VIDEO)
+    assert through_lens.engine["name"] == "perspose"
+    # measured: 30 mm; 87 mm with the keypoints undistorted but the frames not
+    assert _median_mm(through_lens, original) < 50
+
+
+@needs_video
+def test_relift_and_zedo_undistort_the_stored_keypoints(pinhole_take):
+    """The real take's 2D as the lens would have shown it, stored with the lens's profile: re-lifting it gives the
+    original 3D (the lifter is deterministic and the undistortion exact), and ZeDO refines along the right rays."""
+    from engines.zedo.refine import refine_clip
+    from mocap_app.pipeline import relift_clip
+    lens = replace(_pinhole(), dist_coeffs=LENS)
+    rays = np.concatenate([(pinhole_take.keypoints_px - [lens.cx_px, lens.cy_px]) / lens.fx_px,
+                           np.ones(pinhole_take.keypoints_px.shape[:-1] + (1,))], -1)
+    seen = replace(pinhole_take, keypoints_px=_distort(rays, lens), intrinsics=lens)
+    again = relift_clip(seen, lens, "profile")
+    np.testing.assert_array_equal(again.keypoints_px, seen.keypoints_px)
+    np.testing.assert_allclose(again.joints_cam_mm, pinhole_take.joints_cam_mm, atol=0.5)
+    assert _median_mm(relift_clip(seen, _pinhole(), "profile"), pinhole_take) > 30
+    refined = refine_clip(again, iterations=5)
+    original = refine_clip(pinhole_take, iterations=5)
+    assert _median_mm(refined, original) < 1.0
+
+
+@needs_video
+def test_the_app_worker_lifts_through_the_lens(wide_video, tmp_path):
+    """The GUI's worker (live and file runs) lifts the undistorted keypoints and records the detected ones."""
+    import multiprocessing as mp
+
+    from mocap_app.pipeline import relift_clip
+    from mocap_app.ui.worker import PipelineConfig, PipelineRunner
+    path, lens = wide_video
+    config = PipelineConfig(source=str(path), record=True, max_frames=6, profile=lens,
+                            autosave_path=str(tmp_path / "take.clip.json"))
+    events = []
+    recording = mp.Event()
+    recording.set()
+    PipelineRunner(config, lambda kind, payload: events.append((kind, payload)), mp.Event(), recording,
+                   mp.Value("d", 0.0)).run()
+    assert "failed" not in [k for k, _ in events], events
+    take = next(p for k, p in events if k == "take")[0]
+    assert len(take) == 6 and take.person.all() and take.intrinsics.dist_coeffs == LENS
+    np.testing.assert_allclose(take.joints_cam_mm, relift_clip(take, lens, "profile").joints_cam_mm, atol=0.5)
+    assert _median_mm(take, relift_clip(take, _pinhole(), "profile")) > 30
