@@ -626,8 +626,12 @@ class MainWindow(QMainWindow):
             self.progress.setFormat(f"{r.frames_done}/{r.frames_total} · {left:.0f} s left"   # frames: in the tooltip
                                     if np.isfinite(left) else f"{r.frames_done}/{r.frames_total}")
         who = "person" if r.person else "no person"
-        self.state_label.setText(f"{'Live' if w.config.live else 'Processing'} · frame {r.index} · {who} · "
-                                 f"world: {r.world_method}")
+        # a file's frame count is in the progress bar; the status bar is narrow at 1280 px, so the full text is
+        # also the tooltip
+        where = "Live · frame {}".format(r.index) if w.config.live else "Processing"
+        text = f"{where} · {who} · world: {r.world_method}"
+        self.state_label.setText(text)
+        self.state_label.setToolTip(text)
 
     def _on_frame_shown(self, _idx: int, ms: float) -> None:
         if self.worker is not None:
