@@ -353,3 +353,78 @@ def test_checkerboard_from_the_live_camera(qtbot, tmp_path, monkeypatch, cam04_b
     d.camera_button.click()
     qtbot.waitUntil(lambda: d.board_camera is None, timeout=10_000)
     assert "could not be opened" in d.camera_info.text()
+
+
+def test_preview_without_lens_distortion(dlg, qtbot):
+    """With a lens model, the preview can show the image as the engines see the camera: a checker seen through a
+    strong wide-angle lens comes back square; the model is scaled to the (smaller) live preview; a model without
+    distortion has nothing to show; a board photo picked in the list goes to the preview."""
+    import cv2
+
+    from engines.camera import CameraIntrinsics, undistort_image, undistort_px
+    from mocap_app.ui.widgets import bgr_to_qimage, qimage_to_bgr
+    lens = (-0.35, 0.12, 0.0015, -0.001, 0.0)
+    yy, xx = np.indices((360, 640))
+    flat = np.repeat((((xx // 40) + (yy // 40)) % 2 * 255).astype(np.uint8)[..., None], 3, -1)
+    intr = CameraIntrinsics(640, 360, 350.0, 350.0, 319.5, 179.5, lens)
+    grid = np.stack(np.meshgrid(np.arange(640, dtype=np.float32), np.arange(360, dtype=np.float32)), -1)
+    src = undistort_px(grid, intr).astype(np.float32)
+    seen = cv2.remap(flat, src[..., 0], src[..., 1], cv2.INTER_NEAREST)      # the checker through the lens
+    inner = (slice(60, 300), slice(100, 540))
+
+    def off(img, ref=flat, box=inner):
+        return np.abs(img[box].astype(float) - ref[box]).mean() / 255
+
+    assert not dlg.undistort_check.isEnabled()                  # a focal length typed by hand: no lens model
+    dlg.set_profile(CameraProfile.from_intrinsics("wide", intr, "checkerboard"))
+    assert dlg.undistort_check.isEnabled() and "lens distortion: up to" in dlg.result_label.text()
+    dlg.set_frame(bgr_to_qimage(seen))
+    np.testing.assert_array_equal(qimage_to_bgr(dlg.preview_image()), seen)   # off: the frame as it came
+    dlg.undistort_check.setChecked(True)
+    shown = qimage_to_bgr(dlg.preview_image())
+    np.testing.assert_array_equal(shown, undistort_image(seen, intr))
+    assert off(shown) < 0.03 and off(seen) > 0.15, (off(shown), off(seen))
+    # the live preview is a smaller copy of the camera frame: the model is scaled to it
+    half = cv2.resize(seen, (320, 180), interpolation=cv2.INTER_AREA)
+    dlg.set_frame(bgr_to_qimage(half))
+    small = qimage_to_bgr(dlg.preview_image())
+    flat_half = cv2.resize(flat, (320, 180), interpolation=cv2.INTER_AREA)
+    box = (slice(30, 150), slice(50, 270))
+    assert off(small, flat_half, box) < 0.06 and off(half, flat_half, box) > 0.15
+    # a hand-typed focal length replaces the model: no lens, the box is cleared, the frame shown as it is
+    dlg.mode_combo.setCurrentIndex(0)
+    dlg.value_spin.setValue(900.0)
+    assert not dlg.undistort_check.isEnabled() and not dlg.undistort_check.isChecked()
+    np.testing.assert_array_equal(qimage_to_bgr(dlg.preview_image()), half)
+    # a board photo picked in the list is previewed (scaled to at most 1280 px)
+    photo = sorted((DATA / "intrinsics" / "int_cam04_img").glob("*.jpg"))
+    if photo:
+        dlg.add_images(photo[:2])
+        dlg.image_list.setCurrentRow(1)
+        img = dlg.preview_image()
+        assert (img.width(), img.height()) == (725, 1280)
+        assert np.abs(qimage_to_bgr(img).astype(float).mean() - cv2.imread(str(photo[1])).mean()) < 2
+
+
+def test_undistorted_preview_screenshot(dlg, qtbot):
+    """Screenshot: a real frame (pose2sim cam03) seen through a wide-angle lens, shown without its distortion."""
+    import cv2
+
+    from engines.camera import CameraIntrinsics, undistort_px
+    from mocap_app.ui.widgets import bgr_to_qimage
+    video = DATA.parent / "videos" / "cam03.mp4"
+    if not video.exists():
+        pytest.skip("needs the pose2sim demo in ../shared")
+    ok, frame = cv2.VideoCapture(str(video)).read()
+    assert ok
+    lens = CameraIntrinsics.from_focal(1681.0, 1088, 1920, dist_coeffs=(-0.35, 0.12, 0.0, 0.0, 0.0))
+    grid = np.stack(np.meshgrid(np.arange(1088, dtype=np.float32), np.arange(1920, dtype=np.float32)), -1)
+    src = undistort_px(grid, lens).astype(np.float32)
+    seen = cv2.remap(frame, src[..., 0], src[..., 1], cv2.INTER_LINEAR)
+    dlg.set_profile(CameraProfile.from_intrinsics("wide", lens, "checkerboard"))
+    dlg.resize(1100, 700)
+    dlg.tabs.setCurrentIndex(1)
+    dlg.set_frame(bgr_to_qimage(seen))
+    dlg.undistort_check.setChecked(True)
+    NOTES.mkdir(exist_ok=True)
+    assert dlg.grab().save(str(NOTES / "calibration_dialog_undistorted.png"))

@@ -190,6 +190,14 @@ class CalibrationDialog(QDialog):
         self.preview.setAlignment(Qt.AlignCenter)
         self.preview.setMinimumSize(320, 240)
         self.preview.setStyleSheet("background:#202020;color:#aaa;border:1px solid #444")
+        self._frame: QImage | None = None          # the last frame given to the preview, as it came
+        self._shown: QImage | None = None          # what the preview shows (undistorted when asked)
+        self.undistort_check = QCheckBox("Show without lens distortion")
+        self.undistort_check.setEnabled(False)
+        self.undistort_check.setToolTip("The preview through the camera model's lens correction, as the 3D engines "
+                                        "see the camera: straight edges in the room should look straight. Needs a "
+                                        "model with lens distortion (from a checkerboard or a loaded profile).")
+        self.undistort_check.toggled.connect(lambda _on: self._render_preview())
 
         # common fields
         self.name_edit = QLineEdit("camera")
@@ -233,8 +241,11 @@ class CalibrationDialog(QDialog):
         right.addLayout(top)
         right.addWidget(self.tabs)
         right.addWidget(res)
+        left = QVBoxLayout()
+        left.addWidget(self.preview, 1)
+        left.addWidget(self.undistort_check)
         body = QHBoxLayout()
-        body.addWidget(self.preview, 3)
+        body.addLayout(left, 3)
         body.addLayout(right, 2)
         outer = QVBoxLayout(self)
         outer.addLayout(body)
@@ -276,6 +287,7 @@ class CalibrationDialog(QDialog):
         w = QWidget()
         v = QVBoxLayout(w)
         self.image_list = QListWidget()
+        self.image_list.currentItemChanged.connect(lambda item, _prev: self._show_listed_image(item))
         add = QPushButton("Add images / videos...")
         add.clicked.connect(self._add_images)
         clear = QPushButton("Clear")
@@ -403,6 +415,28 @@ class CalibrationDialog(QDialog):
         """Show a camera frame (connect a capture worker's frame signal here)."""
         if image.isNull():
             return
+        self._frame = image
+        self._render_preview()
+
+    def preview_image(self) -> QImage | None:
+        """The image the preview shows (before it is scaled to the widget)."""
+        return self._shown
+
+    def _render_preview(self) -> None:
+        image = self._frame
+        if image is None:
+            return
+        prof = self._profile
+        if self.undistort_check.isChecked() and prof is not None and any(prof.dist_coeffs):
+            from engines.camera import undistort_image
+            from mocap_app.ui.widgets import bgr_to_qimage, qimage_to_bgr
+            try:   # the model scaled to the preview's size (the live preview is a smaller copy of the frame)
+                intr = prof.intrinsics(image.width(), image.height())
+            except CalibrationError as e:
+                self.undistort_check.setToolTip(f"Not for this image: {e}")
+            else:
+                image = bgr_to_qimage(undistort_image(qimage_to_bgr(image), intr))
+        self._shown = image
         self.preview.setPixmap(QPixmap.fromImage(image).scaled(self.preview.size(), Qt.KeepAspectRatio,
                                                                Qt.SmoothTransformation))
 
@@ -444,6 +478,11 @@ class CalibrationDialog(QDialog):
                                       + (f"\n{prof.lens_summary()}" if prof.lens_summary() else ""))
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(self._profile is not None)
         self.save_button.setEnabled(self._profile is not None)
+        lens = self._profile is not None and any(self._profile.dist_coeffs)
+        self.undistort_check.setEnabled(lens)
+        if not lens:
+            self.undistort_check.setChecked(False)
+        self._render_preview()
         self.profileChanged.emit(self._profile)
 
     # -- profile I/O ------------------------------------------------------------------------------
@@ -498,6 +537,22 @@ class CalibrationDialog(QDialog):
                                                 "Images or videos (*.png *.jpg *.jpeg *.bmp *.mp4 *.mov *.avi *.mkv)")
         self.add_images(files)
 
+    def _show_listed_image(self, item) -> None:
+        """A board photo picked in the list goes to the preview (unless the camera is feeding it): to see which
+        view a number belongs to, and it without the lens distortion."""
+        if item is None or self.board_camera is not None:
+            return
+        import cv2
+
+        from mocap_app.ui.widgets import bgr_to_qimage
+        img = cv2.imread(str(item.data(Qt.UserRole)))        # None for a video or an unreadable file
+        if img is None:
+            return
+        scale = min(1.0, 2 * PREVIEW_MAX_PX / max(img.shape[:2]))
+        if scale < 1.0:
+            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        self.set_frame(bgr_to_qimage(img))
+
     def add_images(self, files) -> None:
         for f in files:
             item = QListWidgetItem(Path(f).name)
@@ -520,7 +575,7 @@ class CalibrationDialog(QDialog):
                 dropped = sum(k.startswith(name + "@") for k in res.rejected)
                 text, bad = f"{used} views used" + (f", {dropped} not" if dropped else ""), used == 0
             item.setText(f"{name}  ·  {text}")
-            item.setToolTip(f"{name}: {text}")
+            item.setToolTip(f"{item.data(Qt.UserRole)}\n{text}")
             item.setForeground(QColor("#c62828") if bad else self.image_list.palette().text().color())
 
     def set_auto_input(self, source) -> None:

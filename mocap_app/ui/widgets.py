@@ -40,6 +40,14 @@ def bgr_to_qimage(bgr: np.ndarray) -> QImage:
     return numpy_to_qimage(bgr, QImage.Format_BGR888)
 
 
+def qimage_to_bgr(image: QImage) -> np.ndarray:
+    """An HxWx3 uint8 BGR copy of any QImage."""
+    img = image.convertToFormat(QImage.Format_BGR888)
+    h, w = img.height(), img.width()
+    buf = np.frombuffer(img.constBits(), np.uint8, count=img.sizeInBytes()).reshape(h, img.bytesPerLine())
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
 class VideoWidget(QWidget):
     """The source frame with the 2D skeleton drawn on top (joint colour = confidence)."""
 
