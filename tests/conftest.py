@@ -80,6 +80,12 @@ def sports2d_video() -> Path:
 
 
 @pytest.fixture(scope="session")
+def sports2d_calibration() -> Path:
+    """The Sports2D demo's camera calibration (a Pose2Sim TOML, BSD-3), from the same wheel as the demo video."""
+    return _from_wheel("sports2d", SPORTS2D_VERSION, {"calib": "Sports2D/Demo/Calib_demo.toml"})["calib"]
+
+
+@pytest.fixture(scope="session")
 def pose2sim_multiperson_videos() -> dict[str, Path]:
     """The pose2sim wheel's multi-person demo (BSD-3-Clause, (c) perfanalytics): the treadmill man and a woman,
     4 views x 100 frames at 60 fps, 1088x1920, the same calibrated cameras as ``pose2sim_videos``. Not in

@@ -4,6 +4,7 @@
     mocap-app calibrate manual --preset logitech-c920 --size 1920x1080 --name desk
     mocap-app calibrate checkerboard shots/*.jpg --pattern 4x7 --square-mm 60 --name cam03 --out cam03.json
     mocap-app calibrate auto walk.mp4 --name phone --out phone.json      (or a processed clip.json)
+    mocap-app calibrate import Calib_scene.toml --camera cam03           (Pose2Sim / anipose TOML, OpenCV YAML / XML)
     mocap-app calibrate list | presets
 
 Without ``--out`` the profile goes to the profile folder (``$MOCAP_CAMERA_DIR`` or
@@ -88,6 +89,12 @@ def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
                    help="write the profile even when the clip cannot tell the focal length reliably")
     common(a)
 
+    i = sub.add_parser("import", help="a camera from another tool's calibration file (Pose2Sim / Sports2D / anipose "
+                                      ".toml, OpenCV .yml / .yaml / .xml)")
+    i.add_argument("file", type=Path, help="the calibration file")
+    i.add_argument("--camera", help="which camera of a file that holds several: its name or its number from 1")
+    common(i)
+
     sub.add_parser("list", help="list saved camera profiles")
     sub.add_parser("presets", help="list camera presets and where their numbers come from")
     p.set_defaults(func=run_calibrate)
@@ -150,6 +157,21 @@ def run_calibrate(args: argparse.Namespace) -> int:
             return _write(res.profile(args.name or Path(files[0]).parent.name or "camera"), args)
         if mode == "auto":
             return _run_auto(args)
+        if mode == "import":
+            from mocap_app.calibration.importers import import_camera
+            try:
+                cam = import_camera(args.file, args.camera, args.name)
+            except CalibrationError as e:        # the file's fault, not the command line's
+                return _fail(str(e), EXIT_INPUT)
+            code = _write(cam.profile, args)
+            if code == 0 and cam.placement:
+                pl = cam.placement
+                print(f"  placement in the scene (Z up, floor at 0): pitch {pl['pitch_deg']:.1f} deg, roll "
+                      f"{pl['roll_deg']:.1f} deg, lens {pl['camera_height_m']:.2f} m above the floor; while the "
+                      f"camera stays there, give it to process with --pitch {pl['pitch_deg']:.1f} --roll "
+                      f"{pl['roll_deg']:.1f} --camera-height {pl['camera_height_m']:.2f} (in the app: Camera ▸ "
+                      "Camera placement)")
+            return code
         if mode == "list":
             folder = default_profile_dir()
             profs = list_profiles()
@@ -163,7 +185,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             for p in PRESETS:
                 print(f"  {p.key:20s} {p.label}\n  {'':20s} source: {p.source}")
             return 0
-        return _fail("choose a mode: manual, checkerboard, auto, list or presets "
+        return _fail("choose a mode: manual, checkerboard, auto, import, list or presets "
                      "(mocap-app calibrate -h)", EXIT_USAGE)
     except CalibrationError as e:
         from mocap_app.calibration.checkerboard import BoardNotFoundError, UnreadableInputError

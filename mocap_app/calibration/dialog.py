@@ -190,6 +190,7 @@ class CalibrationDialog(QDialog):
         self.preview.setAlignment(Qt.AlignCenter)
         self.preview.setMinimumSize(320, 240)
         self.preview.setStyleSheet("background:#202020;color:#aaa;border:1px solid #444")
+        self.imported_placement: dict | None = None   # pitch/roll/height from a loaded scene calibration
         self._frame: QImage | None = None          # the last frame given to the preview, as it came
         self._shown: QImage | None = None          # what the preview shows (undistorted when asked)
         self.undistort_check = QCheckBox("Show without lens distortion")
@@ -221,6 +222,13 @@ class CalibrationDialog(QDialog):
         rl = QVBoxLayout(res)
         rl.addWidget(self.result_label)
         rl.addWidget(self.message)
+        self.placement_check = QCheckBox()     # shown for a scene calibration that says where the camera stands
+        self.placement_check.setChecked(True)
+        self.placement_check.setToolTip("Pitch, roll and lens height from the file's scene calibration (Z up, floor "
+                                        "at 0), used for world alignment instead of estimating them from the "
+                                        "person. Untick if the camera has moved since.")
+        self.placement_check.hide()
+        rl.addWidget(self.placement_check)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         self.save_button = self.buttons.addButton("Save profile...", QDialogButtonBox.ActionRole)
@@ -509,10 +517,36 @@ class CalibrationDialog(QDialog):
             raise CalibrationError(self.message.text() or "nothing valid to save")
         return self._profile.save(path)
 
-    def load_profile(self, path: str | Path) -> CameraProfile:
-        prof = CameraProfile.load(path)
-        self.set_profile(prof)
-        return prof
+    def load_profile(self, path: str | Path, camera: str | None = None) -> CameraProfile | None:
+        """A profile, or a camera from another tool's calibration file (``importers``): with several cameras in the
+        file and no ``camera``, the user picks one. A scene calibration's placement is kept in
+        ``imported_placement`` (the main window offers it). None if the user cancels the choice."""
+        from PySide6.QtWidgets import QInputDialog
+
+        from mocap_app.calibration.importers import import_camera, read_cameras
+        cams = read_cameras(path)
+        if camera is None and len(cams) > 1:
+            names = [c.profile.name for c in cams]
+            camera, ok = QInputDialog.getItem(self, "Which camera?", f"{Path(path).name} holds {len(cams)} cameras:",
+                                              names, 0, False)
+            if not ok:
+                return None
+        cam = import_camera(path, camera)
+        self.imported_placement = cam.placement
+        if cam.placement:
+            pl = cam.placement
+            self.placement_check.setText(f"Also use where it stands: pitch {pl['pitch_deg']:+.1f} deg, roll "
+                                         f"{pl['roll_deg']:+.1f} deg, lens {pl['camera_height_m']:.2f} m up")
+        self.placement_check.setVisible(bool(cam.placement))
+        self.set_profile(cam.profile)
+        return cam.profile
+
+    def placement_to_use(self):
+        """The loaded scene calibration's ``CameraPlacement`` if the user keeps it ticked, else None."""
+        if not self.imported_placement or not self.placement_check.isChecked():
+            return None
+        from mocap_app.world import CameraPlacement
+        return CameraPlacement.from_dict(self.imported_placement)
 
     def _ask_path(self, save: bool) -> None:
         folder = str(default_profile_dir())
@@ -525,7 +559,9 @@ class CalibrationDialog(QDialog):
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                     self.save_profile(path)
             else:
-                path, _ = QFileDialog.getOpenFileName(self, "Load camera profile", folder, "Camera profile (*.json)")
+                path, _ = QFileDialog.getOpenFileName(
+                    self, "Load camera profile", folder,
+                    "Camera profile or calibration (*.json *.toml *.yml *.yaml *.xml);;All files (*)")
                 if path:
                     self.load_profile(path)
         except (CalibrationError, OSError) as e:

@@ -909,8 +909,12 @@ class MainWindow(QMainWindow):
             dlg.set_frame(img)
         if dlg.exec():
             prof = dlg.profile()
+            placement = dlg.placement_to_use()     # a scene calibration's pitch / roll / height, if kept ticked
+            told = self.set_camera_placement(placement, show=False) if placement is not None else ""
             if prof is not None:
-                self.set_camera_profile(prof, offer_relift=True, note=self._keep_profile(prof))
+                self.set_camera_profile(prof, offer_relift=True, note=self._keep_profile(prof), info=told)
+            elif told:
+                self.banner.show_message(told, "info")
         return dlg
 
     def _keep_profile(self, prof) -> str:
@@ -933,15 +937,19 @@ class MainWindow(QMainWindow):
             self.set_camera_placement(dlg.placement())
         return dlg
 
-    def set_camera_placement(self, placement) -> None:
-        """Use ``placement`` (a ``CameraPlacement``) from now on, remember it, and re-align the take under review."""
+    def set_camera_placement(self, placement, show: bool = True) -> str:
+        """Use ``placement`` (a ``CameraPlacement``) from now on, remember it, and re-align the take under review.
+        Returns the sentence it shows in the banner (``show=False``: for the caller's banner)."""
         self.placement = placement
         self.settings.setValue("camera/placement", json.dumps(placement.to_dict()))
         again = self.clip is not None and self.worker is None and np.isfinite(self.clip.joints_cam_mm).any()
         if again:
             self.set_review_clip(self._align(self.clip), saved=False)
-        self.banner.show_message(f"Camera placement: {placement.describe()}. Used for "
-                                 + ("this take and the next ones." if again else "the next takes."), "info")
+        told = (f"Camera placement: {placement.describe()}. Used for "
+                + ("this take and the next ones." if again else "the next takes."))
+        if show:
+            self.banner.show_message(told, "info")
+        return told
 
     def _source_size(self) -> tuple[int, int] | None:
         if self.intrinsics is not None:
@@ -955,10 +963,11 @@ class MainWindow(QMainWindow):
                 return None
         return None
 
-    def set_camera_profile(self, prof, offer_relift: bool = False, note: str = "") -> None:
+    def set_camera_profile(self, prof, offer_relift: bool = False, note: str = "", info: str = "") -> None:
         """Use ``prof`` (a CameraProfile) for the following runs and remember it (QSettings). ``offer_relift``: the
         banner offers to lift the take under review again with it (a take is not re-lifted unasked: that would
-        replace what the user is looking at). ``note``: a sentence added to the banner."""
+        replace what the user is looking at). ``note``: a warning added to the banner; ``info``: a sentence added
+        to it that is not one."""
         self.camera_profile = prof
         self.settings.setValue("camera/profile", json.dumps(prof.to_dict()) if prof is not None else "")
         self._remember_profile(prof)      # a live camera keeps its own profile
@@ -981,7 +990,7 @@ class MainWindow(QMainWindow):
                                      + "). A focal length typed in the toolbar overrides it."
                                      + (f" The take under review was lifted with the old camera{turned}." if offer
                                         else "")
-                                     + (f" {note}" if note else ""),
+                                     + (f" {note}" if note else "") + (f" {info}" if info else ""),
                                      "warning" if doubt or note else "info",
                                      action=("Re-lift this take", self.relift_take) if offer else None)
         self._update_state()
