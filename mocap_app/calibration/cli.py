@@ -63,20 +63,33 @@ def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--size", type=_size, required=True, help="image size WxH, e.g. 1920x1080")
     common(m)
 
+    def board(sp):
+        sp.add_argument("--pattern", default="9x6",
+                        help="inner corners COLSxROWS for a chessboard, squares for ChArUco (default 9x6)")
+        sp.add_argument("--square-mm", type=float, required=True, help="side of one square in mm")
+        sp.add_argument("--charuco", action="store_true", help="the board is a ChArUco board")
+        sp.add_argument("--marker-mm", type=float, help="ChArUco marker side in mm (default 0.75 x square)")
+        sp.add_argument("--dictionary", default="DICT_5X5_100", help="ChArUco ArUco dictionary (OpenCV name, e.g. "
+                                                                     "DICT_4X4_50)")
+        sp.add_argument("--legacy-charuco", action="store_true",
+                        help="a ChArUco board in OpenCV's layout before 4.6 (boards with an even number of rows "
+                             "printed from older generators): try it when the board is not found")
+
     c = sub.add_parser("checkerboard", help="OpenCV calibration from images of a chessboard / ChArUco board")
     c.add_argument("images", nargs="+", help="image files or glob patterns of one camera at one size, or a video "
                                              "of the board being moved in front of it (views every 0.5 s)")
-    c.add_argument("--pattern", default="9x6",
-                   help="inner corners COLSxROWS for a chessboard, squares for ChArUco (default 9x6)")
-    c.add_argument("--square-mm", type=float, required=True, help="side of one square in mm")
-    c.add_argument("--charuco", action="store_true", help="the board is a ChArUco board")
-    c.add_argument("--marker-mm", type=float, help="ChArUco marker side in mm (default 0.75 x square)")
-    c.add_argument("--dictionary", default="DICT_5X5_100", help="ChArUco ArUco dictionary (OpenCV name, e.g. "
-                                                                "DICT_4X4_50)")
-    c.add_argument("--legacy-charuco", action="store_true",
-                   help="a ChArUco board in OpenCV's layout before 4.6 (boards with an even number of rows printed "
-                        "from older generators): try it when the board is not found")
+    board(c)
     common(c)
+
+    fl = sub.add_parser("floor", help="where the camera stands (pitch, roll, lens height) from one image of a board "
+                                      "lying flat on the floor")
+    fl.add_argument("image", type=Path, help="a photo (or a video's first frame) with the board flat on the floor")
+    board(fl)
+    cam = fl.add_mutually_exclusive_group(required=True)
+    cam.add_argument("--calibration", help="the camera's profile (a name in the profile folder, or a JSON path)")
+    cam.add_argument("--focal-px", type=float, help="the camera's focal length in pixels (no lens distortion)")
+    fl.add_argument("--board-thickness-mm", type=float, default=0.0,
+                    help="how far the board's face is above the floor (default 0)")
 
     a = sub.add_parser("auto", help="estimate the focal length from a video (or processed clip) of a person")
     a.add_argument("input", type=Path, nargs="+",
@@ -116,6 +129,52 @@ def _write(profile: CameraProfile, args) -> int:
     return 0
 
 
+def _board_spec(args):
+    from mocap_app.calibration.checkerboard import BoardSpec
+    return BoardSpec.parse(args.pattern, args.square_mm, "charuco" if args.charuco else "chessboard",
+                           marker_mm=args.marker_mm, dictionary=args.dictionary, legacy=args.legacy_charuco)
+
+
+def _run_floor(args) -> int:
+    """``calibrate floor``: the camera's placement from a board on the floor, printed as ``process``'s flags."""
+    from engines.camera import CameraIntrinsics
+    from mocap_app.calibration.floor import placement_from_floor_board
+    from mocap_app.capture import CaptureError, VideoSource
+    spec = _board_spec(args)
+    if not args.image.is_file():
+        return _fail(f"image not found: {args.image}", EXIT_INPUT)
+    import cv2
+    img = cv2.imread(str(args.image))
+    if img is None:                                    # a video: its first frame
+        try:
+            with VideoSource(args.image) as src:
+                frame = src.read()
+        except CaptureError:
+            return _fail(f"{args.image} could not be read as an image or a video", EXIT_INPUT)
+        if frame is None:
+            return _fail(f"{args.image} is neither an image nor a video with a frame", EXIT_INPUT)
+        img = frame.image_bgr
+    h, w = img.shape[:2]
+    if args.calibration:
+        from mocap_app.calibration.profile import resolve_profile
+        intr = resolve_profile(args.calibration).intrinsics(w, h)
+    else:
+        intr = CameraIntrinsics.from_focal(args.focal_px, w, h)
+    try:
+        res = placement_from_floor_board(img, spec, intr, args.board_thickness_mm)
+    except CalibrationError as e:
+        return _fail(str(e), EXIT_INPUT)
+    pl = res.placement
+    print(f"camera placement from the board on the floor: pitch {pl.pitch_deg:.1f} deg, roll {pl.roll_deg:.1f} deg, "
+          f"lens {pl.camera_height_m:.3f} m above the floor (board {res.distance_m:.2f} m away, corners fit to "
+          f"{res.rms_px:.2f} px)")
+    for warning in res.warnings:
+        print(f"  warning: {warning}")
+    print(f"  while the camera stays there: mocap-app process VIDEO --pitch {pl.pitch_deg:.1f} --roll "
+          f"{pl.roll_deg:.1f} --camera-height {pl.camera_height_m:.3f} (in the app: Camera ▸ Camera placement)")
+    return 0
+
+
 def _fail(msg: str, code: int) -> int:
     print(f"mocap-app calibrate: error: {msg}", file=sys.stderr)
     return code
@@ -141,14 +200,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
                                        fov_axis=args.fov_axis, focal_35mm=args.focal_35mm, preset=args.preset)
             return _write(prof, args)
         if mode == "checkerboard":
-            from mocap_app.calibration.checkerboard import BoardSpec, calibrate
+            from mocap_app.calibration.checkerboard import calibrate
             files = _expand(args.images)
             missing = [f for f in files if not Path(f).is_file()]
             if missing or not files:
                 return _fail(f"image not found: {missing[0] if missing else args.images[0]}", EXIT_INPUT)
-            spec = BoardSpec.parse(args.pattern, args.square_mm, "charuco" if args.charuco else "chessboard",
-                                   marker_mm=args.marker_mm, dictionary=args.dictionary, legacy=args.legacy_charuco)
-            res = calibrate(files, spec)
+            res = calibrate(files, _board_spec(args))
             for name, why in res.rejected.items():
                 print(f"  skipped {name}: {why}")
             print(f"calibrated from {len(res.used)} views, RMS reprojection error {res.rms_px:.3f} px")
@@ -157,6 +214,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
             return _write(res.profile(args.name or Path(files[0]).parent.name or "camera"), args)
         if mode == "auto":
             return _run_auto(args)
+        if mode == "floor":
+            return _run_floor(args)
         if mode == "import":
             from mocap_app.calibration.importers import import_camera
             try:
@@ -185,7 +244,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             for p in PRESETS:
                 print(f"  {p.key:20s} {p.label}\n  {'':20s} source: {p.source}")
             return 0
-        return _fail("choose a mode: manual, checkerboard, auto, import, list or presets "
+        return _fail("choose a mode: manual, checkerboard, auto, import, floor, list or presets "
                      "(mocap-app calibrate -h)", EXIT_USAGE)
     except CalibrationError as e:
         from mocap_app.calibration.checkerboard import BoardNotFoundError, UnreadableInputError

@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.autosave_path: Path | None = None
         self.camera_profile = None              # CameraProfile from the calibration dialog
         self.placement = CameraPlacement()      # known pitch / roll / height (Camera ▸ Camera placement)
+        self._review_full: np.ndarray | None = None   # the reviewed frame at full size (a floor board is measured on it)
         self.intrinsics = None
         self.world: dict | None = None
         self.trail: collections.deque = collections.deque(maxlen=TRAIL_LEN)
@@ -682,6 +683,7 @@ class MainWindow(QMainWindow):
         if self._review_cap is not None:
             self._review_cap.release()
             self._review_cap = None
+        self._review_full = None
         if clip is None:
             self.timeline.set_length(np.zeros(0))
             self._update_state()
@@ -788,6 +790,7 @@ class MainWindow(QMainWindow):
             self._review_cap.set(cv2.CAP_PROP_POS_MSEC, float(clip.timestamps_s[i]) * 1000.0)
             ok, frame = self._review_cap.read()
             if ok:
+                self._review_full = frame           # full size: Camera placement measures a floor board on it
                 scale = min(1.0, 720 / max(frame.shape[:2]))
                 img = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
         if img is None:
@@ -932,7 +935,9 @@ class MainWindow(QMainWindow):
     def open_placement(self):
         """Camera ▸ Camera placement: known pitch / roll / height for the take under review and the next ones."""
         from mocap_app.ui.placement_dialog import PlacementDialog
-        dlg = PlacementDialog(self, self.placement, self.clip.world if self.clip is not None else None)
+        frame = self._review_full if self.clip is not None and self.worker is None else None
+        dlg = PlacementDialog(self, self.placement, self.clip.world if self.clip is not None else None,
+                              camera=self._camera_at, frame=frame)
         if dlg.exec():
             self.set_camera_placement(dlg.placement())
         return dlg
@@ -1099,6 +1104,23 @@ class MainWindow(QMainWindow):
         except ValueError:   # another aspect ratio: another camera, nothing to offer
             return False
         return abs(intr.fx_px / self.clip.intrinsics.fx_px - 1) > 1e-3
+
+    def _camera_at(self, w: int, h: int):
+        """The camera model for an image of ``w`` x ``h`` from the source: a typed focal length, the camera profile,
+        or the calibrated camera the take under review was made with. Raises ValueError (a sentence) without one:
+        a guessed focal length would give a wrong tilt and height."""
+        from engines.camera import CameraIntrinsics
+        focal = self._focal()
+        if focal is not None:
+            return CameraIntrinsics.from_focal(focal, w, h), "cli focal"
+        if self.camera_profile is not None:
+            return self.camera_profile.intrinsics(w, h), "profile"
+        clip = self.clip
+        if (clip is not None and clip.intrinsics_source != "default fov"
+                and (clip.intrinsics.width_px, clip.intrinsics.height_px) == (w, h)):
+            return clip.intrinsics, clip.intrinsics_source
+        raise ValueError("the camera is not calibrated: calibrate it (Camera ▸ Calibrate camera) or type its focal "
+                         "length in the toolbar first; a guessed focal length gives a wrong tilt and height")
 
     def _relift_camera(self, clip: Clip):
         """The camera the next run would use, at the take's size: typed focal > profile. Raises ValueError."""

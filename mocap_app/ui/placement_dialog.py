@@ -2,11 +2,18 @@
 
 Each value is either ticked and typed, or left to the estimate from the person (``mocap_app.world``). The dialog
 shows what the current take's estimate says beside each field, so a user can keep the estimate, or correct it.
+*Measure with a board on the floor* fills all three from one image of a calibration board lying flat on the floor
+(``mocap_app.calibration.floor``), off the UI thread.
 """
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QLabel, QVBoxLayout)
+import threading
+from typing import Callable
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout)
 
 from mocap_app.world import MAX_CAMERA_HEIGHT_M, MAX_PITCH_DEG, MAX_ROLL_DEG, CameraPlacement
 
@@ -18,10 +25,19 @@ FIELDS = (  # (attribute, label, unit, min, max, default, decimals)
 
 
 class PlacementDialog(QDialog):
-    """``placement()`` is the result; ``estimate`` (a ``WorldAlignment.to_dict()``) is shown for reference."""
+    """``placement()`` is the result; ``estimate`` (a ``WorldAlignment.to_dict()``) is shown for reference.
+    ``camera(w, h) -> (CameraIntrinsics, description)`` gives the app's camera model for a board image (raises
+    ``ValueError`` with a sentence when there is none); ``frame`` (BGR) is the app's current frame, offered as the
+    board image."""
 
-    def __init__(self, parent=None, placement: CameraPlacement | None = None, estimate: dict | None = None):
+    boardDone = Signal(object, str)      # FloorBoardResult (or None), an error sentence
+
+    def __init__(self, parent=None, placement: CameraPlacement | None = None, estimate: dict | None = None,
+                 camera: Callable | None = None, frame: np.ndarray | None = None):
         super().__init__(parent)
+        self._camera, self._frame = camera, frame
+        self._board_thread: threading.Thread | None = None
+        self.boardDone.connect(self._on_board_done)
         self.setWindowTitle("Camera placement")
         placement = placement or CameraPlacement()
         est = dict(estimate or {})
@@ -60,6 +76,7 @@ class PlacementDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(intro)
         lay.addLayout(form)
+        lay.addWidget(self._board_box())
         if estimate:
             src = QLabel(f"The take's world frame came from: {estimate.get('method', '?')}.")
             src.setWordWrap(True)
@@ -67,7 +84,127 @@ class PlacementDialog(QDialog):
             lay.addWidget(src)
         lay.addWidget(buttons)
 
+    # -- a board on the floor -------------------------------------------------------------------------
+    def _board_box(self) -> QGroupBox:
+        box = QGroupBox("Measure with a board on the floor")
+        self.board_cols = QSpinBox(minimum=2, maximum=40, value=9)
+        self.board_rows = QSpinBox(minimum=2, maximum=40, value=6)
+        self.board_square = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=1000.0, value=25.0, suffix=" mm")
+        self.board_thickness = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=199.0, value=0.0, suffix=" mm")
+        self.board_thickness.setToolTip("How far the board's face is above the floor (a board on a plate)")
+        self.board_image_button = QPushButton("Image...")
+        self.board_image_button.setToolTip("A photo or video from this camera, where it stands, with a chessboard "
+                                           "lying flat on the floor in view")
+        self.board_image_button.clicked.connect(self._pick_board_image)
+        self.board_frame_button = QPushButton("Current frame")
+        self.board_frame_button.setEnabled(self._frame is not None)
+        self.board_frame_button.clicked.connect(lambda: self.measure_board(self._frame))
+        self.board_info = QLabel("Lay a chessboard flat on the floor in view of the camera: pitch, roll and height "
+                                 "to a fraction of a degree and a centimetre (the camera must be calibrated).")
+        self.board_info.setWordWrap(True)
+        pattern = QHBoxLayout()
+        for w in (QLabel("inner corners"), self.board_cols, QLabel("x"), self.board_rows, QLabel("square"),
+                  self.board_square, QLabel("thickness"), self.board_thickness):
+            pattern.addWidget(w)
+        go = QHBoxLayout()
+        go.addWidget(self.board_image_button)
+        go.addWidget(self.board_frame_button)
+        go.addStretch(1)
+        v = QVBoxLayout(box)
+        v.addLayout(pattern)
+        v.addLayout(go)
+        v.addWidget(self.board_info)
+        return box
+
+    def _pick_board_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Image of the board on the floor", "",
+                                              "Images or videos (*.png *.jpg *.jpeg *.bmp *.mp4 *.mov *.avi *.mkv)")
+        if path:
+            self.measure_board(path)
+
+    def measure_board(self, image) -> bool:
+        """Measure from ``image`` (a path: an image, or a video's first frame; or a BGR array), off the UI thread;
+        ``boardDone`` reports. False if it could not start (the reason is in ``board_info``)."""
+        from mocap_app.calibration.checkerboard import BoardSpec
+        if self._board_thread is not None:
+            return False
+        try:
+            spec = BoardSpec(self.board_cols.value(), self.board_rows.value(), self.board_square.value())
+        except ValueError as e:
+            self._say(str(e), error=True)
+            return False
+        thickness = self.board_thickness.value()
+        camera = self._camera
+
+        def work():
+            from mocap_app.calibration.floor import placement_from_floor_board
+            res, err = None, ""
+            try:
+                img = _read_image(image)
+                if camera is None:
+                    raise ValueError("no camera model: calibrate the camera first (Camera ▸ Calibrate camera)")
+                intr, _ = camera(img.shape[1], img.shape[0])
+                res = placement_from_floor_board(img, spec, intr, thickness)
+            except ValueError as e:           # CalibrationError, BoardNotFoundError, a missing camera model
+                err = str(e)
+            except Exception as e:  # noqa: BLE001 - one sentence in the dialog, never a traceback
+                err = f"{type(e).__name__}: {e}"
+            try:
+                self.boardDone.emit(res, err)
+            except RuntimeError:              # the dialog was closed meanwhile
+                pass
+
+        self.board_image_button.setEnabled(False)
+        self.board_frame_button.setEnabled(False)
+        self._say("Looking for the board...")
+        self._board_thread = threading.Thread(target=work, name="floor-board", daemon=True)
+        self._board_thread.start()
+        return True
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.board_info.setText(text[:1].upper() + text[1:] if text else text)
+        self.board_info.setStyleSheet("color:#c62828" if error else "")
+
+    def _on_board_done(self, res, err: str) -> None:
+        self._board_thread = None
+        self.board_image_button.setEnabled(True)
+        self.board_frame_button.setEnabled(self._frame is not None)
+        if res is None:
+            self._say(err if err.endswith(".") else err + ".", error=True)
+            return
+        for attr, *_ in FIELDS:
+            self.checks[attr].setChecked(True)
+            self.spins[attr].setValue(getattr(res.placement, attr))
+        self._say(f"From the board {res.distance_m:.2f} m away (corners fit to {res.rms_px:.2f} px)."
+                  + "".join(f" Warning: {w}." for w in res.warnings), error=bool(res.warnings))
+
+    def wait_for_board(self, timeout_s: float = 30.0) -> None:
+        """Block until a board measurement finished (tests)."""
+        t = self._board_thread
+        if t is not None:
+            t.join(timeout_s)
+
     def placement(self) -> CameraPlacement:
         """The ticked values (the spin boxes' ranges keep them within what ``CameraPlacement`` accepts)."""
         return CameraPlacement(**{a: (self.spins[a].value() if self.checks[a].isChecked() else None)
                                   for a, *_ in FIELDS})
+
+
+def _read_image(image) -> np.ndarray:
+    """A BGR image from an array, an image file, or a video's first frame."""
+    import cv2
+
+    from mocap_app.capture import CaptureError, VideoSource
+    if isinstance(image, np.ndarray):
+        return image
+    img = cv2.imread(str(image))
+    if img is not None:
+        return img
+    try:
+        with VideoSource(image) as src:
+            frame = src.read()
+    except CaptureError:
+        frame = None
+    if frame is None:
+        raise ValueError(f"{image} could not be read as an image or a video")
+    return frame.image_bgr
