@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import cv2
+import numpy as np
 
 from mocap_app.types import Frame
 
@@ -212,6 +213,22 @@ class VideoSource:
 
 
 SYSFS_VIDEO = Path("/sys/class/video4linux")
+
+
+def read_still(path) -> np.ndarray:
+    """A BGR image from an image file, or a video's first frame (a board filmed instead of photographed).
+    Raises ``CaptureError`` with a sentence when it is neither."""
+    img = cv2.imread(str(path))
+    if img is not None:
+        return img
+    try:
+        with VideoSource(path) as src:
+            frame = src.read()
+    except CaptureError:
+        frame = None
+    if frame is None:
+        raise CaptureError(f"{path} could not be read as an image or a video")
+    return frame.image_bgr
 
 
 def camera_name(index: int, sysfs: Path = SYSFS_VIDEO) -> str | None:

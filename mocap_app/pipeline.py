@@ -276,7 +276,8 @@ def _relift_with_frames(clip: Clip, kp: np.ndarray, conf: np.ndarray, intr: Came
                 i = min((k for k in (j - 1, j) if 0 <= k < len(ts)), key=lambda k: abs(ts[k] - frame.timestamp_s))
                 if abs(ts[i] - frame.timestamp_s) > tol or not clip.person[i] or done[i]:
                     continue
-                out[i] = lifter.lift(kp[i:i + 1], conf[i:i + 1], intr.K, images=[undistort_image(frame.image_bgr, intr)])[0]
+                image = undistort_image(frame.image_bgr, intr)
+                out[i] = lifter.lift(kp[i:i + 1], conf[i:i + 1], intr.K, images=[image])[0]
                 done[i] = True
                 if progress:
                     progress(int(done.sum()), len(todo))

@@ -97,6 +97,18 @@ def test_calibrate_floor_cli(tmp_path, capsys, monkeypatch):
     assert "--pitch -30.0 --roll 4.0 --camera-height 1.600" in out
     assert main(args[:2] + [str(ROOM)] + args[3:] + ["--focal-px", "1681"]) == 3
     assert "was not found in the image" in capsys.readouterr().err
+    video = tmp_path / "floor.avi"                          # the board filmed: its first frame is measured
+    out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (1088, 1920))
+    out.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
+    for _ in range(3):
+        out.write(cv2.imread(str(img)))
+    out.release()
+    assert main(args[:2] + [str(video)] + args[3:] + ["--calibration", "wide"]) == 0
+    assert "pitch -30.0 deg, roll 4.0 deg" in capsys.readouterr().out
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    assert main(args[:2] + [str(notes)] + args[3:] + ["--focal-px", "1681"]) == 3
+    assert "could not be read as an image or a video" in capsys.readouterr().err
     with pytest.raises(SystemExit):                      # a camera model is required
         main(args)
     assert "one of the arguments --calibration --focal-px is required" in capsys.readouterr().err

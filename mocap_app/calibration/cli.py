@@ -139,21 +139,14 @@ def _run_floor(args) -> int:
     """``calibrate floor``: the camera's placement from a board on the floor, printed as ``process``'s flags."""
     from engines.camera import CameraIntrinsics
     from mocap_app.calibration.floor import placement_from_floor_board
-    from mocap_app.capture import CaptureError, VideoSource
+    from mocap_app.capture import CaptureError, read_still
     spec = _board_spec(args)
     if not args.image.is_file():
         return _fail(f"image not found: {args.image}", EXIT_INPUT)
-    import cv2
-    img = cv2.imread(str(args.image))
-    if img is None:                                    # a video: its first frame
-        try:
-            with VideoSource(args.image) as src:
-                frame = src.read()
-        except CaptureError:
-            return _fail(f"{args.image} could not be read as an image or a video", EXIT_INPUT)
-        if frame is None:
-            return _fail(f"{args.image} is neither an image nor a video with a frame", EXIT_INPUT)
-        img = frame.image_bgr
+    try:
+        img = read_still(args.image)
+    except CaptureError as e:
+        return _fail(str(e), EXIT_INPUT)
     h, w = img.shape[:2]
     if args.calibration:
         from mocap_app.calibration.profile import resolve_profile

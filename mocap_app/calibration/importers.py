@@ -51,8 +51,8 @@ def read_cameras(path: str | os.PathLike) -> list[ImportedCamera]:
                 raise ours from None
     if suffix in (".yml", ".yaml", ".xml"):
         return _read_filestorage(p)
-    raise CalibrationImportError(f"{p.name}: not a calibration file this app reads (a mocap profile .json, a Pose2Sim / "
-                       "anipose .toml, or an OpenCV .yml / .yaml / .xml)")
+    raise CalibrationImportError(f"{p.name}: not a calibration file this app reads (a mocap profile .json, a "
+                                 "Pose2Sim / anipose .toml, or an OpenCV .yml / .yaml / .xml)")
 
 
 def import_camera(path: str | os.PathLike, camera: str | None = None, name: str | None = None) -> ImportedCamera:
@@ -61,8 +61,9 @@ def import_camera(path: str | os.PathLike, camera: str | None = None, name: str 
     cams = read_cameras(path)
     if camera is None:
         if len(cams) > 1:
-            raise CalibrationImportError(f"{Path(path).name} holds {len(cams)} cameras ({', '.join(c.profile.name for c in cams)})"
-                               ": pick one with --camera")
+            names = ", ".join(c.profile.name for c in cams)
+            raise CalibrationImportError(f"{Path(path).name} holds {len(cams)} cameras ({names}): pick one with "
+                                         "--camera")
         cam = cams[0]
     else:
         by_name = [c for c in cams if c.profile.name == camera]
@@ -72,7 +73,7 @@ def import_camera(path: str | os.PathLike, camera: str | None = None, name: str 
             cam = cams[int(camera) - 1]
         else:
             raise CalibrationImportError(f"{Path(path).name} has no camera {camera!r}; it holds "
-                               + ", ".join(c.profile.name for c in cams))
+                                         + ", ".join(c.profile.name for c in cams))
     if name:
         from dataclasses import replace
         cam = replace(cam, profile=replace(cam.profile, name=name))
@@ -116,8 +117,8 @@ def _read_toml(p: Path) -> list[ImportedCamera]:
             continue                                   # e.g. [metadata]
         name = str(cam.get("name") or key)
         if cam.get("fisheye"):
-            raise CalibrationImportError(f"camera {name!r} in {p.name} uses the fisheye lens model, which this app does not "
-                               "support: calibrate it with a checkerboard here")
+            raise CalibrationImportError(f"camera {name!r} in {p.name} uses the fisheye lens model, which this app "
+                                         "does not support: calibrate it with a checkerboard here")
         if "size" not in cam:
             raise CalibrationImportError(f"camera {name!r} in {p.name} has no image size")
         placement, notes = None, ""
@@ -128,7 +129,8 @@ def _read_toml(p: Path) -> list[ImportedCamera]:
         out.append(ImportedCamera(_profile(name, cam["size"], cam["matrix"], cam.get("distortions"),
                                            f"imported from {p.name}", notes), placement))
     if not out:
-        raise CalibrationImportError(f"{p.name} holds no camera (tables with size, matrix and distortions, as Pose2Sim writes)")
+        raise CalibrationImportError(f"{p.name} holds no camera (tables with size, matrix and distortions, as "
+                                     "Pose2Sim writes)")
     return out
 
 
@@ -141,7 +143,8 @@ def _read_filestorage(p: Path) -> list[ImportedCamera]:
     try:
         fs = cv2.FileStorage(str(p), cv2.FILE_STORAGE_READ)
     except cv2.error as e:
-        raise CalibrationImportError(f"{p.name} is not an OpenCV calibration file ({str(e).strip().splitlines()[-1]})") from None
+        why = str(e).strip().splitlines()[-1]
+        raise CalibrationImportError(f"{p.name} is not an OpenCV calibration file ({why})") from None
     try:
         if not fs.isOpened():
             raise CalibrationImportError(f"{p.name} could not be read as an OpenCV calibration file")
@@ -167,8 +170,8 @@ def _read_filestorage(p: Path) -> list[ImportedCamera]:
             elif s is not None and s.mat() is not None:
                 size = tuple(np.ravel(s.mat())[:2])
         if size is None or not all(math.isfinite(float(v)) and float(v) > 0 for v in size):
-            raise CalibrationImportError(f"{p.name} has no image size (image_width / image_height or image_size): the focal "
-                               "length means nothing without it")
+            raise CalibrationImportError(f"{p.name} has no image size (image_width / image_height or image_size): "
+                                         "the focal length means nothing without it")
         return [ImportedCamera(_profile(p.stem, size, K.mat(), None if D is None else D.mat(),
                                         f"imported from {p.name}"))]
     finally:

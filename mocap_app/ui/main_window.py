@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.autosave_path: Path | None = None
         self.camera_profile = None              # CameraProfile from the calibration dialog
         self.placement = CameraPlacement()      # known pitch / roll / height (Camera ▸ Camera placement)
-        self._review_full: np.ndarray | None = None   # the reviewed frame at full size (a floor board is measured on it)
+        self._review_full: np.ndarray | None = None   # the reviewed frame at full size (to measure a floor board)
         self.intrinsics = None
         self.world: dict | None = None
         self.trail: collections.deque = collections.deque(maxlen=TRAIL_LEN)

@@ -138,14 +138,15 @@ class PlacementDialog(QDialog):
 
         def work():
             from mocap_app.calibration.floor import placement_from_floor_board
+            from mocap_app.capture import CaptureError, read_still
             res, err = None, ""
             try:
-                img = _read_image(image)
+                img = image if isinstance(image, np.ndarray) else read_still(image)
                 if camera is None:
                     raise ValueError("no camera model: calibrate the camera first (Camera ▸ Calibrate camera)")
                 intr, _ = camera(img.shape[1], img.shape[0])
                 res = placement_from_floor_board(img, spec, intr, thickness)
-            except ValueError as e:           # CalibrationError, BoardNotFoundError, a missing camera model
+            except (ValueError, CaptureError) as e:   # CalibrationError, no board, no camera model, no image
                 err = str(e)
             except Exception as e:  # noqa: BLE001 - one sentence in the dialog, never a traceback
                 err = f"{type(e).__name__}: {e}"
@@ -189,22 +190,3 @@ class PlacementDialog(QDialog):
         return CameraPlacement(**{a: (self.spins[a].value() if self.checks[a].isChecked() else None)
                                   for a, *_ in FIELDS})
 
-
-def _read_image(image) -> np.ndarray:
-    """A BGR image from an array, an image file, or a video's first frame."""
-    import cv2
-
-    from mocap_app.capture import CaptureError, VideoSource
-    if isinstance(image, np.ndarray):
-        return image
-    img = cv2.imread(str(image))
-    if img is not None:
-        return img
-    try:
-        with VideoSource(image) as src:
-            frame = src.read()
-    except CaptureError:
-        frame = None
-    if frame is None:
-        raise ValueError(f"{image} could not be read as an image or a video")
-    return frame.image_bgr
