@@ -166,3 +166,54 @@ def test_the_app_gives_the_dialog_its_camera(qtbot, tmp_path):
     assert w._camera_at(1088, 1920)[0].fx_px == 1500.0
     w.clip_saved = True
     w.close()
+
+
+def test_the_board_is_typed_once(qtbot, tmp_path):
+    """The board set in the calibration dialog comes back there and in the placement dialog, also after a restart."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    pytest.importorskip("pytestqt")
+    from PySide6.QtCore import QSettings
+
+    from qt_modal import when_modal
+
+    from mocap_app.ui.main_window import MainWindow
+    settings = QSettings(str(tmp_path / "app.ini"), QSettings.IniFormat)
+
+    def window():
+        w = MainWindow(settings=settings, prefer_open3d=False, auto_start_files=False)
+        qtbot.addWidget(w)
+        return w
+    w = window()
+
+    def type_board(dlg, seen):
+        dlg.cols_spin.setValue(4)
+        dlg.rows_spin.setValue(7)
+        dlg.square_spin.setValue(60.0)
+        dlg.reject()                                  # remembered even when the dialog is cancelled
+    seen = when_modal(type_board)
+    w.open_calibration()
+    assert "error" not in seen, seen
+
+    def look(dlg, seen):
+        seen["board"] = (dlg.board_cols.value(), dlg.board_rows.value(), dlg.board_square.value())
+        dlg.reject()
+    seen = when_modal(look)
+    w.open_placement()
+    assert seen.get("board") == (4, 7, 60.0), seen
+    w.clip_saved = True
+    w.close()
+    w2 = window()                                     # a restart
+
+    def look_again(dlg, seen):
+        seen["board"] = (dlg.cols_spin.value(), dlg.rows_spin.value(), dlg.square_spin.value(),
+                         dlg.charuco_check.isChecked())
+        dlg.reject()
+    seen = when_modal(look_again)
+    w2.open_calibration()
+    assert seen.get("board") == (4, 7, 60.0, False), seen
+    settings.setValue("calibration/board", "{not json")  # a damaged setting: the defaults, no error
+    seen = when_modal(look)
+    w2.open_placement()
+    assert seen.get("board") == (9, 6, 25.0), seen
+    w2.clip_saved = True
+    w2.close()

@@ -647,6 +647,27 @@ class CalibrationDialog(QDialog):
                         legacy=self.legacy_check.isChecked())
         return args
 
+    def board_fields(self) -> dict:
+        """The board fields, to remember between sessions (``set_board_fields`` takes them back)."""
+        return self._spec_args()
+
+    def set_board_fields(self, d: dict | None) -> None:
+        """Fill the board fields from ``board_fields()``'s dict; missing or unusable values are left as they are."""
+        d = d or {}
+        try:
+            if "kind" in d:
+                self.charuco_check.setChecked(d["kind"] == "charuco")
+            for key, spin in (("cols", self.cols_spin), ("rows", self.rows_spin), ("square_mm", self.square_spin),
+                              ("marker_mm", self.marker_spin)):
+                if d.get(key) is not None:
+                    spin.setValue(type(spin.value())(d[key]))
+            if d.get("dictionary") and self.dict_combo.findText(str(d["dictionary"])) >= 0:
+                self.dict_combo.setCurrentText(str(d["dictionary"]))
+            if "legacy" in d:
+                self.legacy_check.setChecked(bool(d["legacy"]))
+        except (TypeError, ValueError):     # a hand-edited settings file: keep the defaults
+            pass
+
     def _show_charuco_fields(self, on: bool) -> None:
         self.charuco_row.setVisible(on)
         self.pattern_label.setText("Squares" if on else "Inner corners")   # what OpenCV counts for each board

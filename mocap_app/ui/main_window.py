@@ -910,7 +910,10 @@ class MainWindow(QMainWindow):
         img = self.video._img
         if img is not None:
             dlg.set_frame(img)
-        if dlg.exec():
+        dlg.set_board_fields(self._remembered_board())
+        accepted = dlg.exec()
+        self._remember_board(dlg.board_fields())
+        if accepted:
             prof = dlg.profile()
             placement = dlg.placement_to_use()     # a scene calibration's pitch / roll / height, if kept ticked
             told = self.set_camera_placement(placement, show=False) if placement is not None else ""
@@ -938,9 +941,24 @@ class MainWindow(QMainWindow):
         frame = self._review_full if self.clip is not None and self.worker is None else None
         dlg = PlacementDialog(self, self.placement, self.clip.world if self.clip is not None else None,
                               camera=self._camera_at, frame=frame)
-        if dlg.exec():
+        dlg.set_board_fields(self._remembered_board())
+        accepted = dlg.exec()
+        if dlg.board_measured:
+            self._remember_board(dlg.board_fields())
+        if accepted:
             self.set_camera_placement(dlg.placement())
         return dlg
+
+    def _remembered_board(self) -> dict:
+        """The calibration board last used in either dialog (one board per user, typed once)."""
+        try:
+            d = json.loads(str(self.settings.value("calibration/board", "") or "{}"))
+        except ValueError:
+            return {}
+        return d if isinstance(d, dict) else {}
+
+    def _remember_board(self, fields: dict) -> None:
+        self.settings.setValue("calibration/board", json.dumps(fields))
 
     def set_camera_placement(self, placement, show: bool = True) -> str:
         """Use ``placement`` (a ``CameraPlacement``) from now on, remember it, and re-align the take under review.

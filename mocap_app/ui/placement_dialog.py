@@ -37,6 +37,7 @@ class PlacementDialog(QDialog):
         super().__init__(parent)
         self._camera, self._frame = camera, frame
         self._board_thread: threading.Thread | None = None
+        self.board_measured = False           # a board was measured (its fields are then worth remembering)
         self.boardDone.connect(self._on_board_done)
         self.setWindowTitle("Camera placement")
         placement = placement or CameraPlacement()
@@ -116,6 +117,23 @@ class PlacementDialog(QDialog):
         v.addWidget(self.board_info)
         return box
 
+    def board_fields(self) -> dict:
+        """The chessboard fields, as the calibration dialog's ``board_fields`` (to remember them)."""
+        return dict(cols=self.board_cols.value(), rows=self.board_rows.value(), square_mm=self.board_square.value(),
+                    kind="chessboard")
+
+    def set_board_fields(self, d: dict | None) -> None:
+        """Fill the fields from a remembered chessboard (a ChArUco board counts squares, not corners: skipped)."""
+        d = d or {}
+        if d.get("kind", "chessboard") != "chessboard":
+            return
+        try:
+            for key, spin in (("cols", self.board_cols), ("rows", self.board_rows), ("square_mm", self.board_square)):
+                if d.get(key) is not None:
+                    spin.setValue(type(spin.value())(d[key]))
+        except (TypeError, ValueError):
+            pass
+
     def _pick_board_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Image of the board on the floor", "",
                                               "Images or videos (*.png *.jpg *.jpeg *.bmp *.mp4 *.mov *.avi *.mkv)")
@@ -155,6 +173,7 @@ class PlacementDialog(QDialog):
             except RuntimeError:              # the dialog was closed meanwhile
                 pass
 
+        self.board_measured = True
         self.board_image_button.setEnabled(False)
         self.board_frame_button.setEnabled(False)
         self._say("Looking for the board...")
