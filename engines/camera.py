@@ -10,8 +10,11 @@ equivalent focal length ``f_35`` (full-frame sensor, 36 x 24 mm, diagonal 43.27 
 
 Lens distortion (OpenCV's model, ``dist_coeffs = (k1, k2, p1, p2[, k3[, k4, k5, k6[, s1..s4]]])``) maps the ray's
 normalised point ``x = (X/Z, Y/Z)`` to ``x_d = x (1 + k1 r^2 + k2 r^4 + k3 r^6) / (1 + k4 r^2 + ...) + tangential``
-and the pixel is ``K x_d``. Every engine assumes a pinhole camera, so keypoints (and PersPose's frames) go through
-``undistort_px`` / ``undistort_image`` first: the pixel where the same ray meets the pinhole image of the same ``K``.
+and the pixel is ``K x_d``. Action cameras (GoPro and the like, 120-170 deg) need OpenCV's fisheye model instead
+(``lens_model="fisheye"``, ``dist_coeffs = (k1, k2, k3, k4)``): the ray at angle ``theta`` from the axis lands at radius
+``theta_d = theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 + k4 theta^8)`` in normalised units. Every engine assumes a
+pinhole camera, so keypoints (and PersPose's frames) go through ``undistort_px`` / ``undistort_image`` first: the pixel
+where the same ray meets the pinhole image of the same ``K``.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ class CameraIntrinsics:
     cx_px: float
     cy_px: float
     dist_coeffs: tuple[float, ...] = field(default=())
+    lens_model: str = "standard"       # OpenCV's calibrateCamera model, or "fisheye" (cv2.fisheye, k1..k4)
 
     def __post_init__(self):
         for name in ("fx_px", "fy_px"):
@@ -52,6 +56,11 @@ class CameraIntrinsics:
                     f"[{MIN_FOCAL_PX:.0f}, {MAX_FOCAL_PX:.0f}] px")
         if self.width_px <= 0 or self.height_px <= 0:
             raise InvalidIntrinsicsError(f"image size {self.width_px}x{self.height_px} must be positive")
+        if self.lens_model not in LENS_MODELS:
+            raise InvalidIntrinsicsError(f"lens model {self.lens_model!r} must be one of {', '.join(LENS_MODELS)}")
+        if self.lens_model == "fisheye" and len(self.dist_coeffs) != 4:
+            raise InvalidIntrinsicsError(f"a fisheye lens has 4 distortion coefficients (k1 k2 k3 k4), not "
+                                         f"{len(self.dist_coeffs)}")
         if len(self.dist_coeffs) > OPENCV_DIST_SIZES[-1]:
             raise InvalidIntrinsicsError(f"{len(self.dist_coeffs)} distortion coefficients: OpenCV's model "
                                          f"(k1 k2 p1 p2 k3 k4 k5 k6 s1 s2 s3 s4 tx ty) has at most 14")
@@ -81,15 +90,17 @@ class CameraIntrinsics:
         return cls.from_focal(focal_35mm * diag / FULL_FRAME_DIAGONAL_MM, width_px, height_px)
 
     @classmethod
-    def from_matrix(cls, K, width_px: int, height_px: int, dist_coeffs=()) -> "CameraIntrinsics":
+    def from_matrix(cls, K, width_px: int, height_px: int, dist_coeffs=(), lens_model: str = "standard"
+                    ) -> "CameraIntrinsics":
         K = np.asarray(K, dtype=float)
         return cls(int(width_px), int(height_px), float(K[0, 0]), float(K[1, 1]),
-                   float(K[0, 2]), float(K[1, 2]), tuple(float(d) for d in dist_coeffs))
+                   float(K[0, 2]), float(K[1, 2]), tuple(float(d) for d in dist_coeffs), lens_model)
 
     # -- derived --------------------------------------------------------------------
     @property
     def has_distortion(self) -> bool:
-        return any(d != 0.0 for d in self.dist_coeffs)
+        # a fisheye lens with all k = 0 is still equidistant (r = f theta), not a pinhole (r = f tan theta)
+        return self.lens_model == "fisheye" or any(d != 0.0 for d in self.dist_coeffs)
 
     @property
     def pinhole(self) -> "CameraIntrinsics":
@@ -107,14 +118,18 @@ class CameraIntrinsics:
                 math.degrees(2 * math.atan(self.height_px / 2 / self.fy_px)))
 
     def to_dict(self) -> dict:
-        return {"width_px": self.width_px, "height_px": self.height_px, "fx_px": self.fx_px,
-                "fy_px": self.fy_px, "cx_px": self.cx_px, "cy_px": self.cy_px,
-                "dist_coeffs": list(self.dist_coeffs)}
+        d = {"width_px": self.width_px, "height_px": self.height_px, "fx_px": self.fx_px,
+             "fy_px": self.fy_px, "cx_px": self.cx_px, "cy_px": self.cy_px,
+             "dist_coeffs": list(self.dist_coeffs)}
+        if self.lens_model != "standard":       # older readers see the usual keys
+            d["lens_model"] = self.lens_model
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "CameraIntrinsics":
         return cls(int(d["width_px"]), int(d["height_px"]), float(d["fx_px"]), float(d["fy_px"]),
-                   float(d["cx_px"]), float(d["cy_px"]), tuple(d.get("dist_coeffs", ())))
+                   float(d["cx_px"]), float(d["cy_px"]), tuple(d.get("dist_coeffs", ())),
+                   str(d.get("lens_model", "standard")))
 
 
 def project(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -150,6 +165,8 @@ def crop_intrinsics(K: np.ndarray, box_xywh, out_size: tuple[int, int]) -> np.nd
 
 
 OPENCV_DIST_SIZES = (4, 5, 8, 12, 14)
+LENS_MODELS = ("standard", "fisheye")
+FISHEYE_MAX_DEG = 85.0      # beyond this off-axis angle a pinhole pixel is too far out to mean anything
 
 
 def opencv_dist_coeffs(dist) -> np.ndarray:
@@ -173,9 +190,19 @@ def undistort_px(pixels: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
     flat = p.reshape(-1, 2).astype(np.float64)
     out = np.full_like(flat, np.nan)
     ok = np.isfinite(flat).all(-1)
-    if ok.any():
+    crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-9)   # OpenCV's 5 steps: 0.2 px off (wide)
+    if ok.any() and intr.lens_model == "fisheye":
+        D = np.asarray(intr.dist_coeffs, float)
+        # a ray 90 deg or more off the axis has no pinhole pixel: such points become NaN (no person), not garbage
+        t = math.radians(FISHEYE_MAX_DEG)
+        theta_d_max = t * (1 + D[0] * t ** 2 + D[1] * t ** 4 + D[2] * t ** 6 + D[3] * t ** 8)
+        xd = (flat - [intr.cx_px, intr.cy_px]) / [intr.fx_px, intr.fy_px]
+        ok &= np.linalg.norm(np.nan_to_num(xd), axis=-1) < theta_d_max
+    if ok.any() and intr.lens_model == "fisheye":
+        out[ok] = cv2.fisheye.undistortPoints(flat[ok].reshape(-1, 1, 2), intr.K, D, R=np.eye(3), P=intr.K,
+                                              criteria=crit).reshape(-1, 2)
+    elif ok.any():
         args = (flat[ok].reshape(-1, 1, 2), intr.K, opencv_dist_coeffs(intr.dist_coeffs))
-        crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-9)   # OpenCV's 5 steps: 0.2 px off (wide)
         if hasattr(cv2, "undistortPointsIter"):                                # OpenCV 4
             und = cv2.undistortPointsIter(*args, None, intr.K, crit)
         else:                                                                  # OpenCV 5 merged it
@@ -200,8 +227,12 @@ def distortion_shift_px(intr: CameraIntrinsics) -> float:
 @lru_cache(maxsize=4)
 def _undistort_maps(intr: CameraIntrinsics):
     import cv2
-    return cv2.initUndistortRectifyMap(intr.K, opencv_dist_coeffs(intr.dist_coeffs), None, intr.K,
-                                       (intr.width_px, intr.height_px), cv2.CV_16SC2)
+    size = (intr.width_px, intr.height_px)
+    if intr.lens_model == "fisheye":
+        return cv2.fisheye.initUndistortRectifyMap(intr.K, np.asarray(intr.dist_coeffs, float), np.eye(3), intr.K,
+                                                   size, cv2.CV_16SC2)
+    return cv2.initUndistortRectifyMap(intr.K, opencv_dist_coeffs(intr.dist_coeffs), None, intr.K, size,
+                                       cv2.CV_16SC2)
 
 
 def undistort_image(image: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:

@@ -8,6 +8,7 @@ source video's pixel grid, camera frame = OpenCV axes: X right, Y down, Z forwar
       "joint_names": ["pelvis", ...17 names...],
       "source": {"path": str, "fps": float, "frame_count": int, "width_px": int, "height_px": int},
       "intrinsics": {"width_px", "height_px", "fx_px", "fy_px", "cx_px", "cy_px", "dist_coeffs",
+                     ["lens_model": "fisheye"],   (absent: OpenCV's standard distortion model)
                      "source": "cli focal" | "cli fov" | "profile" | "default fov" | ...},
       "engine": {"name": str, "backend": str, "refine": str | null},
       "world": null | {"R_cam_to_world": 3x3, "t_cam_to_world_mm": [3], ...},

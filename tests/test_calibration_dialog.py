@@ -117,6 +117,21 @@ def test_checkerboard_runs_off_the_ui_thread(dlg, qtbot):
     assert dlg.grab().save(str(NOTES / "calibration_dialog.png"))
 
 
+def test_fisheye_box_fits_the_fisheye_model(dlg, qtbot):
+    """*Fisheye lens* runs OpenCV's fisheye calibration (a narrow lens too: cam04 comes out at its focal length)."""
+    dlg.add_images(sorted((DATA / "intrinsics" / "int_cam04_img").glob("*.jpg")))
+    dlg.cols_spin.setValue(4)
+    dlg.rows_spin.setValue(7)
+    dlg.square_spin.setValue(60.0)
+    dlg.fisheye_check.setChecked(True)
+    with qtbot.waitSignal(dlg.runFinished, timeout=120_000):
+        dlg.start_checkerboard()
+    prof = dlg.profile()
+    assert prof.lens_model == "fisheye" and len(prof.dist_coeffs) == 4
+    assert prof.fx_px == pytest.approx(1675.2, rel=0.02) and "fisheye lens" in dlg.result_label.text()
+    assert dlg.undistort_check.isEnabled()
+
+
 def test_charuco_board_settings_in_the_dialog(dlg, qtbot, tmp_path):
     """A ChArUco board of its own dictionary, marker size and legacy layout calibrates from the dialog once those are
     set; an impossible marker size is one sentence."""

@@ -88,10 +88,14 @@ def test_opencv_yaml_and_xml(tmp_path):
 
 
 def test_files_that_are_not_a_camera(tmp_path):
-    fisheye = tmp_path / "gopro.toml"
+    fisheye = tmp_path / "gopro.toml"                     # a fisheye camera keeps its lens model
     fisheye.write_text('[gopro]\nsize = [1920.0, 1080.0]\nmatrix = [[900.0, 0.0, 960.0], [0.0, 900.0, 540.0], '
                        '[0.0, 0.0, 1.0]]\ndistortions = [0.1, 0.0, 0.0, 0.0]\nfisheye = true\n')
-    with pytest.raises(CalibrationImportError, match="fisheye lens model"):
+    p = import_camera(fisheye).profile
+    assert p.lens_model == "fisheye" and p.dist_coeffs == (0.1, 0.0, 0.0, 0.0)
+    assert p.intrinsics().lens_model == "fisheye" and "fisheye lens" in p.lens_summary()
+    fisheye.write_text(fisheye.read_text().replace("[0.1, 0.0, 0.0, 0.0]", "[0.1, 0.0, 0.0, 0.0, 0.0]"))
+    with pytest.raises(Exception, match="fisheye lens has 4 distortion coefficients"):
         import_camera(fisheye)
     absurd = tmp_path / "absurd.toml"
     absurd.write_text('[c]\nsize = [1920.0, 1080.0]\nmatrix = [[5.0, 0.0, 960.0], [0.0, 5.0, 540.0], '

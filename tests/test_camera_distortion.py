@@ -196,3 +196,86 @@ def test_the_app_worker_lifts_through_the_lens(wide_video, tmp_path):
     assert len(take) == 6 and take.person.all() and take.intrinsics.dist_coeffs == LENS
     np.testing.assert_allclose(take.joints_cam_mm, relift_clip(take, lens, "profile").joints_cam_mm, atol=0.5)
     assert _median_mm(take, relift_clip(take, _pinhole(), "profile")) > 30
+
+
+# -- fisheye lenses (action cameras) ----------------------------------------------------------------------------
+GOPRO = CameraIntrinsics(1280, 720, 600.0, 600.0, 642.0, 357.0, (0.05, -0.02, 0.005, -0.001), "fisheye")
+
+
+def _rays(max_deg, n=500, seed=0):
+    rng = np.random.default_rng(seed)
+    th, ph = rng.uniform(0, np.radians(max_deg), n), rng.uniform(0, 2 * np.pi, n)
+    return np.c_[np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)]
+
+
+def _fisheye_px(X, intr):
+    px, _ = cv2.fisheye.projectPoints(X.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), intr.K,
+                                      np.asarray(intr.dist_coeffs, float))
+    return px.reshape(-1, 2)
+
+
+def test_a_fisheye_lens_is_undistorted_with_its_own_model():
+    X = _rays(75.0)
+    seen = _fisheye_px(X, GOPRO)
+    assert np.abs(seen - project(X, GOPRO.K)).max() > 500          # rays 75 deg off the axis: far from a pinhole's
+    np.testing.assert_allclose(undistort_px(seen, GOPRO), project(X, GOPRO.K), atol=1e-4)
+    # a ray 85 deg or more off the axis has no meaningful pinhole pixel: no person, not garbage
+    edge = _fisheye_px(np.array([[np.sin(np.radians(88)), 0, np.cos(np.radians(88))]]), GOPRO)
+    assert np.isnan(undistort_px(edge, GOPRO)).all()
+    # an all-zero fisheye is still equidistant (r = f theta), not a pinhole
+    equidistant = CameraIntrinsics(1280, 720, 600.0, 600.0, 642.0, 357.0, (0.0, 0.0, 0.0, 0.0), "fisheye")
+    assert equidistant.has_distortion
+    np.testing.assert_allclose(undistort_px(_fisheye_px(X, equidistant), equidistant), project(X, GOPRO.K), atol=1e-4)
+    assert CameraIntrinsics.from_dict(GOPRO.to_dict()) == GOPRO and "lens_model" not in _pinhole().to_dict()
+    with pytest.raises(InvalidIntrinsicsError, match="4 distortion coefficients"):
+        CameraIntrinsics(1280, 720, 600.0, 600.0, 642.0, 357.0, LENS, "fisheye")
+    with pytest.raises(InvalidIntrinsicsError, match="lens model"):
+        CameraIntrinsics(1280, 720, 600.0, 600.0, 642.0, 357.0, (), "spherical")
+
+
+def test_a_fisheye_profile_keeps_its_lens_turned_saved_and_in_its_field_of_view(tmp_path):
+    prof = CameraProfile.from_intrinsics("gopro", GOPRO, "checkerboard")
+    assert prof.lens_model == "fisheye" and prof.intrinsics(640, 360).lens_model == "fisheye"
+    assert CameraProfile.load(prof.save(tmp_path / "gopro.json")) .intrinsics() == GOPRO
+    # the field of view through the lens's own model (118 deg across), not the pinhole formula's 93 deg
+    fov = prof.fov_deg
+    assert 115 < fov["horizontal"] < 121 and "fisheye lens, 135 deg across the diagonal" in prof.lens_summary()
+    upright = prof.intrinsics(720, 1280)                        # held upright: the same (radial) lens, turned
+    X = _rays(60.0)
+    u = _fisheye_px(X, GOPRO)
+    turned = np.c_[-X[:, 1], X[:, 0], X[:, 2]]
+    np.testing.assert_allclose(_fisheye_px(turned, upright), np.c_[720 - 1 - u[:, 1], u[:, 0]], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def fisheye_video(tmp_path_factory):
+    """cam03 seen through an equidistant fisheye of the same focal length (the frame's edges compressed)."""
+    lens = CameraIntrinsics(1088, 1920, 1681.0, 1681.0, 543.5, 959.5, (0.02, 0.0, 0.0, 0.0), "fisheye")
+    grid = np.stack(np.meshgrid(np.arange(1088, dtype=np.float32), np.arange(1920, dtype=np.float32)), -1)
+    src = undistort_px(grid, lens).astype(np.float32)
+    path = tmp_path_factory.mktemp("fisheye") / "cam03_fisheye.avi"
+    cap = cv2.VideoCapture(str(VIDEO))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 60.0, (1088, 1920))
+    out.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
+    for _ in range(FRAMES):
+        ok, frame = cap.read()
+        assert ok
+        out.write(cv2.remap(frame, src[..., 0], src[..., 1], cv2.INTER_LINEAR))
+    out.release()
+    cap.release()
+    return path, lens
+
+
+@needs_video
+def test_a_fisheye_video_with_its_profile_gives_the_original_3d(pinhole_take, fisheye_video, tmp_path):
+    from mocap_app.clip import Clip
+    from mocap_app.pipeline import process_video, relift_clip
+    path, lens = fisheye_video
+    take = process_video(path, profile=lens, max_frames=FRAMES)
+    assert take.person.all() and take.intrinsics.lens_model == "fisheye"
+    take.save(tmp_path / "fisheye.clip.json")
+    assert Clip.load(tmp_path / "fisheye.clip.json").intrinsics == take.intrinsics     # the lens model is kept
+    ignored = relift_clip(take, _pinhole(), "profile")
+    with_lens, without = _median_mm(take, pinhole_take), _median_mm(ignored, pinhole_take)
+    # measured: 13.6 mm with the lens, 65 mm without
+    assert with_lens < 20 and without > 3 * with_lens, (with_lens, without)

@@ -314,13 +314,14 @@ def _expand_videos(items: Iterable, spec: BoardSpec) -> list:
     return out
 
 
-def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
+def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False, fisheye: bool = False,
               progress: Callable[[int, int, str], None] | None = None) -> CheckerboardResult:
     """Calibrate from image paths, videos of the board (``views_from_video``) or ``(name, array)`` pairs of one
     camera at one size.
 
     Views whose reprojection error is an outlier (blur, a mis-ordered detection)
-    are dropped once and the calibration is redone.
+    are dropped once and the calibration is redone. ``fisheye``: OpenCV's fisheye model (``cv2.fisheye.calibrate``,
+    k1..k4) for action cameras, whose wide field the standard model cannot follow to the image corners.
     """
     images = list(images)
     items = _expand_videos(images, spec)
@@ -365,7 +366,30 @@ def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
     # keypoints with this model, so the border matters.
     flags = cv2.CALIB_FIX_K3 | (cv2.CALIB_FIX_ASPECT_RATIO if fix_aspect else 0)
 
+    def run_fisheye(vs):
+        obj = [v.object_points.reshape(-1, 1, 3).astype(np.float64) for v in vs]
+        img = [v.image_points.reshape(-1, 1, 2).astype(np.float64) for v in vs]
+        fl = cv2.fisheye.CALIB_RECOMPUTE_EXTRINSIC | cv2.fisheye.CALIB_FIX_SKEW
+        try:
+            rms, K, d, rv, tv = cv2.fisheye.calibrate(obj, img, size, np.eye(3), np.zeros(4), flags=fl,
+                                                      criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS,
+                                                                200, 1e-10))
+        except cv2.error as e:   # ill-conditioned views: OpenCV's assertion is no help to a user
+            raise CalibrationError("the fisheye calibration did not converge (" + str(e).strip().splitlines()[-1]
+                                   + "): add views with the board nearer and in more parts of the image") from None
+        per = {}
+        for v, o, r, t in zip(vs, obj, rv, tv):
+            proj, _ = cv2.fisheye.projectPoints(o, r, t, K, d)
+            res = proj.reshape(-1, 2) - v.image_points.reshape(-1, 2)
+            per[v.name] = float(np.sqrt(np.mean(np.sum(res ** 2, axis=-1))))
+        return rms, K, d, rv, per
+
     def run(vs):
+        if fisheye:
+            return run_fisheye(vs)
+        return run_standard(vs)
+
+    def run_standard(vs):
         K0 = np.eye(3)
         if fix_aspect:
             K0[0, 0] = K0[1, 1] = max(size)
@@ -378,7 +402,23 @@ def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
             per[v.name] = float(np.sqrt(np.mean(np.sum(res ** 2, axis=-1))))
         return rms, K, d, rv, per
 
-    rms, K, d, rvecs, per = run(views)
+    if fisheye:
+        # OpenCV's fisheye fit starts every view's pose from a rough lens; a board at the very edge of a wide lens can
+        # stop it. Drop such views, the most off-centre first, rather than fail the whole calibration.
+        centre = np.array(size, float) / 2
+        while True:
+            try:
+                rms, K, d, rvecs, per = run(views)
+                break
+            except CalibrationError:
+                if len(views) <= MIN_VIEWS:
+                    raise
+                far = max(views, key=lambda v: float(np.linalg.norm(v.image_points.reshape(-1, 2) - centre,
+                                                                    axis=-1).max()))
+                rejected[far.name] = "the fisheye fit could not start with it (the board at the image's edge)"
+                views = [v for v in views if v is not far]
+    else:
+        rms, K, d, rvecs, per = run(views)
     med = float(np.median(list(per.values())))
     bad = [v for v in views if per[v.name] > max(OUTLIER_FACTOR * med, 1.0)]
     if bad and len(views) - len(bad) >= MIN_VIEWS:
@@ -387,7 +427,8 @@ def calibrate(images: Iterable, spec: BoardSpec, *, fix_aspect: bool = False,
         views = [v for v in views if v not in bad]
         rms, K, d, rvecs, per = run(views)
     try:
-        intr = CameraIntrinsics.from_matrix(K, size[0], size[1], d.ravel()[:5])
+        intr = (CameraIntrinsics.from_matrix(K, size[0], size[1], d.ravel()[:4], "fisheye") if fisheye else
+                CameraIntrinsics.from_matrix(K, size[0], size[1], d.ravel()[:5]))
     except InvalidIntrinsicsError as e:
         raise CalibrationError(f"calibration gave implausible intrinsics ({e}); add more, better-spread views") from None
     cov = _coverage(views, rvecs, size)

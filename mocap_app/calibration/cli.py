@@ -79,6 +79,8 @@ def add_calibrate_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("images", nargs="+", help="image files or glob patterns of one camera at one size, or a video "
                                              "of the board being moved in front of it (views every 0.5 s)")
     board(c)
+    c.add_argument("--fisheye", action="store_true",
+                   help="fit OpenCV's fisheye lens model (action cameras, 120 deg and wider), not the standard one")
     common(c)
 
     fl = sub.add_parser("floor", help="where the camera stands (pitch, roll, lens height) from one image of a board "
@@ -198,7 +200,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             missing = [f for f in files if not Path(f).is_file()]
             if missing or not files:
                 return _fail(f"image not found: {missing[0] if missing else args.images[0]}", EXIT_INPUT)
-            res = calibrate(files, _board_spec(args))
+            res = calibrate(files, _board_spec(args), fisheye=args.fisheye)
             for name, why in res.rejected.items():
                 print(f"  skipped {name}: {why}")
             print(f"calibrated from {len(res.used)} views, RMS reprojection error {res.rms_px:.3f} px")

@@ -335,6 +335,10 @@ class CalibrationDialog(QDialog):
         f.addRow(self.pattern_label, pat)
         f.addRow("Square", self.square_spin)
         f.addRow(self.charuco_check)
+        self.fisheye_check = QCheckBox("Fisheye lens (action cameras, 120 deg and wider)")
+        self.fisheye_check.setToolTip("Fit OpenCV's fisheye lens model instead of the standard one: for GoPro-like "
+                                      "cameras whose wide field the standard model cannot follow to the corners")
+        f.addRow(self.fisheye_check)
         aruco = QHBoxLayout()
         aruco.addWidget(self.dict_combo)
         aruco.addWidget(QLabel("marker"))
@@ -435,7 +439,7 @@ class CalibrationDialog(QDialog):
         if image is None:
             return
         prof = self._profile
-        if self.undistort_check.isChecked() and prof is not None and any(prof.dist_coeffs):
+        if self.undistort_check.isChecked() and prof is not None and prof.has_distortion:
             from engines.camera import undistort_image
             from mocap_app.ui.widgets import bgr_to_qimage, qimage_to_bgr
             try:   # the model scaled to the preview's size (the live preview is a smaller copy of the frame)
@@ -486,7 +490,7 @@ class CalibrationDialog(QDialog):
                                       + (f"\n{prof.lens_summary()}" if prof.lens_summary() else ""))
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(self._profile is not None)
         self.save_button.setEnabled(self._profile is not None)
-        lens = self._profile is not None and any(self._profile.dist_coeffs)
+        lens = self._profile is not None and self._profile.has_distortion
         self.undistort_check.setEnabled(lens)
         if not lens:
             self.undistort_check.setChecked(False)
@@ -807,12 +811,13 @@ class CalibrationDialog(QDialog):
         from mocap_app.calibration.checkerboard import BoardSpec, calibrate
         files = [self.image_list.item(i).data(Qt.UserRole) for i in range(self.image_list.count())]
         spec_args = self._spec_args()
+        fisheye = self.fisheye_check.isChecked()
 
         def work(progress):
             if not files:
                 raise CalibrationError("add some images of the board first")
             spec = BoardSpec(**spec_args)
-            return calibrate(files, spec, progress=lambda i, n, name: progress(0.9 * i / max(n, 1)))
+            return calibrate(files, spec, fisheye=fisheye, progress=lambda i, n, name: progress(0.9 * i / max(n, 1)))
 
         def done(res):
             self.checker_info.setStyleSheet("")

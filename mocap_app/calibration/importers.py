@@ -2,10 +2,10 @@
 *Load profile...*).
 
 * **Pose2Sim / Sports2D / anipose TOML**: one table per camera with ``size = [w, h]``, ``matrix`` (3x3),
-  ``distortions`` (OpenCV order), ``rotation`` (Rodrigues) and ``translation`` (world to camera, metres) and
-  ``fisheye``. Their world frame is Z up with the floor at z = 0, so a scene calibration also says where each camera
-  stands: pitch, roll and lens height (``ImportedCamera.placement``), what world alignment otherwise estimates from
-  the person.
+  ``distortions`` (OpenCV order; k1..k4 of OpenCV's fisheye model when ``fisheye = true``), ``rotation`` (Rodrigues)
+  and ``translation`` (world to camera, metres). Their world frame is Z up with the floor at z = 0, so a scene
+  calibration also says where each camera stands: pitch, roll and lens height (``ImportedCamera.placement``), what
+  world alignment otherwise estimates from the person.
 * **OpenCV FileStorage** (``.yml`` / ``.yaml`` / ``.xml``, as OpenCV's calibration sample and most C++ tools write
   them): ``camera_matrix`` (or ``cameraMatrix`` / ``K``), ``distortion_coefficients`` (or ``dist_coeffs`` /
   ``distCoeffs`` / ``D``), ``image_width`` + ``image_height`` (or ``image_size``).
@@ -92,13 +92,13 @@ def placement_from_extrinsics(rvec_world_to_cam, t_world_to_cam_m) -> dict:
     return {"pitch_deg": float(pitch), "roll_deg": float(roll), "camera_height_m": float(centre[2])}
 
 
-def _profile(name: str, size, K, dist, source: str, notes: str = "") -> CameraProfile:
+def _profile(name: str, size, K, dist, source: str, notes: str = "", lens_model: str = "standard") -> CameraProfile:
     try:
         w, h = (int(round(float(v))) for v in size)
         K = np.asarray(K, float).reshape(3, 3)
         d = tuple(float(v) for v in np.asarray(dist if dist is not None else (), float).ravel())
         return CameraProfile(name, w, h, float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), d, source,
-                             notes=notes)
+                             notes=notes, lens_model=lens_model)
     except CalibrationError:
         raise
     except (TypeError, ValueError) as e:
@@ -116,9 +116,6 @@ def _read_toml(p: Path) -> list[ImportedCamera]:
         if not isinstance(cam, dict) or "matrix" not in cam:
             continue                                   # e.g. [metadata]
         name = str(cam.get("name") or key)
-        if cam.get("fisheye"):
-            raise CalibrationImportError(f"camera {name!r} in {p.name} uses the fisheye lens model, which this app "
-                                         "does not support: calibrate it with a checkerboard here")
         if "size" not in cam:
             raise CalibrationImportError(f"camera {name!r} in {p.name} has no image size")
         placement, notes = None, ""
@@ -127,7 +124,8 @@ def _read_toml(p: Path) -> list[ImportedCamera]:
             notes = ("placement in the scene calibration (Z up, floor at 0): pitch {pitch_deg:.1f} deg, roll "
                      "{roll_deg:.1f} deg, lens {camera_height_m:.2f} m above the floor").format(**placement)
         out.append(ImportedCamera(_profile(name, cam["size"], cam["matrix"], cam.get("distortions"),
-                                           f"imported from {p.name}", notes), placement))
+                                           f"imported from {p.name}", notes,
+                                           "fisheye" if cam.get("fisheye") else "standard"), placement))
     if not out:
         raise CalibrationImportError(f"{p.name} holds no camera (tables with size, matrix and distortions, as "
                                      "Pose2Sim writes)")

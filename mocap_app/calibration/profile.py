@@ -93,6 +93,7 @@ class CameraProfile:
     reprojection_error_px: float | None = None   # checkerboard RMS, when measured
     confidence: float | None = None              # auto focal confidence in [0, 1], when estimated
     notes: str = ""
+    lens_model: str = "standard"                 # OpenCV's standard distortion model, or "fisheye" (action cameras)
 
     def __post_init__(self):
         self.dist_coeffs = tuple(float(d) for d in self.dist_coeffs)
@@ -110,7 +111,7 @@ class CameraProfile:
         if w < 16 or h < 16 or w > 20000 or h > 20000:
             raise ProfileError(f"image size {w}x{h} px is not a plausible video size")
         try:
-            CameraIntrinsics(w, h, self.fx_px, self.fy_px, self.cx_px, self.cy_px, self.dist_coeffs)
+            CameraIntrinsics(w, h, self.fx_px, self.fy_px, self.cx_px, self.cy_px, self.dist_coeffs, self.lens_model)
         except InvalidIntrinsicsError as e:
             raise ProfileError(f"camera '{self.name}': {e}") from None
         ratio = self.fx_px / self.fy_px
@@ -132,14 +133,33 @@ class CameraProfile:
     def lens_summary(self) -> str:
         """One line on the lens distortion, for the dialog and the CLI ("" without)."""
         from engines.camera import distortion_shift_px
+        if self.lens_model == "fisheye":      # its border has no pinhole pixel to compare with
+            return f"fisheye lens, {self.fov_deg['diagonal']:.0f} deg across the diagonal, removed before lifting"
         shift = distortion_shift_px(self.intrinsics())
-        return (f"lens distortion: up to {shift:.0f} px at the image border, removed before lifting"
-                if self.dist_coeffs and any(self.dist_coeffs) else "")
+        return f"lens distortion: up to {shift:.0f} px at the image border, removed before lifting" \
+            if self.has_distortion else ""
+
+    @property
+    def has_distortion(self) -> bool:
+        return self.lens_model == "fisheye" or any(d != 0.0 for d in self.dist_coeffs)
 
     @property
     def fov_deg(self) -> dict[str, float]:
-        """Horizontal, vertical and diagonal field of view (pinhole, distortion ignored)."""
+        """Horizontal, vertical and diagonal field of view (pinhole, distortion ignored; a fisheye lens through its
+        own model: theta_d = theta (1 + k1 theta^2 + ...) solved for the image edge's theta)."""
         w, h = self.size
+        if self.lens_model == "fisheye":
+            def angle(r):                                   # normalised image radius -> angle from the axis (deg)
+                lo, hi = 0.0, math.pi / 2               # rays beyond 90 deg off the axis do not count
+                k = self.dist_coeffs
+                for _ in range(60):                         # theta_d(theta) increases over the lens's range
+                    mid = (lo + hi) / 2
+                    t2 = mid * mid
+                    lo, hi = (mid, hi) if mid * (1 + k[0] * t2 + k[1] * t2 ** 2 + k[2] * t2 ** 3 + k[3] * t2 ** 4) < r \
+                        else (lo, mid)
+                return math.degrees(lo)
+            return {"horizontal": 2 * angle(w / 2 / self.fx_px), "vertical": 2 * angle(h / 2 / self.fy_px),
+                    "diagonal": 2 * angle(math.hypot(w / self.fx_px, h / self.fy_px) / 2)}
         return {"horizontal": math.degrees(2 * math.atan(w / 2 / self.fx_px)),
                 "vertical": math.degrees(2 * math.atan(h / 2 / self.fy_px)),
                 "diagonal": math.degrees(2 * math.atan(math.hypot(w / self.fx_px, h / self.fy_px) / 2))}
@@ -173,18 +193,21 @@ class CameraProfile:
         pad_y = (h - h0 * s) / 2.0
         # pixel centres: a pixel edge at 0 maps to 0, so the centre (c + 0.5) scales
         return CameraIntrinsics(w, h, self.fx_px * s, self.fy_px * s,
-                                (self.cx_px + 0.5) * s - 0.5, (self.cy_px + 0.5) * s - 0.5 + pad_y, self.dist_coeffs)
+                                (self.cx_px + 0.5) * s - 0.5, (self.cy_px + 0.5) * s - 0.5 + pad_y, self.dist_coeffs,
+                                self.lens_model)
 
     def rotated_90(self) -> "CameraProfile":
         """The same camera held in the other orientation (landscape <-> portrait), clockwise rotation."""
         w, h = self.size
-        dist, note = rotated_distortion(self.dist_coeffs)
+        # a fisheye lens's terms are all radial: they turn with the image unchanged
+        dist, note = ((self.dist_coeffs, "") if self.lens_model == "fisheye" else rotated_distortion(self.dist_coeffs))
         return CameraProfile(self.name + " (rotated)", h, w, self.fy_px, self.fx_px, h - 1 - self.cy_px,
                              self.cx_px, dist, self.source + ", rotated 90 deg" + note,
-                             self.created, self.reprojection_error_px, self.confidence, self.notes)
+                             self.created, self.reprojection_error_px, self.confidence, self.notes, self.lens_model)
 
     @classmethod
     def from_intrinsics(cls, name: str, intr: CameraIntrinsics, source: str, **kw) -> "CameraProfile":
+        kw.setdefault("lens_model", intr.lens_model)
         return cls(name, intr.width_px, intr.height_px, intr.fx_px, intr.fy_px, intr.cx_px, intr.cy_px,
                    tuple(intr.dist_coeffs), source, **kw)
 
@@ -207,7 +230,7 @@ class CameraProfile:
                        cy_px=float(d["cy_px"]), dist_coeffs=tuple(d.get("dist_coeffs") or ()),
                        source=str(d.get("source", "unknown")), created=str(d.get("created", "")),
                        reprojection_error_px=d.get("reprojection_error_px"), confidence=d.get("confidence"),
-                       notes=str(d.get("notes", "")))
+                       notes=str(d.get("notes", "")), lens_model=str(d.get("lens_model", "standard")))
         except KeyError as e:
             raise ProfileError(f"camera profile is missing the field {e.args[0]!r}") from None
         except (TypeError, ValueError) as e:
