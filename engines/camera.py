@@ -191,16 +191,17 @@ def undistort_px(pixels: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
     out = np.full_like(flat, np.nan)
     ok = np.isfinite(flat).all(-1)
     crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-9)   # OpenCV's 5 steps: 0.2 px off (wide)
-    if ok.any() and intr.lens_model == "fisheye":
+    if intr.lens_model == "fisheye":
         D = np.asarray(intr.dist_coeffs, float)
-        # a ray 90 deg or more off the axis has no pinhole pixel: such points become NaN (no person), not garbage
+        # a ray FISHEYE_MAX_DEG or more off the axis has no usable pinhole pixel (at 90 deg none at all): such points
+        # become NaN (no person), not garbage
         t = math.radians(FISHEYE_MAX_DEG)
         theta_d_max = t * (1 + D[0] * t ** 2 + D[1] * t ** 4 + D[2] * t ** 6 + D[3] * t ** 8)
         xd = (flat - [intr.cx_px, intr.cy_px]) / [intr.fx_px, intr.fy_px]
         ok &= np.linalg.norm(np.nan_to_num(xd), axis=-1) < theta_d_max
-    if ok.any() and intr.lens_model == "fisheye":
-        out[ok] = cv2.fisheye.undistortPoints(flat[ok].reshape(-1, 1, 2), intr.K, D, R=np.eye(3), P=intr.K,
-                                              criteria=crit).reshape(-1, 2)
+        if ok.any():
+            out[ok] = cv2.fisheye.undistortPoints(flat[ok].reshape(-1, 1, 2), intr.K, D, R=np.eye(3), P=intr.K,
+                                                  criteria=crit).reshape(-1, 2)
     elif ok.any():
         args = (flat[ok].reshape(-1, 1, 2), intr.K, opencv_dist_coeffs(intr.dist_coeffs))
         if hasattr(cv2, "undistortPointsIter"):                                # OpenCV 4

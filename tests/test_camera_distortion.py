@@ -227,6 +227,18 @@ def test_a_fisheye_lens_is_undistorted_with_its_own_model():
     assert equidistant.has_distortion
     np.testing.assert_allclose(undistort_px(_fisheye_px(X, equidistant), equidistant), project(X, GOPRO.K), atol=1e-4)
     assert CameraIntrinsics.from_dict(GOPRO.to_dict()) == GOPRO and "lens_model" not in _pinhole().to_dict()
+    # frames (PersPose, the dialog's preview): a checker seen through the lens comes back square
+    small = CameraIntrinsics(640, 360, 300.0, 300.0, 320.0, 178.0, GOPRO.dist_coeffs, "fisheye")
+    yy, xx = np.indices((360, 640))
+    flat = (((xx // 40) + (yy // 40)) % 2 * 255).astype(np.uint8)
+    grid = np.stack(np.meshgrid(np.arange(640, dtype=np.float32), np.arange(360, dtype=np.float32)), -1)
+    src = np.nan_to_num(undistort_px(grid, small), nan=-1e4).astype(np.float32)
+    seen_img = cv2.remap(flat, src[..., 0], src[..., 1], cv2.INTER_NEAREST)
+    inner = (slice(90, 270), slice(160, 480))
+
+    def off(img):                                                 # mean grey-level error, 0..1
+        return np.abs(img[inner].astype(float) - flat[inner]).mean() / 255
+    assert off(undistort_image(seen_img, small)) < 0.03 and off(seen_img) > 0.1
     with pytest.raises(InvalidIntrinsicsError, match="4 distortion coefficients"):
         CameraIntrinsics(1280, 720, 600.0, 600.0, 642.0, 357.0, LENS, "fisheye")
     with pytest.raises(InvalidIntrinsicsError, match="lens model"):
