@@ -217,3 +217,37 @@ def test_the_board_is_typed_once(qtbot, tmp_path):
     assert seen.get("board") == (9, 6, 25.0), seen
     w2.clip_saved = True
     w2.close()
+
+
+def test_current_frame_is_the_reviewed_frame_at_full_size(qtbot, tmp_path):
+    """*Current frame* in the placement dialog measures the take's frame on screen at the video's full size (the
+    screen shows a copy scaled to 720 px): here the real cam03 frame, which has no board on the floor."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    pytest.importorskip("pytestqt")
+    video = ROOM.parents[2] / "videos" / "cam03.mp4"
+    if not video.exists():
+        pytest.skip("needs the pose2sim demo video")
+    from PySide6.QtCore import QSettings
+
+    from qt_modal import when_modal
+
+    from mocap_app.pipeline import process_video
+    from mocap_app.ui.main_window import MainWindow
+    w = MainWindow(settings=QSettings(str(tmp_path / "app.ini"), QSettings.IniFormat), prefer_open3d=False,
+                   auto_start_files=False)
+    qtbot.addWidget(w)
+    w.set_review_clip(process_video(video, focal_px=1681.0, max_frames=3), saved=True)   # a calibrated take
+    w.show_clip_frame(1)
+    assert w._review_full.shape == (1920, 1088, 3) and max(w.video._img.height(), w.video._img.width()) == 720
+
+    def measure(dlg, seen):
+        seen["enabled"] = dlg.board_frame_button.isEnabled()
+        with qtbot.waitSignal(dlg.boardDone, timeout=30_000):
+            dlg.board_frame_button.click()
+        seen["info"] = dlg.board_info.text()
+        dlg.reject()
+    seen = when_modal(measure)
+    w.open_placement()
+    assert seen.get("enabled") and "was not found in the image" in seen.get("info", ""), seen
+    w.clip_saved = True
+    w.close()
