@@ -169,6 +169,14 @@ LENS_MODELS = ("standard", "fisheye")
 FISHEYE_MAX_DEG = 85.0      # beyond this off-axis angle a pinhole pixel is too far out to mean anything
 
 
+def fisheye_theta_d(theta, dist):
+    """OpenCV's fisheye model: the normalised image radius ``theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 +
+    k4 theta^8)`` of a ray ``theta`` radians off the axis."""
+    t2 = np.square(theta)
+    k1, k2, k3, k4 = dist
+    return theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4))))
+
+
 def opencv_dist_coeffs(dist) -> np.ndarray:
     """``dist`` padded with zeros to a length OpenCV takes (4, 5, 8, 12 or 14): a profile may give just k1, k2."""
     d = np.asarray(dist, float).ravel()
@@ -195,8 +203,7 @@ def undistort_px(pixels: np.ndarray, intr: CameraIntrinsics) -> np.ndarray:
         D = np.asarray(intr.dist_coeffs, float)
         # a ray FISHEYE_MAX_DEG or more off the axis has no usable pinhole pixel (at 90 deg none at all): such points
         # become NaN (no person), not garbage
-        t = math.radians(FISHEYE_MAX_DEG)
-        theta_d_max = t * (1 + D[0] * t ** 2 + D[1] * t ** 4 + D[2] * t ** 6 + D[3] * t ** 8)
+        theta_d_max = fisheye_theta_d(math.radians(FISHEYE_MAX_DEG), D)
         xd = (flat - [intr.cx_px, intr.cy_px]) / [intr.fx_px, intr.fy_px]
         ok &= np.linalg.norm(np.nan_to_num(xd), axis=-1) < theta_d_max
         if ok.any():

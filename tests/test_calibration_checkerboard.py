@@ -108,11 +108,8 @@ def test_chessboard_rendered_views_and_coverage():
     spec = BoardSpec(6, 4, 25.0)        # 6x4 inner corners -> 7x5 squares
     px_per_mm = 4.0
     sq = int(25 * px_per_mm)
-    board = np.full((7 * sq, 9 * sq), 255, np.uint8)
-    for r in range(5):
-        for c in range(7):
-            if (r + c) % 2 == 0:
-                board[(r + 1) * sq:(r + 2) * sq, (c + 1) * sq:(c + 2) * sq] = 0
+    from lens_images import chessboard_image
+    board = chessboard_image(spec, sq)
     # object points start at the first inner corner: shift the board image so that corner is (0, 0) mm
     shift = np.array([[1, 0, 2 * sq], [0, 1, 2 * sq], [0, 0, 1]], float)
     K = np.array([[1100.0, 0, 640], [0, 1100.0, 360], [0, 0, 1]])
@@ -164,13 +161,10 @@ def test_errors_are_clear(tmp_path):
 def _render_through(intr, spec, rvec, tvec, sq=40, bg=170):
     """The chessboard as a (fisheye) camera sees it, exactly: each pixel's ray meets the board plane at a board point
     (its pinhole pixel through the inverse homography ``K [r1 r2 t]``), whose square colour the pixel takes."""
+    from lens_images import chessboard_image
+
     from engines.camera import undistort_px
-    cols, rows = spec.cols + 1, spec.rows + 1
-    tex = np.full(((rows + 2) * sq, (cols + 2) * sq), 255, np.uint8)
-    for r in range(rows):
-        for c in range(cols):
-            if (r + c) % 2 == 0:
-                tex[(r + 1) * sq:(r + 2) * sq, (c + 1) * sq:(c + 2) * sq] = 0
+    tex = chessboard_image(spec, sq)
     grid = np.stack(np.meshgrid(np.arange(intr.width_px, dtype=np.float64),
                                 np.arange(intr.height_px, dtype=np.float64)), -1)
     pin = undistort_px(grid, intr)

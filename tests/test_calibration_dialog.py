@@ -376,15 +376,13 @@ def test_preview_without_lens_distortion(dlg, qtbot):
     distortion has nothing to show; a board photo picked in the list goes to the preview."""
     import cv2
 
-    from engines.camera import CameraIntrinsics, undistort_image, undistort_px
+    from engines.camera import CameraIntrinsics, undistort_image
     from mocap_app.ui.widgets import bgr_to_qimage, qimage_to_bgr
+    from lens_images import checker_frame, through_lens
     lens = (-0.35, 0.12, 0.0015, -0.001, 0.0)
-    yy, xx = np.indices((360, 640))
-    flat = np.repeat((((xx // 40) + (yy // 40)) % 2 * 255).astype(np.uint8)[..., None], 3, -1)
+    flat = np.repeat(checker_frame(640, 360)[..., None], 3, -1)
     intr = CameraIntrinsics(640, 360, 350.0, 350.0, 319.5, 179.5, lens)
-    grid = np.stack(np.meshgrid(np.arange(640, dtype=np.float32), np.arange(360, dtype=np.float32)), -1)
-    src = undistort_px(grid, intr).astype(np.float32)
-    seen = cv2.remap(flat, src[..., 0], src[..., 1], cv2.INTER_NEAREST)      # the checker through the lens
+    seen = through_lens(flat, intr, cv2.INTER_NEAREST)                      # the checker through the lens
     inner = (slice(60, 300), slice(100, 540))
 
     def off(img, ref=flat, box=inner):
@@ -425,21 +423,23 @@ def test_undistorted_preview_screenshot(dlg, qtbot):
     """Screenshot: a real frame (pose2sim cam03) seen through a wide-angle lens, shown without its distortion."""
     import cv2
 
-    from engines.camera import CameraIntrinsics, undistort_px
-    from mocap_app.ui.widgets import bgr_to_qimage
+    from lens_images import through_lens
+
+    from engines.camera import CameraIntrinsics, undistort_image
+    from mocap_app.ui.widgets import bgr_to_qimage, qimage_to_bgr
     video = DATA.parent / "videos" / "cam03.mp4"
     if not video.exists():
         pytest.skip("needs the pose2sim demo in ../shared")
     ok, frame = cv2.VideoCapture(str(video)).read()
     assert ok
     lens = CameraIntrinsics.from_focal(1681.0, 1088, 1920, dist_coeffs=(-0.35, 0.12, 0.0, 0.0, 0.0))
-    grid = np.stack(np.meshgrid(np.arange(1088, dtype=np.float32), np.arange(1920, dtype=np.float32)), -1)
-    src = undistort_px(grid, lens).astype(np.float32)
-    seen = cv2.remap(frame, src[..., 0], src[..., 1], cv2.INTER_LINEAR)
+    seen = through_lens(frame, lens)
     dlg.set_profile(CameraProfile.from_intrinsics("wide", lens, "checkerboard"))
     dlg.resize(1100, 700)
     dlg.tabs.setCurrentIndex(1)
     dlg.set_frame(bgr_to_qimage(seen))
     dlg.undistort_check.setChecked(True)
+    # the screenshot shows the corrected frame, not the one through the lens
+    np.testing.assert_array_equal(qimage_to_bgr(dlg.preview_image()), undistort_image(seen, lens))
     NOTES.mkdir(exist_ok=True)
     assert dlg.grab().save(str(NOTES / "calibration_dialog_undistorted.png"))

@@ -14,7 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.camera import CameraIntrinsics, undistort_px
+from lens_images import chessboard_image, through_lens  # a tests/ helper
+
+from engines.camera import CameraIntrinsics
 from mocap_app.calibration.checkerboard import BoardNotFoundError, BoardSpec
 from mocap_app.calibration.floor import placement_from_floor_board
 from mocap_app.calibration.profile import CalibrationError
@@ -32,12 +34,7 @@ def render(pitch_deg, roll_deg, height_m, ahead_m, lens=LENS, spec=SPEC, yaw_deg
     camera looking along -Z), seen through ``lens``."""
     room = cv2.imread(str(ROOM))
     sq = 20                                               # board image: px per square
-    cols, rows = spec.cols + 1, spec.rows + 1
-    board = np.full(((rows + 2) * sq, (cols + 2) * sq), 255, np.uint8)
-    for r in range(rows):
-        for c in range(cols):
-            if (r + c) % 2 == 0:
-                board[(r + 1) * sq:(r + 2) * sq, (c + 1) * sq:(c + 2) * sq] = 0
+    board = chessboard_image(spec, sq)
     first_corner = np.array([[1, 0, 2 * sq], [0, 1, 2 * sq], [0, 0, 1]], float)     # board (0, 0) mm
     world_to_cam = rotation_cam_to_world(up_from_pitch_roll(pitch_deg, roll_deg)).T
     a = np.radians(yaw_deg)
@@ -49,9 +46,7 @@ def render(pitch_deg, roll_deg, height_m, ahead_m, lens=LENS, spec=SPEC, yaw_deg
     pinhole = room.copy()
     mask = cv2.warpPerspective(np.ones_like(board), H, size, flags=cv2.INTER_NEAREST) > 0
     pinhole[mask] = cv2.warpPerspective(board, H, size, flags=cv2.INTER_AREA)[mask][:, None]
-    grid = np.stack(np.meshgrid(np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32)), -1)
-    src = undistort_px(grid, lens).astype(np.float32)
-    return cv2.remap(pinhole, src[..., 0], src[..., 1], cv2.INTER_LINEAR)
+    return through_lens(pinhole, lens)
 
 
 @pytest.mark.parametrize("pitch, roll, height, ahead", [(-30.0, 4.0, 1.6, 2.2), (-18.0, -7.0, 1.1, 2.0),
@@ -158,12 +153,19 @@ def test_the_app_gives_the_dialog_its_camera(qtbot, tmp_path):
                    auto_start_files=False)
     qtbot.addWidget(w)
     with pytest.raises(ValueError, match="not calibrated"):
-        w._camera_at(1088, 1920)                             # a guessed focal length is refused
+        w._placement_camera()(1088, 1920)                    # a guessed focal length is refused
     w.set_camera_profile(CameraProfile.from_intrinsics("wide", LENS, "checkerboard"))
-    intr, src = w._camera_at(544, 960)                       # scaled to a smaller image
+    intr, src = w._placement_camera()(544, 960)              # scaled to a smaller image
     assert src == "profile" and intr.fx_px == pytest.approx(840.5) and intr.dist_coeffs == LENS.dist_coeffs
     w.focal_edit.setText("1500")
-    assert w._camera_at(1088, 1920)[0].fx_px == 1500.0
+    camera = w._placement_camera()
+    assert camera(1088, 1920)[0].fx_px == 1500.0
+    # the board is measured on a worker thread: the widgets were read when the dialog opened, not then
+    w.focal_edit.setText("900")
+    assert camera(1088, 1920)[0].fx_px == 1500.0
+    w.focal_edit.setText("abc")
+    with pytest.raises(ValueError, match="must be a number of pixels"):
+        w._placement_camera()(1088, 1920)
     w.clip_saved = True
     w.close()
 

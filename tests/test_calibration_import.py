@@ -37,9 +37,9 @@ def test_a_pose2sim_scene_calibration_gives_each_camera_and_where_it_stands():
         t = truth[f"cam0{i}"]
         pitch, roll = pitch_roll_from_up(np.asarray(t["R_world_to_cam"]) @ [0.0, 0.0, 1.0])
         pl = cam.placement
-        assert abs(pl["pitch_deg"] - pitch) < 3 and abs(pl["roll_deg"] - roll) < 3, (i, pl, pitch, roll)
-        assert abs(pl["camera_height_m"] - t["camera_center_world_m"][2]) < 0.1, (i, pl)
-        assert f"lens {pl['camera_height_m']:.2f} m above the floor" in cam.profile.notes
+        assert abs(pl.pitch_deg - pitch) < 3 and abs(pl.roll_deg - roll) < 3, (i, pl, pitch, roll)
+        assert abs(pl.camera_height_m - t["camera_center_world_m"][2]) < 0.1, (i, pl)
+        assert f"lens {pl.camera_height_m:.2f} m above the floor" in cam.profile.notes
     assert import_camera(SCENE, "3").profile == p                     # by number from 1
     assert import_camera(SCENE, "int_cam03_img", name="cam03").profile.name == "cam03"
     with pytest.raises(CalibrationImportError, match="holds 4 cameras .*int_cam01_img.*pick one with --camera"):

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
+from lens_images import checker_frame, through_lens  # a tests/ helper
+
 from engines.camera import (CameraIntrinsics, InvalidIntrinsicsError, opencv_dist_coeffs, project, undistort_image,
                             undistort_px)
 from mocap_app.calibration.profile import CameraProfile
@@ -54,17 +56,15 @@ def test_undistort_px_gives_the_pinhole_pixel_of_the_same_ray(dist):
 def test_undistort_image_maps_the_lens_image_onto_the_pinhole_one():
     """A checker pattern seen through the lens, undistorted, lands where the pinhole camera sees it."""
     intr = CameraIntrinsics(640, 360, 350.0, 350.0, 320.0, 180.0, LENS)
-    yy, xx = np.indices((360, 640))
-    pinhole = (((xx // 40) + (yy // 40)) % 2 * 255).astype(np.uint8)
-    grid = np.stack(np.meshgrid(np.arange(640, dtype=np.float32), np.arange(360, dtype=np.float32)), -1)
-    src = undistort_px(grid, intr).astype(np.float32)          # lens pixel -> pinhole pixel
-    through_lens = cv2.remap(pinhole, src[..., 0], src[..., 1], cv2.INTER_NEAREST)
-    back = undistort_image(through_lens, intr)
+    pinhole = checker_frame(640, 360)
+    seen = through_lens(pinhole, intr, cv2.INTER_NEAREST)
+    back = undistort_image(seen, intr)
     inner = (slice(60, 300), slice(100, 540))
+
     def off(img):                                                 # mean grey-level error, 0..1
         return np.abs(img[inner].astype(float) - pinhole[inner]).mean() / 255
-    assert off(back) < 0.03 and off(through_lens) > 0.15, (off(back), off(through_lens))
-    assert undistort_image(through_lens, intr.pinhole) is through_lens
+    assert off(back) < 0.03 and off(seen) > 0.15, (off(back), off(seen))
+    assert undistort_image(seen, intr.pinhole) is seen
 
 
 @pytest.mark.parametrize("dist", [LENS, (-0.3, 0.1, 0.003, -0.002, 0.01, 0.01, 0.002, 0.001, 0.002, -0.001, 0.003,
@@ -98,23 +98,24 @@ def pinhole_take():
     return process_video(VIDEO, profile=_pinhole(), max_frames=FRAMES)
 
 
-@pytest.fixture(scope="module")
-def wide_video(tmp_path_factory):
-    """cam03 seen through ``LENS``: each lens pixel shows the original frame at the pinhole pixel of its ray."""
-    lens = replace(_pinhole(), dist_coeffs=LENS)
-    grid = np.stack(np.meshgrid(np.arange(1088, dtype=np.float32), np.arange(1920, dtype=np.float32)), -1)
-    src = undistort_px(grid, lens).astype(np.float32)
-    path = tmp_path_factory.mktemp("lens") / "cam03_wide.avi"
+def _video_through(lens, path):
+    """The first ``FRAMES`` of cam03 as ``lens`` would have filmed them (``through_lens``), as an MJPG video."""
     cap = cv2.VideoCapture(str(VIDEO))
     out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 60.0, (1088, 1920))
     out.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
     for _ in range(FRAMES):
         ok, frame = cap.read()
         assert ok
-        out.write(cv2.remap(frame, src[..., 0], src[..., 1], cv2.INTER_LINEAR))
+        out.write(through_lens(frame, lens))
     out.release()
     cap.release()
     return path, lens
+
+
+@pytest.fixture(scope="module")
+def wide_video(tmp_path_factory):
+    """cam03 seen through ``LENS``: each lens pixel shows the original frame at the pinhole pixel of its ray."""
+    return _video_through(replace(_pinhole(), dist_coeffs=LENS), tmp_path_factory.mktemp("lens") / "cam03_wide.avi")
 
 
 def _median_mm(a, b, joint=None):
@@ -229,11 +230,8 @@ def test_a_fisheye_lens_is_undistorted_with_its_own_model():
     assert CameraIntrinsics.from_dict(GOPRO.to_dict()) == GOPRO and "lens_model" not in _pinhole().to_dict()
     # frames (PersPose, the dialog's preview): a checker seen through the lens comes back square
     small = CameraIntrinsics(640, 360, 300.0, 300.0, 320.0, 178.0, GOPRO.dist_coeffs, "fisheye")
-    yy, xx = np.indices((360, 640))
-    flat = (((xx // 40) + (yy // 40)) % 2 * 255).astype(np.uint8)
-    grid = np.stack(np.meshgrid(np.arange(640, dtype=np.float32), np.arange(360, dtype=np.float32)), -1)
-    src = np.nan_to_num(undistort_px(grid, small), nan=-1e4).astype(np.float32)
-    seen_img = cv2.remap(flat, src[..., 0], src[..., 1], cv2.INTER_NEAREST)
+    flat = checker_frame(640, 360)
+    seen_img = through_lens(flat, small, cv2.INTER_NEAREST)
     inner = (slice(90, 270), slice(160, 480))
 
     def off(img):                                                 # mean grey-level error, 0..1
@@ -263,19 +261,7 @@ def test_a_fisheye_profile_keeps_its_lens_turned_saved_and_in_its_field_of_view(
 def fisheye_video(tmp_path_factory):
     """cam03 seen through an equidistant fisheye of the same focal length (the frame's edges compressed)."""
     lens = CameraIntrinsics(1088, 1920, 1681.0, 1681.0, 543.5, 959.5, (0.02, 0.0, 0.0, 0.0), "fisheye")
-    grid = np.stack(np.meshgrid(np.arange(1088, dtype=np.float32), np.arange(1920, dtype=np.float32)), -1)
-    src = undistort_px(grid, lens).astype(np.float32)
-    path = tmp_path_factory.mktemp("fisheye") / "cam03_fisheye.avi"
-    cap = cv2.VideoCapture(str(VIDEO))
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 60.0, (1088, 1920))
-    out.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
-    for _ in range(FRAMES):
-        ok, frame = cap.read()
-        assert ok
-        out.write(cv2.remap(frame, src[..., 0], src[..., 1], cv2.INTER_LINEAR))
-    out.release()
-    cap.release()
-    return path, lens
+    return _video_through(lens, tmp_path_factory.mktemp("fisheye") / "cam03_fisheye.avi")
 
 
 @needs_video

@@ -126,9 +126,17 @@ def _write(profile: CameraProfile, args) -> int:
     print(f"wrote {written}: '{profile.name}' {profile.width_px}x{profile.height_px}, fx={profile.fx_px:.1f} "
           f"fy={profile.fy_px:.1f} px, FOV {fov['horizontal']:.1f} x {fov['vertical']:.1f} deg "
           f"(diagonal {fov['diagonal']:.1f}); source: {profile.source}")
-    if profile.lens_summary():
-        print(f"  {profile.lens_summary()}")
+    if lens := profile.lens_summary():
+        print(f"  {lens}")
     return 0
+
+
+def _print_placement(what: str, pl, height_decimals: int = 2) -> None:
+    """A ``CameraPlacement`` and the ``process`` flags that use it."""
+    h = f"{pl.camera_height_m:.{height_decimals}f}"
+    print(f"{what}: pitch {pl.pitch_deg:.1f} deg, roll {pl.roll_deg:.1f} deg, lens {h} m above the floor")
+    print(f"  while the camera stays there: mocap-app process VIDEO --pitch {pl.pitch_deg:.1f} --roll "
+          f"{pl.roll_deg:.1f} --camera-height {h} (in the app: Camera ▸ Camera placement)")
 
 
 def _board_spec(args):
@@ -159,14 +167,10 @@ def _run_floor(args) -> int:
         res = placement_from_floor_board(img, spec, intr, args.board_thickness_mm)
     except CalibrationError as e:
         return _fail(str(e), EXIT_INPUT)
-    pl = res.placement
-    print(f"camera placement from the board on the floor: pitch {pl.pitch_deg:.1f} deg, roll {pl.roll_deg:.1f} deg, "
-          f"lens {pl.camera_height_m:.3f} m above the floor (board {res.distance_m:.2f} m away, corners fit to "
-          f"{res.rms_px:.2f} px)")
+    _print_placement("camera placement from the board on the floor", res.placement, height_decimals=3)
+    print(f"  the board {res.distance_m:.2f} m away, its corners fit to {res.rms_px:.2f} px")
     for warning in res.warnings:
         print(f"  warning: {warning}")
-    print(f"  while the camera stays there: mocap-app process VIDEO --pitch {pl.pitch_deg:.1f} --roll "
-          f"{pl.roll_deg:.1f} --camera-height {pl.camera_height_m:.3f} (in the app: Camera ▸ Camera placement)")
     return 0
 
 
@@ -218,13 +222,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
             except CalibrationError as e:        # the file's fault, not the command line's
                 return _fail(str(e), EXIT_INPUT)
             code = _write(cam.profile, args)
-            if code == 0 and cam.placement:
-                pl = cam.placement
-                print(f"  placement in the scene (Z up, floor at 0): pitch {pl['pitch_deg']:.1f} deg, roll "
-                      f"{pl['roll_deg']:.1f} deg, lens {pl['camera_height_m']:.2f} m above the floor; while the "
-                      f"camera stays there, give it to process with --pitch {pl['pitch_deg']:.1f} --roll "
-                      f"{pl['roll_deg']:.1f} --camera-height {pl['camera_height_m']:.2f} (in the app: Camera ▸ "
-                      "Camera placement)")
+            if code == 0 and cam.placement is not None:
+                _print_placement("  placement in the scene (Z up, floor at 0)", cam.placement)
             return code
         if mode == "list":
             folder = default_profile_dir()

@@ -190,7 +190,7 @@ class CalibrationDialog(QDialog):
         self.preview.setAlignment(Qt.AlignCenter)
         self.preview.setMinimumSize(320, 240)
         self.preview.setStyleSheet("background:#202020;color:#aaa;border:1px solid #444")
-        self.imported_placement: dict | None = None   # pitch/roll/height from a loaded scene calibration
+        self.imported_placement = None     # CameraPlacement from a loaded scene calibration
         self._frame: QImage | None = None          # the last frame given to the preview, as it came
         self._shown: QImage | None = None          # what the preview shows (undistorted when asked)
         self.undistort_check = QCheckBox("Show without lens distortion")
@@ -484,10 +484,10 @@ class CalibrationDialog(QDialog):
             self._profile = prof
             self.message.setText("")
             fov = prof.fov_deg
+            lens = prof.lens_summary()
             self.result_label.setText(f"focal length {prof.fx_px:.1f} px\nFOV {fov['horizontal']:.1f} (h) x "
                                       f"{fov['vertical']:.1f} (v) deg, {fov['diagonal']:.1f} diagonal\n"
-                                      f"source: {prof.source}"
-                                      + (f"\n{prof.lens_summary()}" if prof.lens_summary() else ""))
+                                      f"source: {prof.source}" + (f"\n{lens}" if lens else ""))
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(self._profile is not None)
         self.save_button.setEnabled(self._profile is not None)
         lens = self._profile is not None and self._profile.has_distortion
@@ -537,20 +537,17 @@ class CalibrationDialog(QDialog):
                 return None
         cam = import_camera(path, camera)
         self.imported_placement = cam.placement
-        if cam.placement:
+        if cam.placement is not None:
             pl = cam.placement
-            self.placement_check.setText(f"Also use where it stands: pitch {pl['pitch_deg']:+.1f} deg, roll "
-                                         f"{pl['roll_deg']:+.1f} deg, lens {pl['camera_height_m']:.2f} m up")
-        self.placement_check.setVisible(bool(cam.placement))
+            self.placement_check.setText(f"Also use where it stands: pitch {pl.pitch_deg:+.1f} deg, roll "
+                                         f"{pl.roll_deg:+.1f} deg, lens {pl.camera_height_m:.2f} m up")
+        self.placement_check.setVisible(cam.placement is not None)
         self.set_profile(cam.profile)
         return cam.profile
 
     def placement_to_use(self):
         """The loaded scene calibration's ``CameraPlacement`` if the user keeps it ticked, else None."""
-        if not self.imported_placement or not self.placement_check.isChecked():
-            return None
-        from mocap_app.world import CameraPlacement
-        return CameraPlacement.from_dict(self.imported_placement)
+        return self.imported_placement if self.placement_check.isChecked() else None
 
     def _ask_path(self, save: bool) -> None:
         folder = str(default_profile_dir())
@@ -657,20 +654,16 @@ class CalibrationDialog(QDialog):
 
     def set_board_fields(self, d: dict | None) -> None:
         """Fill the board fields from ``board_fields()``'s dict; missing or unusable values are left as they are."""
+        from mocap_app.ui.widgets import set_spin_values
         d = d or {}
-        try:
-            if "kind" in d:
-                self.charuco_check.setChecked(d["kind"] == "charuco")
-            for key, spin in (("cols", self.cols_spin), ("rows", self.rows_spin), ("square_mm", self.square_spin),
-                              ("marker_mm", self.marker_spin)):
-                if d.get(key) is not None:
-                    spin.setValue(type(spin.value())(d[key]))
-            if d.get("dictionary") and self.dict_combo.findText(str(d["dictionary"])) >= 0:
-                self.dict_combo.setCurrentText(str(d["dictionary"]))
-            if "legacy" in d:
-                self.legacy_check.setChecked(bool(d["legacy"]))
-        except (TypeError, ValueError):     # a hand-edited settings file: keep the defaults
-            pass
+        if "kind" in d:
+            self.charuco_check.setChecked(d["kind"] == "charuco")
+        set_spin_values({"cols": self.cols_spin, "rows": self.rows_spin, "square_mm": self.square_spin,
+                         "marker_mm": self.marker_spin}, d)
+        if d.get("dictionary") and self.dict_combo.findText(str(d["dictionary"])) >= 0:
+            self.dict_combo.setCurrentText(str(d["dictionary"]))
+        if "legacy" in d:
+            self.legacy_check.setChecked(bool(d["legacy"]))
 
     def _show_charuco_fields(self, on: bool) -> None:
         self.charuco_row.setVisible(on)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mocap_app.calibration.profile import CalibrationError, CameraProfile
+from mocap_app.world import CameraPlacement
 
 
 class CalibrationImportError(CalibrationError):
@@ -30,7 +31,7 @@ class CalibrationImportError(CalibrationError):
 @dataclass(frozen=True)
 class ImportedCamera:
     profile: CameraProfile
-    placement: dict | None = None      # pitch_deg, roll_deg, camera_height_m (scene calibrations, Z-up world)
+    placement: CameraPlacement | None = None     # where it stands (scene calibrations, Z-up world)
 
 
 def read_cameras(path: str | os.PathLike) -> list[ImportedCamera]:
@@ -80,7 +81,7 @@ def import_camera(path: str | os.PathLike, camera: str | None = None, name: str 
     return cam
 
 
-def placement_from_extrinsics(rvec_world_to_cam, t_world_to_cam_m) -> dict:
+def placement_from_extrinsics(rvec_world_to_cam, t_world_to_cam_m) -> CameraPlacement:
     """Pitch, roll (deg, ``mocap_app.world``'s conventions) and lens height (m) of a camera whose world frame has Z
     up and the floor at z = 0: up in the camera is ``R (0, 0, 1)``, the lens centre ``-R^T t``."""
     import cv2
@@ -89,7 +90,7 @@ def placement_from_extrinsics(rvec_world_to_cam, t_world_to_cam_m) -> dict:
     R = cv2.Rodrigues(np.asarray(rvec_world_to_cam, float).reshape(3))[0]
     pitch, roll = pitch_roll_from_up(R @ np.array([0.0, 0.0, 1.0]))
     centre = -R.T @ np.asarray(t_world_to_cam_m, float).reshape(3)
-    return {"pitch_deg": float(pitch), "roll_deg": float(roll), "camera_height_m": float(centre[2])}
+    return CameraPlacement(float(pitch), float(roll), float(centre[2]))
 
 
 def _profile(name: str, size, K, dist, source: str, notes: str = "", lens_model: str = "standard") -> CameraProfile:
@@ -121,8 +122,8 @@ def _read_toml(p: Path) -> list[ImportedCamera]:
         placement, notes = None, ""
         if "rotation" in cam and "translation" in cam:
             placement = placement_from_extrinsics(cam["rotation"], cam["translation"])
-            notes = ("placement in the scene calibration (Z up, floor at 0): pitch {pitch_deg:.1f} deg, roll "
-                     "{roll_deg:.1f} deg, lens {camera_height_m:.2f} m above the floor").format(**placement)
+            notes = (f"placement in the scene calibration (Z up, floor at 0): pitch {placement.pitch_deg:.1f} deg, "
+                     f"roll {placement.roll_deg:.1f} deg, lens {placement.camera_height_m:.2f} m above the floor")
         out.append(ImportedCamera(_profile(name, cam["size"], cam["matrix"], cam.get("distortions"),
                                            f"imported from {p.name}", notes,
                                            "fisheye" if cam.get("fisheye") else "standard"), placement))

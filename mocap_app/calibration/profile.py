@@ -141,7 +141,7 @@ class CameraProfile:
 
     @property
     def has_distortion(self) -> bool:
-        return self.lens_model == "fisheye" or any(d != 0.0 for d in self.dist_coeffs)
+        return self.intrinsics().has_distortion          # one rule, the camera model's (a fisheye always has)
 
     @property
     def fov_deg(self) -> dict[str, float]:
@@ -149,14 +149,13 @@ class CameraProfile:
         own model: theta_d = theta (1 + k1 theta^2 + ...) solved for the image edge's theta)."""
         w, h = self.size
         if self.lens_model == "fisheye":
+            from engines.camera import fisheye_theta_d
+
             def angle(r):                                   # normalised image radius -> angle from the axis (deg)
                 lo, hi = 0.0, math.pi / 2               # rays beyond 90 deg off the axis do not count
-                k = self.dist_coeffs
                 for _ in range(60):                         # theta_d(theta) increases over the lens's range
                     mid = (lo + hi) / 2
-                    t2 = mid * mid
-                    lo, hi = (mid, hi) if mid * (1 + k[0] * t2 + k[1] * t2 ** 2 + k[2] * t2 ** 3 + k[3] * t2 ** 4) < r \
-                        else (lo, mid)
+                    lo, hi = (mid, hi) if fisheye_theta_d(mid, self.dist_coeffs) < r else (lo, mid)
                 return math.degrees(lo)
             return {"horizontal": 2 * angle(w / 2 / self.fx_px), "vertical": 2 * angle(h / 2 / self.fy_px),
                     "diagonal": 2 * angle(math.hypot(w / self.fx_px, h / self.fy_px) / 2)}

@@ -940,7 +940,7 @@ class MainWindow(QMainWindow):
         from mocap_app.ui.placement_dialog import PlacementDialog
         frame = self._review_full if self.clip is not None and self.worker is None else None
         dlg = PlacementDialog(self, self.placement, self.clip.world if self.clip is not None else None,
-                              camera=self._camera_at, frame=frame)
+                              camera=self._placement_camera(), frame=frame)
         dlg.set_board_fields(self._remembered_board())
         accepted = dlg.exec()
         if dlg.board_measured:
@@ -1123,34 +1123,50 @@ class MainWindow(QMainWindow):
             return False
         return abs(intr.fx_px / self.clip.intrinsics.fx_px - 1) > 1e-3
 
-    def _camera_at(self, w: int, h: int):
-        """The camera model for an image of ``w`` x ``h`` from the source: a typed focal length, the camera profile,
-        or the calibrated camera the take under review was made with. Raises ValueError (a sentence) without one:
-        a guessed focal length would give a wrong tilt and height."""
+    def _camera_chooser(self, take_camera: bool = False):
+        """``(w, h) -> (CameraIntrinsics, source)`` or None: the typed focal length, else the camera profile (else,
+        with ``take_camera``, the calibrated camera the take under review was made with, at its own size). The
+        widgets are read now, on the UI thread, so the function may run on a worker thread. Raises ValueError for a
+        focal length typed wrong."""
         from engines.camera import CameraIntrinsics
-        focal = self._focal()
-        if focal is not None:
-            return CameraIntrinsics.from_focal(focal, w, h), "cli focal"
-        if self.camera_profile is not None:
-            return self.camera_profile.intrinsics(w, h), "profile"
+        focal, profile = self._focal(), self.camera_profile
         clip = self.clip
-        if (clip is not None and clip.intrinsics_source != "default fov"
-                and (clip.intrinsics.width_px, clip.intrinsics.height_px) == (w, h)):
-            return clip.intrinsics, clip.intrinsics_source
-        raise ValueError("the camera is not calibrated: calibrate it (Camera ▸ Calibrate camera) or type its focal "
-                         "length in the toolbar first; a guessed focal length gives a wrong tilt and height")
+        take = clip if take_camera and clip is not None and clip.intrinsics_source != "default fov" else None
+
+        def choose(w: int, h: int):
+            if focal is not None:
+                return CameraIntrinsics.from_focal(focal, w, h), "cli focal"
+            if profile is not None:
+                return profile.intrinsics(w, h), "profile"
+            if take is not None and (take.intrinsics.width_px, take.intrinsics.height_px) == (w, h):
+                return take.intrinsics, take.intrinsics_source
+            return None
+        return choose
+
+    def _placement_camera(self):
+        """The camera model for Camera placement's board image (``_camera_chooser`` with the take's camera), raising
+        ValueError (a sentence) without one: a guessed focal length would give a wrong tilt and height."""
+        try:
+            choose, why = self._camera_chooser(take_camera=True), ""
+        except ValueError as e:
+            choose, why = (lambda w, h: None), str(e)
+
+        def camera(w: int, h: int):
+            cam = choose(w, h)
+            if cam is None:
+                raise ValueError(why or "the camera is not calibrated: calibrate it (Camera ▸ Calibrate camera) or "
+                                 "type its focal length in the toolbar first; a guessed focal length gives a wrong "
+                                 "tilt and height")
+            return cam
+        return camera
 
     def _relift_camera(self, clip: Clip):
         """The camera the next run would use, at the take's size: typed focal > profile. Raises ValueError."""
-        from engines.camera import CameraIntrinsics
-        w, h = clip.intrinsics.width_px, clip.intrinsics.height_px
-        focal = self._focal()
-        if focal is not None:
-            return CameraIntrinsics.from_focal(focal, w, h), "cli focal"
-        if self.camera_profile is not None:
-            return self.camera_profile.intrinsics(w, h), "profile"
-        raise ValueError("there is no camera to re-lift with: type the focal length in the toolbar or calibrate "
-                         "the camera (Camera ▸ Calibrate camera) first")
+        cam = self._camera_chooser()(clip.intrinsics.width_px, clip.intrinsics.height_px)
+        if cam is None:
+            raise ValueError("there is no camera to re-lift with: type the focal length in the toolbar or calibrate "
+                             "the camera (Camera ▸ Calibrate camera) first")
+        return cam
 
     def relift_take(self) -> bool:
         """Lift the take under review again from its 2D keypoints with the current camera, off the UI thread.

@@ -124,15 +124,9 @@ class PlacementDialog(QDialog):
 
     def set_board_fields(self, d: dict | None) -> None:
         """Fill the fields from a remembered chessboard (a ChArUco board counts squares, not corners: skipped)."""
-        d = d or {}
-        if d.get("kind", "chessboard") != "chessboard":
-            return
-        try:
-            for key, spin in (("cols", self.board_cols), ("rows", self.board_rows), ("square_mm", self.board_square)):
-                if d.get(key) is not None:
-                    spin.setValue(type(spin.value())(d[key]))
-        except (TypeError, ValueError):
-            pass
+        from mocap_app.ui.widgets import set_spin_values
+        if (d or {}).get("kind", "chessboard") == "chessboard":
+            set_spin_values({"cols": self.board_cols, "rows": self.board_rows, "square_mm": self.board_square}, d)
 
     def _pick_board_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Image of the board on the floor", "",

@@ -32,7 +32,7 @@ from engines.skeleton import BONES
 from mocap_app.ui.scene3d import TRAIL_LEN  # noqa: F401  (re-exported)
 from mocap_app.ui.scene3d import (BG, BONE_COLOURS, RENDER_H, RENDER_W, Open3DBackend, Scene, _open3d_child,
                                   frustum_lines, grid_lines)
-from mocap_app.ui.widgets import numpy_to_qimage
+from mocap_app.ui.widgets import numpy_to_qimage, qimage_to_numpy
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,7 @@ class PainterBackend:
                 p.setPen(QPen(QColor.fromRgbF(*BONE_COLOURS[k]), 5, Qt.SolidLine, Qt.RoundCap))
                 p.drawLine(QPointF(uv[a, 0], uv[a, 1]), QPointF(uv[b, 0], uv[b, 1]))
         p.end()
-        ptr = img.constBits()
-        arr = np.frombuffer(ptr, np.uint8, count=img.sizeInBytes()).reshape(self.h, img.bytesPerLine())
-        return arr[:, : self.w * 3].reshape(self.h, self.w, 3).copy()
+        return qimage_to_numpy(img)
 
     def close(self) -> None:
         pass

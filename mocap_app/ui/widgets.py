@@ -40,12 +40,29 @@ def bgr_to_qimage(bgr: np.ndarray) -> QImage:
     return numpy_to_qimage(bgr, QImage.Format_BGR888)
 
 
-def qimage_to_bgr(image: QImage) -> np.ndarray:
-    """An HxWx3 uint8 BGR copy of any QImage."""
-    img = image.convertToFormat(QImage.Format_BGR888)
+def qimage_to_numpy(image: QImage, fmt: QImage.Format = QImage.Format_RGB888) -> np.ndarray:
+    """An HxWx3 uint8 copy of any QImage, its channels in ``fmt``'s order (rows padded by Qt are cut)."""
+    img = image if image.format() == fmt else image.convertToFormat(fmt)
     h, w = img.height(), img.width()
     buf = np.frombuffer(img.constBits(), np.uint8, count=img.sizeInBytes()).reshape(h, img.bytesPerLine())
     return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def qimage_to_bgr(image: QImage) -> np.ndarray:
+    return qimage_to_numpy(image, QImage.Format_BGR888)
+
+
+def set_spin_values(spins: dict, values: dict | None) -> None:
+    """Set each spin box ``spins[key]`` to ``values[key]`` where given; values a hand-edited settings file made
+    unusable are skipped (the box keeps its value)."""
+    for key, spin in spins.items():
+        v = (values or {}).get(key)
+        if v is None:
+            continue
+        try:
+            spin.setValue(type(spin.value())(v))
+        except (TypeError, ValueError):
+            pass
 
 
 class VideoWidget(QWidget):
